@@ -1,0 +1,66 @@
+package main
+
+import "github.com/spf13/cobra"
+
+// The commands below are the planned tree. Each answers "not implemented yet" (exit 3)
+// until its issue lands and it moves to a file of its own.
+
+func newServeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the reconciler daemon: watch a repository, build and publish every new revision",
+		Args:  cobra.NoArgs,
+		RunE:  notImplemented,
+	}
+}
+
+func newValidateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate [path]",
+		Short: "Validate a repository against the CUE schemas (exit 0 valid, 1 invalid, 2 usage)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE:  notImplemented,
+	}
+}
+
+func newPlanCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "plan [path]",
+		Short: "Show what a revision would change in each environment, as Markdown or JSON",
+		Args:  cobra.MaximumNArgs(1),
+		RunE:  notImplemented,
+	}
+}
+
+func newRenderCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "render [path]",
+		Short: "Render an environment's Kubernetes manifests with kustomize",
+		Args:  cobra.MaximumNArgs(1),
+		RunE:  notImplemented,
+	}
+}
+
+func newStorageCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "storage",
+		Short: "Read, write and re-key objects in storage backends (S3, Azure Blob, GCS, local)",
+		RunE:  notImplemented,
+	}
+}
+
+func newPackageCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "package",
+		Short: "Resolve, scan and publish the package registry",
+		RunE:  notImplemented,
+	}
+}
+
+func newLicenseCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "license",
+		Short: "Generate keys, issue, verify and revoke signed license files",
+		RunE:  notImplemented,
+	}
+}

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# install.sh builds or installs every server the tests talk to, once per version, into a cache
+# outside the repository, so a warm machine pays seconds and a cold one pays the builds once.
+#
+#   CIRCLE_TESTENV_CACHE   where tools are kept (default ~/.cache/circle-testenv)
+#
+# Each tool lands in $CACHE/<tool>-<version>/ and is only rebuilt when that folder lacks the
+# binary; a build goes to a temporary folder first so an interrupted build is never mistaken
+# for a finished one. Everything comes from the Go module proxy, Debian packages or npm.
+set -euo pipefail
+
+CACHE=${CIRCLE_TESTENV_CACHE:-$HOME/.cache/circle-testenv}
+KUBE_VERSION=v1.37.2      # kube-apiserver, built from k8s.io/kubernetes
+STAGING_VERSION=v0.37.2   # the k8s.io/* staging modules that match it
+ETCD_VERSION=v3.7.0       # the etcd Kubernetes 1.37 pins in hack/lib/etcd.sh
+VERSITYGW_VERSION=v1.8.0  # S3 server (Apache-2.0)
+FAKEGCS_VERSION=v1.56.1   # GCS emulator (BSD-2)
+AZURITE_VERSION=3.37.0    # Azure Blob emulator (MIT, npm)
+
+export CGO_ENABLED=0
+export GOFLAGS=-buildvcs=false
+mkdir -p "$CACHE"
+
+log() { printf '[testenv %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# have DIR BIN: true when DIR/bin/BIN is already built.
+have() { [ -x "$1/bin/$2" ]; }
+
+# scratch_build NAME VERSION MODULE@VER PACKAGE LDFLAGS [extra go.mod lines]
+# builds PACKAGE inside a throw-away module that requires MODULE, because some servers
+# (etcd, kubernetes) carry replace directives that `go install pkg@version` refuses.
+scratch_build() {
+	local name=$1 dir=$2 req=$3 pkg=$4 ldflags=$5 extra=${6:-}
+	local work
+	work=$(mktemp -d "$CACHE/.build-$name.XXXXXX")
+	cat >"$work/go.mod" <<GOMOD
+module circle.local/testenv/$name
+
+go 1.26
+
+require ${req% *} ${req#* }
+$extra
+GOMOD
+	(
+		cd "$work"
+		go mod download "${req% *}"
+		go build -mod=mod -trimpath -ldflags "$ldflags" -o "$work/bin/$(basename "$pkg")" "$pkg"
+	)
+	mkdir -p "$dir"
+	rm -rf "$dir/bin" && mv "$work/bin" "$dir/bin"
+	rm -rf "$work"
+}
+
+install_etcd() {
+	local dir=$CACHE/etcd-$ETCD_VERSION
+	have "$dir" etcd && return
+	log "building etcd $ETCD_VERSION (about 80 CPU-seconds cold)"
+	scratch_build etcd "$dir" "go.etcd.io/etcd/server/v3 $ETCD_VERSION" go.etcd.io/etcd/server/v3 "-s -w"
+	mv "$dir/bin/v3" "$dir/bin/etcd"
+}
+
+install_kube_apiserver() {
+	local dir=$CACHE/kube-apiserver-$KUBE_VERSION
+	have "$dir" kube-apiserver && return
+	log "building kube-apiserver $KUBE_VERSION (about 1,300 CPU-seconds cold)"
+	go mod download k8s.io/kubernetes@"$KUBE_VERSION"
+	local gomod
+	gomod=$(go mod download -json k8s.io/kubernetes@"$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+	# kubernetes requires its staging modules at v0.0.0 and replaces them with local folders;
+	# point each at the published module of the matching version instead. The two samples are
+	# not published and nothing in kube-apiserver needs them.
+	local replaces
+	replaces=$(grep -E '^\s+k8s.io/[^ ]+ v0\.0\.0' "$gomod" | awk '{print $1}' | sort -u |
+		grep -v -E 'sample-(cli-plugin|controller)' |
+		sed "s|.*|replace & => & $STAGING_VERSION|")
+	local minor=${KUBE_VERSION#v1.}
+	minor=${minor%%.*}
+	local x ldflags=""
+	for x in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		ldflags+=" -X $x.gitVersion=$KUBE_VERSION -X $x.gitMajor=1 -X $x.gitMinor=$minor -X $x.gitTreeState=clean"
+	done
+	scratch_build kube-apiserver "$dir" "k8s.io/kubernetes $KUBE_VERSION" \
+		k8s.io/kubernetes/cmd/kube-apiserver "-s -w$ldflags" "$replaces"
+}
+
+install_versitygw() {
+	local dir=$CACHE/versitygw-$VERSITYGW_VERSION
+	have "$dir" versitygw && return
+	log "installing versitygw $VERSITYGW_VERSION (about 370 CPU-seconds cold)"
+	GOBIN=$dir/bin.tmp go install -trimpath -ldflags "-s -w" github.com/versity/versitygw/cmd/versitygw@"$VERSITYGW_VERSION"
+	mv "$dir/bin.tmp" "$dir/bin"
+}
+
+install_fakegcs() {
+	local dir=$CACHE/fake-gcs-server-$FAKEGCS_VERSION
+	have "$dir" fake-gcs-server && return
+	log "installing fake-gcs-server $FAKEGCS_VERSION (about 290 CPU-seconds cold)"
+	GOBIN=$dir/bin.tmp go install -trimpath -ldflags "-s -w" github.com/fsouza/fake-gcs-server@"$FAKEGCS_VERSION"
+	mv "$dir/bin.tmp" "$dir/bin"
+}
+
+install_azurite() {
+	local dir=$CACHE/azurite-$AZURITE_VERSION
+	[ -f "$dir/node_modules/azurite/dist/src/blob/main.js" ] && return
+	log "installing azurite $AZURITE_VERSION from npm"
+	command -v node >/dev/null || apt_install nodejs npm
+	rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+	npm install --prefix "$dir.tmp" --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION" >&2
+	rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+
+apt_updated=
+apt_install() {
+	log "installing Debian packages: $*"
+	if [ -z "$apt_updated" ]; then apt-get update -qq >&2; apt_updated=1; fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+install_debian() {
+	local missing=()
+	[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+	command -v git >/dev/null || missing+=(git)
+	[ -x /usr/lib/git-core/git-http-backend ] || missing+=(git)
+	command -v openssl >/dev/null || missing+=(openssl)
+	[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+}
+
+# The env file the Go test helpers read: one place that says where each tool is.
+write_env() {
+	cat >"$CACHE/env" <<ENV
+CIRCLE_TESTENV_ETCD=$CACHE/etcd-$ETCD_VERSION/bin/etcd
+CIRCLE_TESTENV_KUBE_APISERVER=$CACHE/kube-apiserver-$KUBE_VERSION/bin/kube-apiserver
+CIRCLE_TESTENV_VERSITYGW=$CACHE/versitygw-$VERSITYGW_VERSION/bin/versitygw
+CIRCLE_TESTENV_FAKE_GCS=$CACHE/fake-gcs-server-$FAKEGCS_VERSION/bin/fake-gcs-server
+CIRCLE_TESTENV_AZURITE=$CACHE/azurite-$AZURITE_VERSION/node_modules/azurite/dist/src/blob/main.js
+CIRCLE_TESTENV_SSHD=/usr/sbin/sshd
+CIRCLE_TESTENV_GIT_HTTP_BACKEND=/usr/lib/git-core/git-http-backend
+ENV
+	# envtest (controller-runtime) wants both binaries in one folder.
+	mkdir -p "$CACHE/kubebuilder-$KUBE_VERSION"
+	ln -sf "$CACHE/etcd-$ETCD_VERSION/bin/etcd" "$CACHE/kubebuilder-$KUBE_VERSION/etcd"
+	ln -sf "$CACHE/kube-apiserver-$KUBE_VERSION/bin/kube-apiserver" "$CACHE/kubebuilder-$KUBE_VERSION/kube-apiserver"
+	echo "KUBEBUILDER_ASSETS=$CACHE/kubebuilder-$KUBE_VERSION" >>"$CACHE/env"
+}
+
+start=$(date +%s)
+install_debian
+install_azurite
+install_etcd
+install_versitygw
+install_fakegcs
+install_kube_apiserver
+write_env
+log "ready in $(($(date +%s) - start))s; tools under $CACHE ($(du -sh "$CACHE" | cut -f1))"
