@@ -128,7 +128,7 @@ type GitHTTP struct {
 // StartGitHTTP returns the package's git HTTP server, starting it on first use.
 func StartGitHTTP(t testing.TB) *GitHTTP {
 	t.Helper()
-	return must(t, shared("githttp", startGitHTTP))
+	return start(t, "githttp", startGitHTTP)
 }
 
 func startGitHTTP() (*GitHTTP, func(), error) {
@@ -181,7 +181,7 @@ type GitSSH struct {
 // StartGitSSH returns the package's SSH server, starting it on first use.
 func StartGitSSH(t testing.TB) *GitSSH {
 	t.Helper()
-	return must(t, shared("gitssh", startGitSSH))
+	return start(t, "gitssh", startGitSSH)
 }
 
 func startGitSSH() (*GitSSH, func(), error) {

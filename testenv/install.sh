@@ -31,8 +31,9 @@ have() { [ -x "$1/bin/$2" ]; }
 # (etcd, kubernetes) carry replace directives that `go install pkg@version` refuses.
 scratch_build() {
 	local name=$1 dir=$2 req=$3 pkg=$4 ldflags=$5 extra=${6:-}
-	local work
-	work=$(mktemp -d "$CACHE/.build-$name.XXXXXX")
+	# A fixed scratch folder: a failed build leaves it behind for reading, the next run starts over.
+	local work=$CACHE/.build-$name
+	rm -rf "$work" && mkdir -p "$work"
 	cat >"$work/go.mod" <<GOMOD
 module circle.local/testenv/$name
 
@@ -70,7 +71,7 @@ install_kube_apiserver() {
 	# point each at the published module of the matching version instead. The two samples are
 	# not published and nothing in kube-apiserver needs them.
 	local replaces
-	replaces=$(grep -E '^\s+k8s.io/[^ ]+ v0\.0\.0' "$gomod" | awk '{print $1}' | sort -u |
+	replaces=$(grep -E '^\s+k8s.io/[^ ]+ v0\.0\.0(\s|$)' "$gomod" | awk '{print $1}' | sort -u |
 		grep -v -E 'sample-(cli-plugin|controller)' |
 		sed "s|.*|replace & => & $STAGING_VERSION|")
 	local minor=${KUBE_VERSION#v1.}
@@ -144,11 +145,12 @@ ENV
 }
 
 start=$(date +%s)
+# The paths are known before anything is built; Tool() checks each binary exists.
+write_env
 install_debian
 install_azurite
 install_etcd
 install_versitygw
 install_fakegcs
 install_kube_apiserver
-write_env
 log "ready in $(($(date +%s) - start))s; tools under $CACHE ($(du -sh "$CACHE" | cut -f1))"

@@ -26,7 +26,7 @@ type Kube struct {
 // StartKube returns the package's API server, starting it on first use (4-6 s).
 func StartKube(t testing.TB) *Kube {
 	t.Helper()
-	return must(t, shared("kube", startKube))
+	return start(t, "kube", startKube)
 }
 
 func startKube() (*Kube, func(), error) {

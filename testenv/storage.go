@@ -43,7 +43,7 @@ type S3 struct {
 // AWS_* variables the AWS SDK reads, so gocloud.dev's s3:// URLs work unchanged.
 func StartS3(t testing.TB) *S3 {
 	t.Helper()
-	return must(t, shared("s3", startS3))
+	return start(t, "s3", startS3)
 }
 
 func startS3() (*S3, func(), error) {
@@ -115,7 +115,7 @@ type Azurite struct {
 // AZURE_STORAGE_* variables gocloud.dev's azblob driver reads.
 func StartAzurite(t testing.TB) *Azurite {
 	t.Helper()
-	return must(t, shared("azurite", startAzurite))
+	return start(t, "azurite", startAzurite)
 }
 
 func startAzurite() (*Azurite, func(), error) {
@@ -183,7 +183,7 @@ type GCS struct {
 // STORAGE_EMULATOR_HOST, which the Google client and gocloud.dev's gcsblob honour.
 func StartGCS(t testing.TB) *GCS {
 	t.Helper()
-	return must(t, shared("gcs", startGCS))
+	return start(t, "gcs", startGCS)
 }
 
 func startGCS() (*GCS, func(), error) {

@@ -87,27 +87,45 @@ func readEnvFile(path string) map[string]string {
 }
 
 // registry of running servers, stopped by Main (or Stop) when the test binary is done.
+// Each key has its own lock so one server's start may use another (the git servers share
+// the repositories' root) without deadlocking.
 var (
 	mu      sync.Mutex
-	running = map[string]any{}
+	entries = map[string]*entry{}
 	stops   []func()
 )
+
+type entry struct {
+	mu      sync.Mutex
+	value   any
+	started bool
+}
 
 // shared starts a server once per test binary under key and hands the same value to every
 // later caller. A failed start is not cached, so each test reports it.
 func shared[T any](key string, start func() (T, func(), error)) (T, error) {
 	mu.Lock()
-	defer mu.Unlock()
-	if v, ok := running[key]; ok {
-		return v.(T), nil
+	e := entries[key]
+	if e == nil {
+		e = &entry{}
+		entries[key] = e
+	}
+	mu.Unlock()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		return e.value.(T), nil
 	}
 	v, stop, err := start()
 	if err != nil {
 		var zero T
 		return zero, err
 	}
-	running[key] = v
+	e.value, e.started = v, true
+	mu.Lock()
 	stops = append(stops, stop)
+	mu.Unlock()
 	return v, nil
 }
 
@@ -119,7 +137,7 @@ func Stop() {
 		stops[i]()
 	}
 	stops = nil
-	running = map[string]any{}
+	entries = map[string]*entry{}
 }
 
 // Main runs the package's tests and then stops the servers they started.
@@ -156,8 +174,9 @@ func startProcess(name, logDir string, env []string, bin string, args ...string)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), env...)
-	// Own process group, so node's or sshd's children go with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group, so node's or sshd's children go with it; and killed with the test
+	// binary if it dies without running Stop (a test timeout panics past Main).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -249,9 +268,11 @@ func tempDir(name string) (string, func(), error) {
 	return dir, func() { os.RemoveAll(dir) }, nil
 }
 
-// must turns a start error into a test failure that names the missing piece.
-func must[T any](t testing.TB, v T, err error) T {
+// start returns the shared server under key, starting it on first use, and fails the test
+// with a message naming the missing piece when it cannot.
+func start[T any](t testing.TB, key string, fn func() (T, func(), error)) T {
 	t.Helper()
+	v, err := shared(key, fn)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}

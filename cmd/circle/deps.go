@@ -1,0 +1,28 @@
+// The libraries the product is built on, imported here so one build of the binary proves
+// they co-resolve at the pinned versions. Each line goes when a domain package imports the
+// library for real.
+package main
+
+import (
+	_ "cuelang.org/go/cue/cuecontext"
+	_ "filippo.io/age"
+	_ "github.com/Masterminds/semver/v3"
+	_ "github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	_ "github.com/fluxcd/pkg/ssa"
+	_ "github.com/fsnotify/fsnotify"
+	_ "github.com/getsops/sops/v3/decrypt"
+	_ "github.com/github/go-spdx/v2/spdxexp"
+	_ "github.com/go-git/go-git/v5"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/rs/zerolog"
+	_ "github.com/tink-crypto/tink-go/v2/streamingaead"
+	_ "go.etcd.io/bbolt"
+	_ "gocloud.dev/blob/azureblob"
+	_ "gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/gcsblob"
+	_ "gocloud.dev/blob/memblob"
+	_ "gocloud.dev/blob/s3blob"
+	_ "k8s.io/client-go/kubernetes"
+	_ "sigs.k8s.io/controller-runtime/pkg/client"
+	_ "sigs.k8s.io/kustomize/api/krusty"
+)
