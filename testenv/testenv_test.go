@@ -2,9 +2,9 @@ package testenv_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"context"
 	"errors"
 	"io"
 	"sort"
@@ -68,7 +68,7 @@ func TestKube_ServerSideApply(t *testing.T) {
 	if v.GitVersion != "v1.37.2" {
 		t.Errorf("server version = %q, want v1.37.2", v.GitVersion)
 	}
-	
+
 }
 
 func TestStorage_Servers(t *testing.T) {
