@@ -5,15 +5,6 @@ import "github.com/spf13/cobra"
 // The commands below are the planned tree. Each answers "not implemented yet" (exit 3)
 // until its issue lands and it moves to a file of its own.
 
-func newServeCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "serve",
-		Short: "Run the reconciler daemon: watch a repository, build and publish every new revision",
-		Args:  cobra.NoArgs,
-		RunE:  notImplemented,
-	}
-}
-
 func newValidateCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate [path]",
