@@ -65,3 +65,29 @@ func waitStatus(t *testing.T, ctx context.Context, b *blob.Bucket, ok func(*reco
 		}
 	}
 }
+
+func TestReconciler_FailedRecordKeepsRunning(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "a"), []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := dir.New(root, dir.Options{Debounce: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket := memblob.OpenBucket(nil)
+	bucket.Close() // every write now fails
+	var logs strings.Builder
+	w := &syncWriter{b: &logs}
+	r := reconciler.New(src, bucket, zerolog.New(w))
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := r.Run(ctx); err != nil {
+		t.Fatalf("Run stopped on a failed revision: %v", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !strings.Contains(logs.String(), "reconcile failed") || !strings.Contains(logs.String(), `"revision":"sha256:`) {
+		t.Errorf("log = %s", logs.String())
+	}
+}

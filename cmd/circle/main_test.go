@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := execute(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := run(t, "version", "-o", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	var v versionInfo
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("version -o json: %v\n%s", err, out)
+	}
+	if v.GoVersion != runtime.Version() || v.Version == "" {
+		t.Errorf("version = %+v", v)
+	}
+	if code, out, _ := run(t, "version"); code != 0 || !strings.HasPrefix(out, "circle ") {
+		t.Errorf("text version = %q", out)
+	}
+	if code, out, _ := run(t, "version", "-o", "yaml"); code != 0 || !strings.Contains(out, "goVersion: "+runtime.Version()) {
+		t.Errorf("yaml version = %q", out)
+	}
+	if code, _, errOut := run(t, "version", "-o", "xml"); code != exitUsage || !strings.Contains(errOut, "unknown output format") {
+		t.Errorf("bad -o: exit %d, %q", code, errOut)
+	}
+}
+
+func TestHelpListsCommandTree(t *testing.T) {
+	code, out, _ := run(t, "--help")
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	for _, c := range []string{"serve", "validate", "plan", "render", "storage", "package", "license", "version", "completion", "Exit codes"} {
+		if !strings.Contains(out, c) {
+			t.Errorf("--help does not mention %q", c)
+		}
+	}
+}
+
+func TestNotImplementedExitsThree(t *testing.T) {
+	for _, c := range []string{"validate", "plan", "render", "storage", "package", "license"} {
+		code, out, errOut := run(t, c)
+		if code != exitNotImplemented || !strings.Contains(errOut, "not implemented yet") || out != "" {
+			t.Errorf("circle %s: exit %d, stderr %q, stdout %q", c, code, errOut, out)
+		}
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	code, out, _ := run(t, "completion", "bash")
+	if code != exitOK || !strings.Contains(out, "__start_circle") {
+		t.Errorf("completion bash: exit %d", code)
+	}
+}
+
+func TestServe(t *testing.T) {
+	if code, _, errOut := run(t, "serve", "--source", filepath.Join(t.TempDir(), "missing")); code != exitUsage || !strings.Contains(errOut, "missing") {
+		t.Errorf("missing source: exit %d, %q", code, errOut)
+	}
+
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "circle.yaml"), []byte("x: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "published")
+	cmd := newRootCmd(&bytes.Buffer{}, &bytes.Buffer{})
+	cmd.SetArgs([]string{"serve", "--source", src, "--publish", "file://" + out, "--log-format", "json"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(out, "status.json"))
+		if err == nil && strings.Contains(string(b), `"files": 1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no status.json in %s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve returned %v after cancel", err)
+	}
+	// No side files from the blob driver in the user's folder.
+	entries, _ := os.ReadDir(out)
+	if len(entries) != 1 {
+		t.Errorf("publish folder holds %d entries, want status.json only", len(entries))
+	}
+}
