@@ -18,7 +18,7 @@ TESTFLAGS ?= -race -count=1 -timeout 20m
 all: build
 
 build: ## build bin/circle
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/circle
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/circle
 
 run: build ## run the daemon on examples/, publishing to ./.circle/
 	$(BIN) serve --source examples --publish file://$(CURDIR)/.circle
