@@ -137,7 +137,8 @@ func TestStorage_Servers(t *testing.T) {
 
 func TestGit_Remotes(t *testing.T) {
 	repo := testenv.NewGitRepo(t, map[string]string{"circle.yaml": "environments: [dev]\n"})
-	head := repo.Commit(t, map[string]string{"config/base/app.yaml": "replicas: 2\n"}, "add config")
+	head := repo.Commit(t, map[string]string{"config/base/app.yaml": "replicas: 2\n", "circle.yaml": ""}, "add config, drop circle.yaml")
+	repo.Tag(t, "v1.0.0")
 	httpSrv := testenv.StartGitHTTP(t)
 	sshSrv := testenv.StartGitSSH(t)
 
@@ -180,6 +181,12 @@ func TestGit_Remotes(t *testing.T) {
 			b, _ := io.ReadAll(f)
 			if !bytes.Equal(b, []byte("replicas: 2\n")) {
 				t.Errorf("content = %q", b)
+			}
+			if _, err := fs.Stat("circle.yaml"); err == nil {
+				t.Error("circle.yaml was deleted in the last commit but is still there")
+			}
+			if _, err := r.Tag("v1.0.0"); err != nil {
+				t.Errorf("tag v1.0.0: %v", err)
 			}
 		})
 	}

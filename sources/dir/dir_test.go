@@ -2,6 +2,7 @@ package dir_test
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -155,5 +156,27 @@ func TestSource_Watch(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("watch returned %v after cancel", err)
+	}
+}
+
+func TestSource_WatchStopsOnCallbackError(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "a", "1")
+	src, _ := dir.New(root, dir.DefaultOptions())
+	stop := errors.New("stop here")
+	err := src.Watch(context.Background(), func(*sources.Snapshot) error { return stop })
+	if !errors.Is(err, stop) {
+		t.Errorf("err = %v, want the callback's error", err)
+	}
+}
+
+func TestSource_SnapshotCancelled(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "a/b", "1")
+	src, _ := dir.New(root, dir.DefaultOptions())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := src.Snapshot(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }
