@@ -3,7 +3,7 @@
 // made, so a stage can read it while the source moves on.
 //
 // Implementations live in their own packages, named for what they read: sources/dir (a
-// local folder, watched with fsnotify). The Git source (go-git) is the sources issue's.
+// local folder, watched with fsnotify) and sources/git (a Git remote, with go-git).
 package sources
 
 import (

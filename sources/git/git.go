@@ -1,0 +1,308 @@
+// Package git is a sources.Source over a Git remote (go-git): file://, http(s)://, ssh://
+// and scp-like git@host:path URLs; branch, tag or commit refs; HTTP basic/token and SSH key
+// auth with known_hosts checked by default.
+//
+// The repository is kept in memory, shallow, and never checked out: a snapshot is read
+// from the commit's tree objects. Later snapshots fetch only what is new, and Watch asks the
+// remote for its head first (one round trip) and does no other work while it has not moved.
+package git
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"testing/fstest"
+	"time"
+
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"github.com/go-git/go-git/v5/storage/memory"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/circlecore/circle/sources"
+)
+
+// Ref says which revision to follow. Exactly one of the fields is set; none means the
+// branch main.
+type Ref struct {
+	Branch string
+	Tag    string
+	Commit string
+}
+
+// Auth holds credentials. They are never logged and never appear in errors.
+type Auth struct {
+	// Username and Password for HTTP basic auth; a token goes in Password.
+	Username, Password string
+	// SSHKey is a private key (PEM/OpenSSH); SSHKeyPassphrase decrypts it if set.
+	SSHKey           []byte
+	SSHKeyPassphrase string
+	// SSHUser defaults to the URL's user, then "git".
+	SSHUser string
+	// KnownHosts is known_hosts content. SSH remotes need it unless InsecureIgnoreHostKey.
+	KnownHosts            []byte
+	InsecureIgnoreHostKey bool
+}
+
+// Options configure a Git source.
+type Options struct {
+	URL  string
+	Ref  Ref
+	Auth Auth
+	// Interval is how often Watch asks the remote for its head.
+	Interval time.Duration
+	// Timeout bounds each remote operation.
+	Timeout time.Duration
+	// OnError hears the failures Watch retries at its next tick (unreachable remote, bad
+	// credentials), so the daemon can log them; nil ignores them.
+	OnError func(error)
+}
+
+// Source follows one ref of one remote.
+type Source struct {
+	opts Options
+	auth transport.AuthMethod
+	repo *gogit.Repository
+	// name is the URL with credentials removed, for errors and logs.
+	name string
+}
+
+var _ sources.Source = (*Source)(nil)
+
+// New checks the options and prepares the credentials; it does not contact the remote.
+func New(opts Options) (*Source, error) {
+	if opts.Interval == 0 {
+		opts.Interval = time.Minute
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 2 * time.Minute
+	}
+	s := &Source{opts: opts, name: redact(opts.URL)}
+	ep, err := transport.NewEndpoint(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("git source %s: %w", s.name, err)
+	}
+	switch ep.Protocol {
+	case "ssh":
+		s.auth, err = sshAuth(ep, opts.Auth)
+	case "http", "https":
+		if opts.Auth.Username != "" || opts.Auth.Password != "" {
+			s.auth = &githttp.BasicAuth{Username: opts.Auth.Username, Password: opts.Auth.Password}
+		}
+	case "file":
+	default:
+		err = fmt.Errorf("unsupported protocol %q", ep.Protocol)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("git source %s: %w", s.name, err)
+	}
+	return s, nil
+}
+
+func sshAuth(ep *transport.Endpoint, a Auth) (transport.AuthMethod, error) {
+	if len(a.SSHKey) == 0 {
+		return nil, errors.New("ssh remote needs a private key")
+	}
+	user := a.SSHUser
+	if user == "" {
+		user = ep.User
+	}
+	if user == "" {
+		user = "git"
+	}
+	keys, err := gitssh.NewPublicKeys(user, a.SSHKey, a.SSHKeyPassphrase)
+	if err != nil {
+		return nil, fmt.Errorf("ssh key: %w", err)
+	}
+	switch {
+	case a.InsecureIgnoreHostKey:
+		keys.HostKeyCallback = ssh.InsecureIgnoreHostKey()
+	case len(a.KnownHosts) == 0:
+		return nil, errors.New("ssh remote needs known_hosts (or InsecureIgnoreHostKey)")
+	default:
+		// knownhosts only reads files; it handles hashed names and markers, so we give it one.
+		f, err := os.CreateTemp("", "circle-known-hosts-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.Remove(f.Name())
+		_, werr := f.Write(a.KnownHosts)
+		if cerr := f.Close(); werr != nil || cerr != nil {
+			return nil, errors.Join(werr, cerr)
+		}
+		cb, err := knownhosts.New(f.Name())
+		if err != nil {
+			return nil, fmt.Errorf("known_hosts: %w", err)
+		}
+		keys.HostKeyCallback = cb
+	}
+	return keys, nil
+}
+
+// redact removes a password from a URL, the way url.URL.Redacted does, and leaves scp-like
+// addresses alone (they cannot carry one).
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+func (s *Source) refName() plumbing.ReferenceName {
+	switch r := s.opts.Ref; {
+	case r.Tag != "":
+		return plumbing.NewTagReferenceName(r.Tag)
+	case r.Branch != "":
+		return plumbing.NewBranchReferenceName(r.Branch)
+	case r.Commit != "":
+		return "" // a commit is fetched by hash
+	default:
+		return plumbing.NewBranchReferenceName("main")
+	}
+}
+
+// Head asks the remote which commit the ref points at, without fetching objects.
+func (s *Source) Head(ctx context.Context) (string, error) {
+	if c := s.opts.Ref.Commit; c != "" {
+		return c, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	rem := gogit.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{s.opts.URL}})
+	refs, err := rem.ListContext(ctx, &gogit.ListOptions{Auth: s.auth})
+	if err != nil {
+		return "", fmt.Errorf("ls-remote %s: %w", s.name, err)
+	}
+	want := s.refName()
+	for _, r := range refs {
+		if r.Name() == want {
+			return r.Hash().String(), nil
+		}
+	}
+	return "", fmt.Errorf("ls-remote %s: ref %s not found", s.name, want.Short())
+}
+
+// Snapshot fetches the ref (cloning on first use) and reads the commit's tree.
+func (s *Source) Snapshot(ctx context.Context) (*sources.Snapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	hash, err := s.fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	commit, err := s.repo.CommitObject(hash)
+	if err != nil {
+		return nil, fmt.Errorf("read commit %s from %s: %w", hash, s.name, err)
+	}
+	files, err := treeFiles(commit)
+	if err != nil {
+		return nil, fmt.Errorf("read tree of %s from %s: %w", hash, s.name, err)
+	}
+	return &sources.Snapshot{Revision: hash.String(), FS: files}, nil
+}
+
+func (s *Source) fetch(ctx context.Context) (plumbing.Hash, error) {
+	ref := s.refName()
+	spec := config.RefSpec(fmt.Sprintf("+%s:%s", ref, ref))
+	if c := s.opts.Ref.Commit; c != "" {
+		spec = config.RefSpec(c + ":refs/circle/commit")
+		ref = "refs/circle/commit"
+	}
+	if s.repo == nil {
+		repo, err := gogit.Init(memory.NewStorage(), nil)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{s.opts.URL}}); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		s.repo = repo
+	}
+	err := s.repo.FetchContext(ctx, &gogit.FetchOptions{
+		RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: s.auth, Depth: 1, Tags: gogit.NoTags, Force: true,
+	})
+	if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
+		return plumbing.ZeroHash, fmt.Errorf("fetch %s from %s: %w", spec, s.name, err)
+	}
+	r, err := s.repo.Reference(ref, true)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("resolve %s in %s: %w", ref.Short(), s.name, err)
+	}
+	hash := r.Hash()
+	// An annotated tag points at a tag object; the snapshot is of the commit it tags.
+	if tag, err := s.repo.TagObject(hash); err == nil {
+		hash = tag.Target
+	}
+	return hash, nil
+}
+
+func treeFiles(c *object.Commit) (fstest.MapFS, error) {
+	tree, err := c.Tree()
+	if err != nil {
+		return nil, err
+	}
+	files := fstest.MapFS{} // read-only fs.FS over a map: what a snapshot is
+	err = tree.Files().ForEach(func(f *object.File) error {
+		if !f.Mode.IsFile() {
+			return nil // submodules and symlinks are not followed
+		}
+		r, err := f.Reader()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		files[f.Name] = &fstest.MapFile{Data: b, Mode: 0o444}
+		return nil
+	})
+	return files, err
+}
+
+// Watch implements sources.Source: it polls the remote's head every Interval and fetches
+// only when it moved. A failed poll is retried at the next tick; the last snapshot stays.
+func (s *Source) Watch(ctx context.Context, fn func(*sources.Snapshot) error) error {
+	last := ""
+	tick := time.NewTicker(s.opts.Interval)
+	defer tick.Stop()
+	for {
+		head, err := s.Head(ctx)
+		if err == nil && head != last {
+			var snap *sources.Snapshot
+			snap, err = s.Snapshot(ctx)
+			if err == nil {
+				last = snap.Revision
+				if err := fn(snap); err != nil {
+					return err
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil && s.opts.OnError != nil {
+			s.opts.OnError(err) // transient: the next tick tries again
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// String is the remote without credentials.
+func (s *Source) String() string { return strings.TrimSpace(s.name) }

@@ -1,0 +1,163 @@
+package git_test
+
+import (
+	"context"
+	"io/fs"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/circlecore/circle/sources"
+	"github.com/circlecore/circle/sources/git"
+	"github.com/circlecore/circle/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func read(t *testing.T, s *sources.Snapshot, name string) string {
+	t.Helper()
+	b, err := fs.ReadFile(s.FS, name)
+	if err != nil {
+		t.Fatalf("%s at %s: %v", name, s.Revision, err)
+	}
+	return string(b)
+}
+
+func snapshot(t *testing.T, opts git.Options) *sources.Snapshot {
+	t.Helper()
+	src, err := git.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := src.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+func TestSource_Transports(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"circle.yaml": "environments: [dev]\n"})
+	head := repo.Commit(t, map[string]string{"config/base/app.yaml": "replicas: 2\n"}, "add config")
+	h := testenv.StartGitHTTP(t)
+	s := testenv.StartGitSSH(t)
+
+	cases := map[string]git.Options{
+		"file":       {URL: repo.FileURL()},
+		"http":       {URL: h.PublicURL(repo)},
+		"http-basic": {URL: h.PrivateURL(repo), Auth: git.Auth{Username: h.Username, Password: h.Password}},
+		"ssh":        {URL: s.URL(repo), Auth: git.Auth{SSHKey: s.ClientKey, KnownHosts: []byte(s.KnownHosts)}},
+	}
+	for name, opts := range cases {
+		t.Run(name, func(t *testing.T) {
+			snap := snapshot(t, opts)
+			if snap.Revision != head {
+				t.Errorf("revision = %s, want %s", snap.Revision, head)
+			}
+			if got := read(t, snap, "config/base/app.yaml"); got != "replicas: 2\n" {
+				t.Errorf("app.yaml = %q", got)
+			}
+		})
+	}
+}
+
+func TestSource_AuthRefused(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"a": "1"})
+	h := testenv.StartGitHTTP(t)
+	s := testenv.StartGitSSH(t)
+	ctx := context.Background()
+
+	// Wrong password: refused, and the password is not in the error.
+	url := strings.Replace(h.PrivateURL(repo), "http://", "http://circle:hunter2-secret@", 1)
+	src, err := git.New(git.Options{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = src.Snapshot(ctx)
+	if err == nil {
+		t.Fatal("fetch with a wrong password succeeded")
+	}
+	if strings.Contains(err.Error(), "hunter2-secret") || !strings.Contains(err.Error(), "127.0.0.1") {
+		t.Errorf("err = %v: want the remote named without its password", err)
+	}
+
+	// SSH without known_hosts is refused before any connection.
+	if _, err := git.New(git.Options{URL: s.URL(repo), Auth: git.Auth{SSHKey: s.ClientKey}}); err == nil || !strings.Contains(err.Error(), "known_hosts") {
+		t.Errorf("ssh without known_hosts: %v", err)
+	}
+	// A known_hosts that names another key for this host is refused at connect.
+	other := strings.Replace(s.KnownHosts, "127.0.0.1", "127.0.0.2", 1) + "\n" +
+		"[127.0.0.1]:" + strings.Split(s.Addr, ":")[1] + " ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+	src, err = git.New(git.Options{URL: s.URL(repo), Auth: git.Auth{SSHKey: s.ClientKey, KnownHosts: []byte(other)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Snapshot(ctx); err == nil || !strings.Contains(err.Error(), "key mismatch") {
+		t.Errorf("ssh with a mismatched host key: %v", err)
+	}
+}
+
+func TestSource_Refs(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"v": "1\n"})
+	first := repo.Commit(t, map[string]string{"v": "2\n"}, "two")
+	repo.Tag(t, "v2.0.0")
+	repo.Commit(t, map[string]string{"v": "3\n"}, "three")
+
+	if got := read(t, snapshot(t, git.Options{URL: repo.FileURL()}), "v"); got != "3\n" {
+		t.Errorf("main = %q", got)
+	}
+	tag := snapshot(t, git.Options{URL: repo.FileURL(), Ref: git.Ref{Tag: "v2.0.0"}})
+	if tag.Revision != first || read(t, tag, "v") != "2\n" {
+		t.Errorf("tag v2.0.0 = %s %q, want the commit it tags", tag.Revision, read(t, tag, "v"))
+	}
+	src, _ := git.New(git.Options{URL: repo.FileURL(), Ref: git.Ref{Branch: "nope"}})
+	if _, err := src.Snapshot(context.Background()); err == nil {
+		t.Error("a missing branch gave a snapshot")
+	}
+}
+
+func TestSource_IncrementalAndWatch(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"a": "1\n", "b": "1\n"})
+	var errs []error
+	src, err := git.New(git.Options{URL: testenv.StartGitHTTP(t).PublicURL(repo), Interval: 50 * time.Millisecond,
+		OnError: func(err error) { errs = append(errs, err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got := make(chan *sources.Snapshot, 4)
+	done := make(chan error, 1)
+	go func() { done <- src.Watch(ctx, func(s *sources.Snapshot) error { got <- s; return nil }) }()
+
+	first := <-got
+	second := repo.Commit(t, map[string]string{"a": "2\n", "b": ""}, "change a, delete b")
+	var snap *sources.Snapshot
+	select {
+	case snap = <-got:
+	case <-ctx.Done():
+		t.Fatal("the new commit was never seen")
+	}
+	if snap.Revision != second || snap.Revision == first.Revision {
+		t.Errorf("revision = %s, want %s", snap.Revision, second)
+	}
+	if read(t, snap, "a") != "2\n" {
+		t.Error("a was not updated")
+	}
+	if _, err := fs.Stat(snap.FS, "b"); err == nil {
+		t.Error("b was deleted upstream but is still in the snapshot")
+	}
+	// The head did not move: no further snapshot.
+	select {
+	case s := <-got:
+		t.Errorf("unchanged head produced snapshot %s", s.Revision)
+	case <-time.After(300 * time.Millisecond):
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(errs) != 0 {
+		t.Errorf("errors while watching a healthy remote: %v", errs)
+	}
+}
