@@ -29,6 +29,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/Masterminds/semver/v3"
+
 	"github.com/circlecore/circle/sources"
 )
 
@@ -37,6 +39,9 @@ import (
 type Ref struct {
 	Branch string
 	Tag    string
+	// SemVer is a range over tags ("^1.2", ">=1.0 <2.0"); the highest matching tag wins.
+	// Pre-release tags match only when the range names a pre-release.
+	SemVer string
 	Commit string
 }
 
@@ -59,6 +64,9 @@ type Options struct {
 	URL  string
 	Ref  Ref
 	Auth Auth
+	// MaxFileSize and MaxTreeSize bound what a snapshot reads (default 16 MiB and 256 MiB):
+	// a repository that exceeds them is refused with the path that did.
+	MaxFileSize, MaxTreeSize int64
 	// Interval is how often Watch asks the remote for its head.
 	Interval time.Duration
 	// Timeout bounds each remote operation.
@@ -74,7 +82,8 @@ type Source struct {
 	auth transport.AuthMethod
 	repo *gogit.Repository
 	// name is the URL with credentials removed, for errors and logs.
-	name string
+	name   string
+	semver *semver.Constraints
 }
 
 var _ sources.Source = (*Source)(nil)
@@ -87,7 +96,20 @@ func New(opts Options) (*Source, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = 2 * time.Minute
 	}
+	if opts.MaxFileSize == 0 {
+		opts.MaxFileSize = 16 << 20
+	}
+	if opts.MaxTreeSize == 0 {
+		opts.MaxTreeSize = 256 << 20
+	}
 	s := &Source{opts: opts, name: redact(opts.URL)}
+	if opts.Ref.SemVer != "" {
+		c, err := semver.NewConstraint(opts.Ref.SemVer)
+		if err != nil {
+			return nil, fmt.Errorf("git source %s: semver range %q: %w", s.name, opts.Ref.SemVer, err)
+		}
+		s.semver = c
+	}
 	ep, err := transport.NewEndpoint(opts.URL)
 	if err != nil {
 		return nil, fmt.Errorf("git source %s: %w", s.name, err)
@@ -184,6 +206,14 @@ func (s *Source) Head(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("ls-remote %s: %w", s.name, err)
 	}
+	if s.semver != nil {
+		tag, hash, err := s.highestTag(refs)
+		if err != nil {
+			return "", err
+		}
+		s.opts.Ref.Tag = tag // Snapshot fetches what Head chose
+		return hash, nil
+	}
 	want := s.refName()
 	for _, r := range refs {
 		if r.Name() == want {
@@ -193,8 +223,35 @@ func (s *Source) Head(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("ls-remote %s: ref %s not found", s.name, want.Short())
 }
 
+// highestTag picks the highest tag matching the semver range.
+func (s *Source) highestTag(refs []*plumbing.Reference) (string, string, error) {
+	var best *semver.Version
+	var bestName, bestHash string
+	for _, r := range refs {
+		if !r.Name().IsTag() {
+			continue
+		}
+		v, err := semver.NewVersion(r.Name().Short())
+		if err != nil || !s.semver.Check(v) {
+			continue // not a version tag, or out of range
+		}
+		if best == nil || v.GreaterThan(best) {
+			best, bestName, bestHash = v, r.Name().Short(), r.Hash().String()
+		}
+	}
+	if best == nil {
+		return "", "", fmt.Errorf("ls-remote %s: no tag matches %q", s.name, s.opts.Ref.SemVer)
+	}
+	return bestName, bestHash, nil
+}
+
 // Snapshot fetches the ref (cloning on first use) and reads the commit's tree.
 func (s *Source) Snapshot(ctx context.Context) (*sources.Snapshot, error) {
+	if s.semver != nil {
+		if _, err := s.Head(ctx); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	hash, err := s.fetch(ctx)
@@ -205,7 +262,7 @@ func (s *Source) Snapshot(ctx context.Context) (*sources.Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read commit %s from %s: %w", hash, s.name, err)
 	}
-	files, err := treeFiles(commit)
+	files, err := s.treeFiles(commit)
 	if err != nil {
 		return nil, fmt.Errorf("read tree of %s from %s: %w", hash, s.name, err)
 	}
@@ -247,15 +304,25 @@ func (s *Source) fetch(ctx context.Context) (plumbing.Hash, error) {
 	return hash, nil
 }
 
-func treeFiles(c *object.Commit) (fstest.MapFS, error) {
+// treeFiles reads the commit's files into memory. Symlinks and submodules are left out, so
+// nothing a snapshot holds can point outside it; fs.FS itself refuses ".." and absolute
+// paths. Sizes are checked from the tree before any blob is read.
+func (s *Source) treeFiles(c *object.Commit) (fstest.MapFS, error) {
 	tree, err := c.Tree()
 	if err != nil {
 		return nil, err
 	}
 	files := fstest.MapFS{} // read-only fs.FS over a map: what a snapshot is
+	var total int64
 	err = tree.Files().ForEach(func(f *object.File) error {
 		if !f.Mode.IsFile() {
 			return nil // submodules and symlinks are not followed
+		}
+		if f.Size > s.opts.MaxFileSize {
+			return fmt.Errorf("%s: %d bytes is over the %d-byte file limit", f.Name, f.Size, s.opts.MaxFileSize)
+		}
+		if total += f.Size; total > s.opts.MaxTreeSize {
+			return fmt.Errorf("%s: the tree is over the %d-byte limit", f.Name, s.opts.MaxTreeSize)
 		}
 		r, err := f.Reader()
 		if err != nil {

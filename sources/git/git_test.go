@@ -161,3 +161,45 @@ func TestSource_IncrementalAndWatch(t *testing.T) {
 		t.Errorf("errors while watching a healthy remote: %v", errs)
 	}
 }
+
+func TestSource_SemVerTags(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"v": "0\n"})
+	for _, tag := range []string{"v1.2.0", "v1.10.0", "v2.0.0-rc.1", "v2.0.0", "not-a-version"} {
+		repo.Commit(t, map[string]string{"v": tag + "\n"}, tag)
+		repo.Tag(t, tag)
+	}
+	for rng, want := range map[string]string{"^1.2": "v1.10.0", "~1.2.0": "v1.2.0", ">=1.0 <3.0": "v2.0.0", ">=2.0.0-rc.0 <2.0.0": "v2.0.0-rc.1"} {
+		if got := read(t, snapshot(t, git.Options{URL: repo.FileURL(), Ref: git.Ref{SemVer: rng}}), "v"); got != want+"\n" {
+			t.Errorf("range %q picked %q, want %s", rng, got, want)
+		}
+	}
+	src, _ := git.New(git.Options{URL: repo.FileURL(), Ref: git.Ref{SemVer: "^9"}})
+	if _, err := src.Snapshot(context.Background()); err == nil || !strings.Contains(err.Error(), "no tag matches") {
+		t.Errorf("range with no match: %v", err)
+	}
+	if _, err := git.New(git.Options{URL: repo.FileURL(), Ref: git.Ref{SemVer: "^^1"}}); err == nil {
+		t.Error("a malformed range was accepted")
+	}
+}
+
+func TestSource_SizeLimits(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"small": "ok\n", "config/big.yaml": strings.Repeat("x", 2000)})
+	src, _ := git.New(git.Options{URL: repo.FileURL(), MaxFileSize: 1000})
+	if _, err := src.Snapshot(context.Background()); err == nil || !strings.Contains(err.Error(), "config/big.yaml") || !strings.Contains(err.Error(), "file limit") {
+		t.Errorf("over-size file: %v", err)
+	}
+	src, _ = git.New(git.Options{URL: repo.FileURL(), MaxTreeSize: 1500})
+	if _, err := src.Snapshot(context.Background()); err == nil || !strings.Contains(err.Error(), "tree is over") {
+		t.Errorf("over-size tree: %v", err)
+	}
+}
+
+func TestSource_NoEscape(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"config/a.yaml": "a: 1\n"})
+	snap := snapshot(t, git.Options{URL: repo.FileURL()})
+	for _, p := range []string{"../etc/passwd", "/etc/passwd", "config/../../x"} {
+		if _, err := fs.ReadFile(snap.FS, p); err == nil {
+			t.Errorf("read %q outside the snapshot", p)
+		}
+	}
+}
