@@ -6,12 +6,10 @@ package main
 import (
 	_ "cuelang.org/go/cue/cuecontext"
 	_ "filippo.io/age"
-	_ "github.com/Masterminds/semver/v3"
 	_ "github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	_ "github.com/fluxcd/pkg/ssa"
 	_ "github.com/getsops/sops/v3/decrypt"
 	_ "github.com/github/go-spdx/v2/spdxexp"
-	_ "github.com/go-git/go-git/v5"
 	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/tink-crypto/tink-go/v2/streamingaead"
 	_ "go.etcd.io/bbolt"

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/circlecore/circle/testenv"
 )
 
 func run(t *testing.T, args ...string) (int, string, string) {
@@ -18,6 +20,8 @@ func run(t *testing.T, args ...string) (int, string, string) {
 	code := execute(args, &out, &errb)
 	return code, out.String(), errb.String()
 }
+
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 func TestVersion(t *testing.T) {
 	code, out, _ := run(t, "version", "-o", "json")
@@ -104,5 +108,38 @@ func TestServe(t *testing.T) {
 	entries, _ := os.ReadDir(out)
 	if len(entries) != 1 {
 		t.Errorf("publish folder holds %d entries, want status.json only", len(entries))
+	}
+}
+
+func TestServe_GitSource(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"circle.yaml": "x: 1\n", "config/base/a.yaml": "a: 1\n"})
+	head := repo.Commit(t, map[string]string{"config/base/a.yaml": "a: 2\n"}, "bump")
+	out := filepath.Join(t.TempDir(), "published")
+	cmd := newRootCmd(&bytes.Buffer{}, &bytes.Buffer{})
+	cmd.SetArgs([]string{"serve", "--source", repo.FileURL(), "--publish", "file://" + out, "--interval", "100ms"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(out, "status.json"))
+		if err == nil && strings.Contains(string(b), head) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status.json never named %s", head)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve returned %v", err)
+	}
+
+	if code, _, errOut := run(t, "serve", "--source", "ssh://git@127.0.0.1:1/x.git", "--ssh-key", "/nonexistent"); code != exitUsage || !strings.Contains(errOut, "/nonexistent") {
+		t.Errorf("missing ssh key file: exit %d, %q", code, errOut)
+	}
+	if !isRemote("git@github.com:org/repo.git") || isRemote("examples") || isRemote("./a:b") {
+		t.Error("isRemote misreads a source")
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -16,13 +18,19 @@ import (
 	_ "gocloud.dev/blob/memblob"  // mem:// publish targets, for trying things out
 
 	"github.com/circlecore/circle/reconciler"
+	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/dir"
+	"github.com/circlecore/circle/sources/git"
 )
 
 type serveOptions struct {
-	source    string
-	publish   string
-	logFormat string
+	source     string
+	publish    string
+	logFormat  string
+	ref        git.Ref
+	sshKey     string
+	knownHosts string
+	interval   time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -33,11 +41,19 @@ func newServeCmd() *cobra.Command {
 		Long: `Run the reconciler daemon. It watches the source and, for every new revision,
 runs the pipeline and records the outcome in the publish target.
 
-Today the source is a local folder (watched with fsnotify) and the pipeline records each
-revision as status.json in the publish target. Git sources, validation, secrets, builds
-and cluster apply arrive with their issues.`,
+The source is a local folder (watched with fsnotify) or a Git remote (file://, http(s)://,
+ssh:// or git@host:path, polled every --interval). HTTP credentials come from the
+CIRCLE_GIT_USERNAME and CIRCLE_GIT_PASSWORD environment variables, never from flags; SSH
+needs --ssh-key and --known-hosts.
+
+Today the pipeline records each revision as status.json in the publish target.
+Validation, secrets, builds and cluster apply arrive with their issues.`,
 		Example: `  # the daemon on the example repository, publishing to ./.circle
-  circle serve --source examples --publish file://$PWD/.circle`,
+  circle serve --source examples --publish file://$PWD/.circle
+
+  # follow the highest 1.x tag of a remote over SSH
+  circle serve --source ssh://git@git.example.com/org/config.git --semver '^1' \
+    --ssh-key ~/.ssh/circle --known-hosts ~/.ssh/known_hosts`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -48,6 +64,14 @@ and cluster apply arrive with their issues.`,
 	cmd.Flags().StringVar(&o.source, "source", ".", "folder holding the desired-state repository")
 	cmd.Flags().StringVar(&o.publish, "publish", "file://"+filepath.Join(".", ".circle"), "storage URL to publish to (file:///path, mem://)")
 	cmd.Flags().StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
+	cmd.Flags().StringVar(&o.ref.Branch, "branch", "", "Git branch to follow (default main)")
+	cmd.Flags().StringVar(&o.ref.Tag, "tag", "", "Git tag to follow")
+	cmd.Flags().StringVar(&o.ref.SemVer, "semver", "", "semver range over Git tags; the highest match is followed")
+	cmd.Flags().StringVar(&o.ref.Commit, "commit", "", "exact Git commit")
+	cmd.Flags().StringVar(&o.sshKey, "ssh-key", "", "private key file for ssh remotes")
+	cmd.Flags().StringVar(&o.knownHosts, "known-hosts", "", "known_hosts file for ssh remotes (unknown host keys are refused)")
+	cmd.Flags().DurationVar(&o.interval, "interval", time.Minute, "how often to poll a Git remote")
+	cmd.MarkFlagsMutuallyExclusive("branch", "tag", "semver", "commit")
 	return cmd
 }
 
@@ -56,7 +80,7 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	if o.logFormat == "console" {
 		log = log.Output(zerolog.ConsoleWriter{Out: cmd.ErrOrStderr()})
 	}
-	src, err := dir.New(o.source, dir.DefaultOptions())
+	src, err := o.openSource(log)
 	if err != nil {
 		return err
 	}
@@ -92,4 +116,34 @@ func openPublish(ctx context.Context, raw string) (*blob.Bucket, string, error) 
 		return nil, "", fmt.Errorf("publish %s: %w", raw, err)
 	}
 	return b, where, nil
+}
+
+// isRemote tells a Git URL from a local folder: a scheme, or scp-like user@host:path.
+func isRemote(source string) bool {
+	if strings.Contains(source, "://") {
+		return true
+	}
+	at, colon := strings.Index(source, "@"), strings.Index(source, ":")
+	return at > 0 && colon > at
+}
+
+func (o *serveOptions) openSource(log zerolog.Logger) (sources.Source, error) {
+	if !isRemote(o.source) {
+		return dir.New(o.source, dir.DefaultOptions())
+	}
+	opts := git.Options{URL: o.source, Ref: o.ref, Interval: o.interval,
+		OnError: func(err error) { log.Warn().Err(err).Msg("poll failed; retrying at the next interval") }}
+	opts.Auth.Username = os.Getenv("CIRCLE_GIT_USERNAME")
+	opts.Auth.Password = os.Getenv("CIRCLE_GIT_PASSWORD")
+	for path, dst := range map[string]*[]byte{o.sshKey: &opts.Auth.SSHKey, o.knownHosts: &opts.Auth.KnownHosts} {
+		if path == "" {
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		*dst = b
+	}
+	return git.New(opts)
 }
