@@ -99,8 +99,20 @@ func (r *GitRepo) Tag(t testing.TB, tag string) {
 // FileURL is the repository's file:// URL.
 func (r *GitRepo) FileURL() string { return "file://" + r.Path }
 
+// Git runs the git CLI in the repository's work tree with extra environment, for what the
+// other helpers do not cover (signing, rewriting history); the branch is not pushed.
+func (r *GitRepo) Git(t testing.TB, env []string, args ...string) string {
+	t.Helper()
+	return gitEnv(t, r.work, env, args...)
+}
+
 // git runs the git CLI with a fixed identity and no user or system configuration.
 func git(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	return gitEnv(t, dir, nil, args...)
+}
+
+func gitEnv(t testing.TB, dir string, env []string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
@@ -108,6 +120,7 @@ func git(t testing.TB, dir string, args ...string) string {
 		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
 		"GIT_AUTHOR_NAME=Circle Test", "GIT_AUTHOR_EMAIL=test@circle.invalid",
 		"GIT_COMMITTER_NAME=Circle Test", "GIT_COMMITTER_EMAIL=test@circle.invalid")
+	cmd.Env = append(cmd.Env, env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {

@@ -123,6 +123,8 @@ install_debian() {
 	command -v git >/dev/null || missing+=(git)
 	[ -x /usr/lib/git-core/git-http-backend ] || missing+=(git)
 	command -v openssl >/dev/null || missing+=(openssl)
+	command -v gpg >/dev/null || missing+=(gnupg) # signed-commit tests
+	command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 	[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 

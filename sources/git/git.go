@@ -67,6 +67,8 @@ type Options struct {
 	// MaxFileSize and MaxTreeSize bound what a snapshot reads (default 16 MiB and 256 MiB):
 	// a repository that exceeds them is refused with the path that did.
 	MaxFileSize, MaxTreeSize int64
+	// Verify is the signature policy; a revision that fails it never becomes a snapshot.
+	Verify Verify
 	// Interval is how often Watch asks the remote for its head.
 	Interval time.Duration
 	// Timeout bounds each remote operation.
@@ -82,8 +84,9 @@ type Source struct {
 	auth transport.AuthMethod
 	repo *gogit.Repository
 	// name is the URL with credentials removed, for errors and logs.
-	name   string
-	semver *semver.Constraints
+	name     string
+	semver   *semver.Constraints
+	verifier *verifier
 }
 
 var _ sources.Source = (*Source)(nil)
@@ -110,6 +113,11 @@ func New(opts Options) (*Source, error) {
 		}
 		s.semver = c
 	}
+	v, err := newVerifier(opts.Verify)
+	if err != nil {
+		return nil, fmt.Errorf("git source %s: %w", s.name, err)
+	}
+	s.verifier = v
 	ep, err := transport.NewEndpoint(opts.URL)
 	if err != nil {
 		return nil, fmt.Errorf("git source %s: %w", s.name, err)
@@ -258,9 +266,17 @@ func (s *Source) Snapshot(ctx context.Context) (*sources.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	// An annotated tag points at a tag object; the snapshot is of the commit it tags.
+	tag, err := s.repo.TagObject(hash)
+	if err == nil {
+		hash = tag.Target
+	}
 	commit, err := s.repo.CommitObject(hash)
 	if err != nil {
 		return nil, fmt.Errorf("read commit %s from %s: %w", hash, s.name, err)
+	}
+	if err := s.verifier.check(commit, tag); err != nil {
+		return nil, fmt.Errorf("refuse revision from %s: %w", s.name, err)
 	}
 	files, err := s.treeFiles(commit)
 	if err != nil {
@@ -296,12 +312,7 @@ func (s *Source) fetch(ctx context.Context) (plumbing.Hash, error) {
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("resolve %s in %s: %w", ref.Short(), s.name, err)
 	}
-	hash := r.Hash()
-	// An annotated tag points at a tag object; the snapshot is of the commit it tags.
-	if tag, err := s.repo.TagObject(hash); err == nil {
-		hash = tag.Target
-	}
-	return hash, nil
+	return r.Hash(), nil
 }
 
 // treeFiles reads the commit's files into memory. Symlinks and submodules are left out, so
