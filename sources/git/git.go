@@ -69,6 +69,8 @@ type Options struct {
 	MaxFileSize, MaxTreeSize int64
 	// Verify is the signature policy; a revision that fails it never becomes a snapshot.
 	Verify Verify
+	// Hints, if set, wakes Watch before its next tick (a webhook receiver's channel).
+	Hints <-chan struct{}
 	// Interval is how often Watch asks the remote for its head.
 	Interval time.Duration
 	// Timeout bounds each remote operation.
@@ -378,6 +380,7 @@ func (s *Source) Watch(ctx context.Context, fn func(*sources.Snapshot) error) er
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+		case <-s.opts.Hints:
 		}
 	}
 }

@@ -2,13 +2,19 @@ package git_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/git"
+	"github.com/circlecore/circle/sources/webhook"
 	"github.com/circlecore/circle/testenv"
 )
 
@@ -201,5 +207,46 @@ func TestSource_NoEscape(t *testing.T) {
 		if _, err := fs.ReadFile(snap.FS, p); err == nil {
 			t.Errorf("read %q outside the snapshot", p)
 		}
+	}
+}
+
+func TestSource_WebhookWakesWatch(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"a": "1\n"})
+	recv, err := webhook.New(webhook.Generic, []byte("k"), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := httptest.NewServer(recv)
+	defer hook.Close()
+	src, err := git.New(git.Options{URL: testenv.StartGitHTTP(t).PublicURL(repo), Interval: time.Hour, Hints: recv.Hints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got := make(chan *sources.Snapshot, 4)
+	go func() { _ = src.Watch(ctx, func(s *sources.Snapshot) error { got <- s; return nil }) }()
+	<-got
+
+	head := repo.Commit(t, map[string]string{"a": "2\n"}, "push")
+	mac := hmac.New(sha256.New, []byte("k"))
+	mac.Write([]byte("{}"))
+	req, _ := http.NewRequest(http.MethodPost, hook.URL, strings.NewReader("{}"))
+	req.Header.Set("X-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("webhook: %v %v", resp, err)
+	}
+	select {
+	case s := <-got:
+		if s.Revision != head {
+			t.Errorf("revision = %s, want %s", s.Revision, head)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("push seen %s after the webhook, want within 1s", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the webhook did not wake the watch (the poll interval is an hour)")
 	}
 }
