@@ -143,3 +143,11 @@ func TestServe_GitSource(t *testing.T) {
 		t.Error("isRemote misreads a source")
 	}
 }
+
+func TestServe_WebhookNeedsSecret(t *testing.T) {
+	t.Setenv("CIRCLE_WEBHOOK_SECRET", "")
+	code, _, errOut := run(t, "serve", "--source", "file:///nonexistent.git", "--webhook-addr", "127.0.0.1:0")
+	if code != exitUsage || !strings.Contains(errOut, "secret is required") {
+		t.Errorf("webhook without a secret: exit %d, %q", code, errOut)
+	}
+}

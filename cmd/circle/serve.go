@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -21,6 +23,7 @@ import (
 	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/dir"
 	"github.com/circlecore/circle/sources/git"
+	"github.com/circlecore/circle/sources/webhook"
 )
 
 type serveOptions struct {
@@ -31,6 +34,9 @@ type serveOptions struct {
 	sshKey     string
 	knownHosts string
 	interval   time.Duration
+	hookAddr   string
+	hookKind   string
+	hookRepo   string
 }
 
 func newServeCmd() *cobra.Command {
@@ -71,6 +77,9 @@ Validation, secrets, builds and cluster apply arrive with their issues.`,
 	cmd.Flags().StringVar(&o.sshKey, "ssh-key", "", "private key file for ssh remotes")
 	cmd.Flags().StringVar(&o.knownHosts, "known-hosts", "", "known_hosts file for ssh remotes (unknown host keys are refused)")
 	cmd.Flags().DurationVar(&o.interval, "interval", time.Minute, "how often to poll a Git remote")
+	cmd.Flags().StringVar(&o.hookAddr, "webhook-addr", "", "listen address for push webhooks, e.g. :9292 (secret from CIRCLE_WEBHOOK_SECRET)")
+	cmd.Flags().StringVar(&o.hookKind, "webhook-provider", "github", "webhook dialect: github, gitlab, gitea, bitbucket or generic")
+	cmd.Flags().StringVar(&o.hookRepo, "webhook-repository", "", "only pushes to this repository (org/repo) count")
 	cmd.MarkFlagsMutuallyExclusive("branch", "tag", "semver", "commit")
 	return cmd
 }
@@ -80,7 +89,7 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	if o.logFormat == "console" {
 		log = log.Output(zerolog.ConsoleWriter{Out: cmd.ErrOrStderr()})
 	}
-	src, err := o.openSource(log)
+	src, err := o.openSource(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -127,12 +136,32 @@ func isRemote(source string) bool {
 	return at > 0 && colon > at
 }
 
-func (o *serveOptions) openSource(log zerolog.Logger) (sources.Source, error) {
+func (o *serveOptions) openSource(ctx context.Context, log zerolog.Logger) (sources.Source, error) {
 	if !isRemote(o.source) {
 		return dir.New(o.source, dir.DefaultOptions())
 	}
 	opts := git.Options{URL: o.source, Ref: o.ref, Interval: o.interval,
 		OnError: func(err error) { log.Warn().Err(err).Msg("poll failed; retrying at the next interval") }}
+	if o.hookAddr != "" {
+		branch := o.ref.Branch
+		if branch == "" {
+			branch = "main"
+		}
+		recv, err := webhook.New(webhook.Provider(o.hookKind), []byte(os.Getenv("CIRCLE_WEBHOOK_SECRET")), o.hookRepo,
+			webhook.BranchOrTags(branch, o.ref.Tag != "" || o.ref.SemVer != ""))
+		if err != nil {
+			return nil, err
+		}
+		srv := &http.Server{Addr: o.hookAddr, Handler: recv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
+		ln, err := net.Listen("tcp", o.hookAddr)
+		if err != nil {
+			return nil, fmt.Errorf("webhook listener: %w", err)
+		}
+		go func() { _ = srv.Serve(ln) }()
+		context.AfterFunc(ctx, func() { _ = srv.Close() })
+		log.Info().Str("addr", ln.Addr().String()).Str("provider", o.hookKind).Msg("receiving push webhooks")
+		opts.Hints = recv.Hints()
+	}
 	opts.Auth.Username = os.Getenv("CIRCLE_GIT_USERNAME")
 	opts.Auth.Password = os.Getenv("CIRCLE_GIT_PASSWORD")
 	for path, dst := range map[string]*[]byte{o.sshKey: &opts.Auth.SSHKey, o.knownHosts: &opts.Auth.KnownHosts} {
