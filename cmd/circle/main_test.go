@@ -83,27 +83,7 @@ func TestServe(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "circle.yaml"), []byte("x: 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "published")
-	cmd := newRootCmd(&bytes.Buffer{}, &bytes.Buffer{})
-	cmd.SetArgs([]string{"serve", "--source", src, "--publish", "file://" + out, "--log-format", "json"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		b, err := os.ReadFile(filepath.Join(out, "status.json"))
-		if err == nil && strings.Contains(string(b), `"files": 1`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no status.json in %s", out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("serve returned %v after cancel", err)
-	}
+	out := serveUntil(t, `"files": 1`, "--source", src, "--log-format", "json")
 	// No side files from the blob driver in the user's folder.
 	entries, _ := os.ReadDir(out)
 	if len(entries) != 1 {
@@ -114,27 +94,7 @@ func TestServe(t *testing.T) {
 func TestServe_GitSource(t *testing.T) {
 	repo := testenv.NewGitRepo(t, map[string]string{"circle.yaml": "x: 1\n", "config/base/a.yaml": "a: 1\n"})
 	head := repo.Commit(t, map[string]string{"config/base/a.yaml": "a: 2\n"}, "bump")
-	out := filepath.Join(t.TempDir(), "published")
-	cmd := newRootCmd(&bytes.Buffer{}, &bytes.Buffer{})
-	cmd.SetArgs([]string{"serve", "--source", repo.FileURL(), "--publish", "file://" + out, "--interval", "100ms"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		b, err := os.ReadFile(filepath.Join(out, "status.json"))
-		if err == nil && strings.Contains(string(b), head) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status.json never named %s", head)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("serve returned %v", err)
-	}
+	serveUntil(t, head, "--source", repo.FileURL(), "--interval", "100ms")
 
 	if code, _, errOut := run(t, "serve", "--source", "ssh://git@127.0.0.1:1/x.git", "--ssh-key", "/nonexistent"); code != exitUsage || !strings.Contains(errOut, "/nonexistent") {
 		t.Errorf("missing ssh key file: exit %d, %q", code, errOut)
@@ -150,4 +110,33 @@ func TestServe_WebhookNeedsSecret(t *testing.T) {
 	if code != exitUsage || !strings.Contains(errOut, "secret is required") {
 		t.Errorf("webhook without a secret: exit %d, %q", code, errOut)
 	}
+}
+
+// serveUntil runs `circle serve` with args, publishing to a fresh folder, until its
+// status.json contains want; then it stops the daemon and returns the folder.
+func serveUntil(t *testing.T, want string, args ...string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "published")
+	cmd := newRootCmd(&bytes.Buffer{}, &bytes.Buffer{})
+	cmd.SetArgs(append([]string{"serve", "--publish", "file://" + out}, args...))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(out, "status.json"))
+		if err == nil && strings.Contains(string(b), want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("status.json in %s never contained %s", out, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve returned %v after cancel", err)
+	}
+	return out
 }
