@@ -140,3 +140,10 @@ func serveUntil(t *testing.T, want string, args ...string) string {
 	}
 	return out
 }
+
+func TestServe_VerifyNeedsKeys(t *testing.T) {
+	code, _, errOut := run(t, "serve", "--source", "file:///x.git", "--verify", "head")
+	if code != exitUsage || !strings.Contains(errOut, "trusted PGP or SSH keys") {
+		t.Errorf("--verify without keys: exit %d, %q", code, errOut)
+	}
+}

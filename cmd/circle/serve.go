@@ -37,6 +37,9 @@ type serveOptions struct {
 	hookAddr   string
 	hookKind   string
 	hookRepo   string
+	verify     string
+	pgpKeys    string
+	sshKeys    string
 }
 
 func newServeCmd() *cobra.Command {
@@ -80,6 +83,9 @@ Validation, secrets, builds and cluster apply arrive with their issues.`,
 	cmd.Flags().StringVar(&o.hookAddr, "webhook-addr", "", "listen address for push webhooks, e.g. :9292 (secret from CIRCLE_WEBHOOK_SECRET)")
 	cmd.Flags().StringVar(&o.hookKind, "webhook-provider", "github", "webhook dialect: github, gitlab, gitea, bitbucket or generic")
 	cmd.Flags().StringVar(&o.hookRepo, "webhook-repository", "", "only pushes to this repository (org/repo) count")
+	cmd.Flags().StringVar(&o.verify, "verify", "", "require signed revisions: head (the commit) or tag (the annotated tag)")
+	cmd.Flags().StringVar(&o.pgpKeys, "trusted-pgp-keys", "", "armored OpenPGP public keyring trusted to sign")
+	cmd.Flags().StringVar(&o.sshKeys, "trusted-ssh-keys", "", "authorized_keys-format file of SSH keys trusted to sign")
 	cmd.MarkFlagsMutuallyExclusive("branch", "tag", "semver", "commit")
 	return cmd
 }
@@ -164,7 +170,10 @@ func (o *serveOptions) openSource(ctx context.Context, log zerolog.Logger) (sour
 	}
 	opts.Auth.Username = os.Getenv("CIRCLE_GIT_USERNAME")
 	opts.Auth.Password = os.Getenv("CIRCLE_GIT_PASSWORD")
-	for path, dst := range map[string]*[]byte{o.sshKey: &opts.Auth.SSHKey, o.knownHosts: &opts.Auth.KnownHosts} {
+	opts.Verify.Mode = git.VerifyMode(o.verify)
+	var pgp []byte
+	for path, dst := range map[string]*[]byte{o.sshKey: &opts.Auth.SSHKey, o.knownHosts: &opts.Auth.KnownHosts,
+		o.pgpKeys: &pgp, o.sshKeys: &opts.Verify.SSHKeys} {
 		if path == "" {
 			continue
 		}
@@ -174,5 +183,6 @@ func (o *serveOptions) openSource(ctx context.Context, log zerolog.Logger) (sour
 		}
 		*dst = b
 	}
+	opts.Verify.PGPKeys = string(pgp)
 	return git.New(opts)
 }
