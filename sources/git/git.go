@@ -290,9 +290,11 @@ func (s *Source) Snapshot(ctx context.Context) (*sources.Snapshot, error) {
 func (s *Source) fetch(ctx context.Context) (plumbing.Hash, error) {
 	ref := s.refName()
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", ref, ref))
-	if c := s.opts.Ref.Commit; c != "" {
-		spec = config.RefSpec(c + ":refs/circle/commit")
-		ref = "refs/circle/commit"
+	depth := 1
+	if s.opts.Ref.Commit != "" {
+		// Most servers refuse a want of a bare SHA (uploadpack.allowAnySHA1InWant is off
+		// by default), so fetch the branches whole and find the commit among them.
+		spec, depth = "+refs/heads/*:refs/remotes/origin/*", 0
 	}
 	if s.repo == nil {
 		repo, err := gogit.Init(memory.NewStorage(), nil)
@@ -305,10 +307,17 @@ func (s *Source) fetch(ctx context.Context) (plumbing.Hash, error) {
 		s.repo = repo
 	}
 	err := s.repo.FetchContext(ctx, &gogit.FetchOptions{
-		RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: s.auth, Depth: 1, Tags: gogit.NoTags, Force: true,
+		RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: s.auth, Depth: depth, Tags: gogit.NoTags, Force: true,
 	})
 	if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
 		return plumbing.ZeroHash, fmt.Errorf("fetch %s from %s: %w", spec, s.name, err)
+	}
+	if c := s.opts.Ref.Commit; c != "" {
+		h := plumbing.NewHash(c)
+		if _, err := s.repo.CommitObject(h); err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("commit %s is not on any branch of %s: %w", c, s.name, err)
+		}
+		return h, nil
 	}
 	r, err := s.repo.Reference(ref, true)
 	if err != nil {

@@ -250,3 +250,25 @@ func TestSource_WebhookWakesWatch(t *testing.T) {
 		t.Fatal("the webhook did not wake the watch (the poll interval is an hour)")
 	}
 }
+
+func TestSource_CommitRef(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"v": "1\n"})
+	pinned := repo.Commit(t, map[string]string{"v": "2\n"}, "two")
+	repo.Commit(t, map[string]string{"v": "3\n"}, "three")
+	snap := snapshot(t, git.Options{URL: repo.FileURL(), Ref: git.Ref{Commit: pinned}})
+	if snap.Revision != pinned || read(t, snap, "v") != "2\n" {
+		t.Errorf("commit ref gave %s %q, want %s", snap.Revision, read(t, snap, "v"), pinned)
+	}
+	src, _ := git.New(git.Options{URL: repo.FileURL(), Ref: git.Ref{Commit: pinned}})
+	if h, err := src.Head(context.Background()); err != nil || h != pinned {
+		t.Errorf("Head of a pinned commit = %s, %v", h, err)
+	}
+}
+
+func TestSource_CommitNotOnRemote(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"v": "1\n"})
+	src, _ := git.New(git.Options{URL: repo.FileURL(), Ref: git.Ref{Commit: strings.Repeat("ab", 20)}})
+	if _, err := src.Snapshot(context.Background()); err == nil || !strings.Contains(err.Error(), "not on any branch") {
+		t.Errorf("unknown commit: %v", err)
+	}
+}
