@@ -180,3 +180,24 @@ func TestSource_SnapshotCancelled(t *testing.T) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }
+
+func TestSource_SymlinksNotFollowed(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "config/a.yaml", "a: 1\n")
+	if err := os.Symlink("/etc/passwd", filepath.Join(root, "passwd")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..", filepath.Join(root, "config", "up")); err != nil {
+		t.Fatal(err)
+	}
+	src, _ := dir.New(root, dir.DefaultOptions())
+	snap, err := src.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"passwd", "config/up", "config/up/config/a.yaml"} {
+		if _, err := fs.Stat(snap.FS, p); err == nil {
+			t.Errorf("%s is in the snapshot: symlinks must not be followed", p)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
@@ -337,8 +338,10 @@ func (s *Source) treeFiles(c *object.Commit) (fstest.MapFS, error) {
 	files := fstest.MapFS{} // read-only fs.FS over a map: what a snapshot is
 	var total int64
 	err = tree.Files().ForEach(func(f *object.File) error {
-		if !f.Mode.IsFile() {
-			return nil // submodules and symlinks are not followed
+		// Only plain and executable files: go-git's IsFile also counts symlinks, which a
+		// snapshot must not carry (their targets may point anywhere).
+		if f.Mode != filemode.Regular && f.Mode != filemode.Executable && f.Mode != filemode.Deprecated {
+			return nil
 		}
 		if f.Size > s.opts.MaxFileSize {
 			return fmt.Errorf("%s: %d bytes is over the %d-byte file limit", f.Name, f.Size, s.opts.MaxFileSize)

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -271,4 +273,33 @@ func TestSource_CommitNotOnRemote(t *testing.T) {
 	if _, err := src.Snapshot(context.Background()); err == nil || !strings.Contains(err.Error(), "not on any branch") {
 		t.Errorf("unknown commit: %v", err)
 	}
+}
+
+func TestSource_SymlinksNotFollowed(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"config/a.yaml": "a: 1\n"})
+	// Symlink entries (mode 120000) whose blobs are their targets, as git stores them.
+	for name, target := range map[string]string{"leak": "/etc/shadow", "passwd": "/etc/passwd", "up": "../.."} {
+		repo.Git(t, nil, "update-index", "--add", "--cacheinfo", "120000,"+blob(t, repo, target)+","+name)
+	}
+	repo.Git(t, nil, "commit", "--quiet", "-m", "symlinks")
+	repo.Git(t, nil, "push", "--quiet", "origin", "main")
+	snap := snapshot(t, git.Options{URL: repo.FileURL()})
+	for _, p := range []string{"leak", "passwd", "up", "up/etc/passwd"} {
+		if _, err := fs.Stat(snap.FS, p); err == nil {
+			t.Errorf("%s is in the snapshot: symlinks must not be followed", p)
+		}
+	}
+	if read(t, snap, "config/a.yaml") != "a: 1\n" {
+		t.Error("regular file lost")
+	}
+}
+
+// blob stores content as a blob in the repository's work tree object store and returns its id.
+func blob(t *testing.T, repo *testenv.GitRepo, content string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "blob")
+	if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(repo.Git(t, nil, "hash-object", "-w", f))
 }
