@@ -87,9 +87,11 @@ type Source struct {
 	auth transport.AuthMethod
 	repo *gogit.Repository
 	// name is the URL with credentials removed, for errors and logs.
-	name     string
-	semver   *semver.Constraints
-	verifier *verifier
+	name   string
+	semver *semver.Constraints
+	// chosenTag is the tag the semver range last resolved to.
+	chosenTag string
+	verifier  *verifier
 }
 
 var _ sources.Source = (*Source)(nil)
@@ -194,6 +196,8 @@ func redact(raw string) string {
 
 func (s *Source) refName() plumbing.ReferenceName {
 	switch r := s.opts.Ref; {
+	case s.chosenTag != "":
+		return plumbing.NewTagReferenceName(s.chosenTag)
 	case r.Tag != "":
 		return plumbing.NewTagReferenceName(r.Tag)
 	case r.Branch != "":
@@ -222,7 +226,7 @@ func (s *Source) Head(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		s.opts.Ref.Tag = tag // Snapshot fetches what Head chose
+		s.chosenTag = tag // Snapshot fetches what Head chose
 		return hash, nil
 	}
 	want := s.refName()
