@@ -70,6 +70,9 @@ type Options struct {
 	MaxFileSize, MaxTreeSize int64
 	// Verify is the signature policy; a revision that fails it never becomes a snapshot.
 	Verify Verify
+	// Retries is how many times a failed remote call is tried again (default 3), with
+	// backoff doubling from 250 ms. Refused credentials and missing refs are not retried.
+	Retries int
 	// Hints, if set, wakes Watch before its next tick (a webhook receiver's channel).
 	Hints <-chan struct{}
 	// Interval is how often Watch asks the remote for its head.
@@ -103,6 +106,9 @@ func New(opts Options) (*Source, error) {
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = 2 * time.Minute
+	}
+	if opts.Retries == 0 {
+		opts.Retries = 3
 	}
 	if opts.MaxFileSize == 0 {
 		opts.MaxFileSize = 16 << 20
@@ -217,7 +223,11 @@ func (s *Source) Head(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	rem := gogit.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{s.opts.URL}})
-	refs, err := rem.ListContext(ctx, &gogit.ListOptions{Auth: s.auth})
+	var refs []*plumbing.Reference
+	err := retry(ctx, s.opts.Retries, func() (err error) {
+		refs, err = rem.ListContext(ctx, &gogit.ListOptions{Auth: s.auth})
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("ls-remote %s: %w", s.name, err)
 	}
@@ -311,8 +321,10 @@ func (s *Source) fetch(ctx context.Context) (plumbing.Hash, error) {
 		}
 		s.repo = repo
 	}
-	err := s.repo.FetchContext(ctx, &gogit.FetchOptions{
-		RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: s.auth, Depth: depth, Tags: gogit.NoTags, Force: true,
+	err := retry(ctx, s.opts.Retries, func() error {
+		return s.repo.FetchContext(ctx, &gogit.FetchOptions{
+			RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: s.auth, Depth: depth, Tags: gogit.NoTags, Force: true,
+		})
 	})
 	if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
 		return plumbing.ZeroHash, fmt.Errorf("fetch %s from %s: %w", spec, s.name, err)
@@ -403,3 +415,29 @@ func (s *Source) Watch(ctx context.Context, fn func(*sources.Snapshot) error) er
 
 // String is the remote without credentials.
 func (s *Source) String() string { return strings.TrimSpace(s.name) }
+
+// retry calls fn until it succeeds, fails permanently, ctx ends, or it has been retried
+// n times, waiting 250 ms, 500 ms, 1 s … between tries.
+func retry(ctx context.Context, n int, fn func() error) error {
+	wait := 250 * time.Millisecond
+	for i := 0; ; i++ {
+		err := fn()
+		if err == nil || errors.Is(err, gogit.NoErrAlreadyUpToDate) || i >= n || permanent(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+// permanent reports errors that another try cannot fix.
+func permanent(err error) bool {
+	return errors.Is(err, transport.ErrAuthenticationRequired) || errors.Is(err, transport.ErrAuthorizationFailed) ||
+		errors.Is(err, transport.ErrRepositoryNotFound) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "key mismatch") ||
+		strings.Contains(err.Error(), "unable to authenticate")
+}

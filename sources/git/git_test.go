@@ -5,12 +5,14 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -302,4 +304,49 @@ func blob(t *testing.T, repo *testenv.GitRepo, content string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(repo.Git(t, nil, "hash-object", "-w", f))
+}
+
+// A remote that answers 503 twice is fetched on the third try; a remote that refuses the
+// credentials is not tried again.
+func TestSource_Retries(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"a": "1\n"})
+	h := testenv.StartGitHTTP(t)
+	var mu sync.Mutex
+	calls := 0
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n <= 2 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		r.URL.Scheme, r.URL.Host = "http", strings.TrimPrefix(h.URL, "http://")
+		resp, err := http.DefaultTransport.RoundTrip(r.WithContext(r.Context()))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	defer flaky.Close()
+	snap := snapshot(t, git.Options{URL: flaky.URL + "/public/" + repo.Name})
+	if read(t, snap, "a") != "1\n" {
+		t.Error("content wrong after retries")
+	}
+
+	src, _ := git.New(git.Options{URL: h.PrivateURL(repo), Auth: git.Auth{Username: "circle", Password: "wrong"}})
+	start := time.Now()
+	if _, err := src.Snapshot(context.Background()); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("refused credentials took %s: they were retried", d)
+	}
 }
