@@ -70,6 +70,8 @@ type Options struct {
 	MaxFileSize, MaxTreeSize int64
 	// Verify is the signature policy; a revision that fails it never becomes a snapshot.
 	Verify Verify
+	// Full fetches the whole history instead of the default depth of one.
+	Full bool
 	// Retries is how many times a failed remote call is tried again (default 3), with
 	// backoff doubling from 250 ms. Refused credentials and missing refs are not retried.
 	Retries int
@@ -306,6 +308,9 @@ func (s *Source) fetch(ctx context.Context) (plumbing.Hash, error) {
 	ref := s.refName()
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", ref, ref))
 	depth := 1
+	if s.opts.Full {
+		depth = 0
+	}
 	if s.opts.Ref.Commit != "" {
 		// Most servers refuse a want of a bare SHA (uploadpack.allowAnySHA1InWant is off
 		// by default), so fetch the branches whole and find the commit among them.
@@ -411,6 +416,16 @@ func (s *Source) Watch(ctx context.Context, fn func(*sources.Snapshot) error) er
 		case <-s.opts.Hints:
 		}
 	}
+}
+
+// HasCommit reports whether the fetched history holds the commit (a shallow fetch holds
+// only the head).
+func (s *Source) HasCommit(hash string) bool {
+	if s.repo == nil {
+		return false
+	}
+	_, err := s.repo.CommitObject(plumbing.NewHash(hash))
+	return err == nil
 }
 
 // String is the remote without credentials.

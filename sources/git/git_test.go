@@ -350,3 +350,20 @@ func TestSource_Retries(t *testing.T) {
 		t.Errorf("refused credentials took %s: they were retried", d)
 	}
 }
+
+func TestSource_FullHistory(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"a": "1\n"})
+	first := strings.TrimSpace(repo.Git(t, nil, "rev-parse", "HEAD"))
+	repo.Commit(t, map[string]string{"a": "2\n"}, "two")
+	for _, full := range []bool{false, true} {
+		src, _ := git.New(git.Options{URL: repo.FileURL(), Full: full})
+		if _, err := src.Snapshot(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		// Only a full fetch holds the parent; a shallow one stops at the head.
+		has := src.HasCommit(first)
+		if has != full {
+			t.Errorf("full=%v: parent commit present = %v", full, has)
+		}
+	}
+}
