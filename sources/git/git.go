@@ -279,6 +279,12 @@ func (s *Source) Snapshot(ctx context.Context) (*sources.Snapshot, error) {
 			return nil, err
 		}
 	}
+	return s.snapshot(ctx)
+}
+
+// snapshot fetches what the last Head chose; Watch calls it right after Head, so the
+// remote is asked for its refs once per poll, not twice.
+func (s *Source) snapshot(ctx context.Context) (*sources.Snapshot, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	hash, err := s.fetch(ctx)
@@ -395,7 +401,7 @@ func (s *Source) Watch(ctx context.Context, fn func(*sources.Snapshot) error) er
 		head, err := s.Head(ctx)
 		if err == nil && head != last {
 			var snap *sources.Snapshot
-			snap, err = s.Snapshot(ctx)
+			snap, err = s.snapshot(ctx)
 			if err == nil {
 				last = snap.Revision
 				if err := fn(snap); err != nil {
