@@ -16,6 +16,8 @@ ETCD_VERSION=v3.7.0       # the etcd Kubernetes 1.37 pins in hack/lib/etcd.sh
 VERSITYGW_VERSION=v1.8.0  # S3 server (Apache-2.0)
 FAKEGCS_VERSION=v1.56.1   # GCS emulator (BSD-2)
 AZURITE_VERSION=3.37.0    # Azure Blob emulator (MIT, npm)
+SOPS_VERSION=v3.13.3      # the sops CLI, to encrypt test files the way users do (MPL-2.0)
+CUE_VERSION=v0.17.1       # the cue CLI, the baseline of the validate benchmark (Apache-2.0)
 
 export CGO_ENABLED=0
 export GOFLAGS=-buildvcs=false
@@ -100,6 +102,16 @@ install_fakegcs() {
 	mv "$dir/bin.tmp" "$dir/bin"
 }
 
+# go_install NAME VERSION PACKAGE: `go install` into $CACHE/NAME-VERSION/bin.
+go_install() {
+	local name=$1 version=$2 pkg=$3 dir=$CACHE/$1-$2
+	have "$dir" "$name" && return
+	log "installing $name $version"
+	rm -rf "$dir/bin.tmp"
+	GOBIN=$dir/bin.tmp go install -trimpath -ldflags "-s -w" "$pkg@$version"
+	mv "$dir/bin.tmp" "$dir/bin"
+}
+
 install_azurite() {
 	local dir=$CACHE/azurite-$AZURITE_VERSION
 	[ -f "$dir/node_modules/azurite/dist/src/blob/main.js" ] && return
@@ -138,6 +150,8 @@ CIRCLE_TESTENV_FAKE_GCS=$CACHE/fake-gcs-server-$FAKEGCS_VERSION/bin/fake-gcs-ser
 CIRCLE_TESTENV_AZURITE=$CACHE/azurite-$AZURITE_VERSION/node_modules/azurite/dist/src/blob/main.js
 CIRCLE_TESTENV_SSHD=/usr/sbin/sshd
 CIRCLE_TESTENV_GIT_HTTP_BACKEND=/usr/lib/git-core/git-http-backend
+CIRCLE_TESTENV_SOPS=$CACHE/sops-$SOPS_VERSION/bin/sops
+CIRCLE_TESTENV_CUE=$CACHE/cue-$CUE_VERSION/bin/cue
 ENV
 	# envtest (controller-runtime) wants both binaries in one folder.
 	mkdir -p "$CACHE/kubebuilder-$KUBE_VERSION"
@@ -155,4 +169,6 @@ install_etcd
 install_versitygw
 install_fakegcs
 install_kube_apiserver
+go_install sops "$SOPS_VERSION" github.com/getsops/sops/v3/cmd/sops
+go_install cue "$CUE_VERSION" cuelang.org/go/cmd/cue
 log "ready in $(($(date +%s) - start))s; tools under $CACHE ($(du -sh "$CACHE" | cut -f1))"

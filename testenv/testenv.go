@@ -28,6 +28,8 @@ const (
 	ToolAzurite        = "CIRCLE_TESTENV_AZURITE"
 	ToolSSHD           = "CIRCLE_TESTENV_SSHD"
 	ToolGitHTTPBackend = "CIRCLE_TESTENV_GIT_HTTP_BACKEND"
+	ToolSOPS           = "CIRCLE_TESTENV_SOPS"
+	ToolCUE            = "CIRCLE_TESTENV_CUE"
 	ToolKubebuilder    = "KUBEBUILDER_ASSETS"
 )
 
