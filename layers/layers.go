@@ -219,6 +219,9 @@ func labelName(l ast.Label) (string, bool) {
 	return name, err == nil
 }
 
+// Join appends key to a dotted path the way Origins spells paths.
+func Join(prefix, key string) string { return join(prefix, key) }
+
 // join builds a dotted path, quoting a key that is not a plain identifier so "a.b" the key
 // and a.b the path never meet.
 func join(prefix, key string) string {
@@ -300,6 +303,7 @@ func toExpr(v any) (ast.Expr, error) {
 // Origin says where a value was set.
 type Origin struct {
 	Path      string `json:"path"`
+	Key       string `json:"-"` // the last element of Path, unquoted
 	File      string `json:"file"`
 	Line      int    `json:"line,omitempty"`
 	Column    int    `json:"column,omitempty"`
@@ -318,7 +322,8 @@ func (o Origin) String() string {
 type Merged struct {
 	root    *node
 	origins []Origin
-	secrets []string
+	leaves  map[string]ast.Expr
+	index   map[string]int
 }
 
 type node struct {
@@ -337,7 +342,7 @@ func Merge(layers ...*Layer) *Merged {
 	for _, l := range layers {
 		mergeFields(root, l.fields, l)
 	}
-	m := &Merged{root: root}
+	m := &Merged{root: root, leaves: map[string]ast.Expr{}, index: map[string]int{}}
 	m.collect(root, "")
 	return m
 }
@@ -400,14 +405,13 @@ func (m *Merged) collect(n *node, prefix string) {
 			continue
 		}
 		pos := c.value.Pos().Position()
-		o := Origin{Path: p, File: c.layer.File, Line: pos.Line, Column: pos.Column, Sensitive: c.layer.Sensitive}
+		o := Origin{Path: p, Key: k, File: c.layer.File, Line: pos.Line, Column: pos.Column, Sensitive: c.layer.Sensitive}
 		if pos.Filename != "" {
 			o.File = pos.Filename
 		}
+		m.index[p] = len(m.origins)
 		m.origins = append(m.origins, o)
-		if c.layer.Sensitive {
-			m.secrets = append(m.secrets, scalars(c.value)...)
-		}
+		m.leaves[p] = c.value
 	}
 }
 
@@ -454,17 +458,30 @@ func (m *Merged) Origins() []Origin { return m.origins }
 
 // Origin returns the origin of the value at a dotted path.
 func (m *Merged) Origin(p string) (Origin, bool) {
-	for _, o := range m.origins {
-		if o.Path == p {
-			return o, true
-		}
+	i, ok := m.index[p]
+	if !ok {
+		return Origin{}, false
 	}
-	return Origin{}, false
+	return m.origins[i], true
 }
 
 // SecretValues lists the plaintext of every value that came from a sensitive layer, for the
 // redactor.
-func (m *Merged) SecretValues() []string { return m.secrets }
+func (m *Merged) SecretValues() []string {
+	return m.ScalarsWhere(func(o Origin) bool { return o.Sensitive })
+}
+
+// ScalarsWhere lists the text of every scalar (strings unquoted; list elements too) of the
+// leaves whose origin satisfies keep: the values a redactor must hunt.
+func (m *Merged) ScalarsWhere(keep func(Origin) bool) []string {
+	var out []string
+	for _, o := range m.origins {
+		if keep(o) {
+			out = append(out, scalars(m.leaves[o.Path])...)
+		}
+	}
+	return out
+}
 
 // SensitivePaths lists the dotted paths whose values came from a sensitive layer.
 func (m *Merged) SensitivePaths() []string {
@@ -475,9 +492,4 @@ func (m *Merged) SensitivePaths() []string {
 		}
 	}
 	return out
-}
-
-// IsUnder reports whether path p is prefix or below it, in dotted-path terms.
-func IsUnder(p, prefix string) bool {
-	return p == prefix || strings.HasPrefix(p, prefix+".")
 }

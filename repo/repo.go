@@ -1,0 +1,485 @@
+// Package repo loads the repository a user writes, from a snapshot: circle.yaml, the
+// repository's schema, and per environment the merged configuration with its secrets
+// decrypted, validated against the schema.
+//
+// Load reports every problem it finds in one pass, across all environments, each naming the
+// file, line and column to fix. Values from SOPS files, and values under keys that look
+// secret, are registered with the Redactor before anything is validated, so no message Load
+// returns can show them.
+package repo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/circlecore/circle/layers"
+	"github.com/circlecore/circle/redact"
+	"github.com/circlecore/circle/schema"
+	"github.com/circlecore/circle/secrets"
+)
+
+// SettingsFile is the name of the settings file at the root of a repository.
+const SettingsFile = "circle.yaml"
+
+// Settings is circle.yaml, after validation with the built-in #Settings definition, defaults
+// applied.
+type Settings struct {
+	APIVersion   string        `json:"apiVersion"`
+	Environments []Environment `json:"environments"`
+	Paths        Paths         `json:"paths"`
+	Schema       *struct {
+		Definition string `json:"definition"`
+	} `json:"schema,omitempty"`
+	Redact *struct {
+		KeyPattern string `json:"keyPattern,omitempty"`
+	} `json:"redact,omitempty"`
+	Targets []Target `json:"targets,omitempty"`
+}
+
+// Environment is one environment a commit is built for.
+type Environment struct {
+	Name   string  `json:"name"`
+	Policy *Policy `json:"policy,omitempty"`
+}
+
+// Policy is what an environment demands of a revision.
+type Policy struct {
+	RequireSignedCommits bool     `json:"requireSignedCommits"`
+	TrustedKeys          []string `json:"trustedKeys,omitempty"`
+}
+
+// Paths says where each part of the repository lives.
+type Paths struct {
+	Schema     string `json:"schema"`
+	Config     string `json:"config"`
+	Secrets    string `json:"secrets"`
+	Packages   string `json:"packages"`
+	Advisories string `json:"advisories"`
+	Licenses   string `json:"licenses"`
+	Manifests  string `json:"manifests"`
+}
+
+// Target names a place an environment's build goes; its URL is in the daemon's
+// configuration.
+type Target struct {
+	Name         string   `json:"name"`
+	Kind         string   `json:"kind"`
+	Environments []string `json:"environments"`
+}
+
+// Definition is the schema definition each environment's config must satisfy.
+func (s *Settings) Definition() string {
+	if s.Schema != nil && s.Schema.Definition != "" {
+		return s.Schema.Definition
+	}
+	return "#Config"
+}
+
+// EnvNames lists the environments in the order circle.yaml gives them.
+func (s *Settings) EnvNames() []string {
+	out := make([]string, len(s.Environments))
+	for i, e := range s.Environments {
+		out[i] = e.Name
+	}
+	return out
+}
+
+// Options tunes Load.
+type Options struct {
+	// Keyring opens the SOPS files. Without keys, a repository with secrets fails to load.
+	Keyring *secrets.Keyring
+	// Redactor learns every secret value. Nil means a fresh one; Repo.Redactor returns it.
+	Redactor *redact.Redactor
+	// Envs restricts loading to these environments; empty means all.
+	Envs []string
+	// Overrides are the daemon's own values per environment, merged last.
+	Overrides map[string]map[string]any
+}
+
+// Repo is a loaded repository.
+type Repo struct {
+	Settings *Settings
+	Envs     []*Env
+	redactor *redact.Redactor
+}
+
+// Redactor is the redactor that knows this repository's secrets.
+func (r *Repo) Redactor() *redact.Redactor { return r.redactor }
+
+// Env returns the loaded environment called name, or nil.
+func (r *Repo) Env(name string) *Env {
+	for _, e := range r.Envs {
+		if e.Name == name {
+			return e
+		}
+	}
+	return nil
+}
+
+// Env is one environment's configuration.
+type Env struct {
+	Name string
+	// Config is the merged, validated configuration with the schema's defaults applied:
+	// maps, slices and scalars as encoding/json produces them.
+	Config    map[string]any
+	Merged    *layers.Merged
+	sensitive func(layers.Origin) bool
+	secretKey func(string) bool
+	redactor  *redact.Redactor
+}
+
+// Sensitive reports whether the value at a dotted path is secret: it came from a SOPS file
+// or its key matches the redaction pattern.
+func (e *Env) Sensitive(p string) bool {
+	o, ok := e.Merged.Origin(p)
+	return ok && e.sensitive(o)
+}
+
+// Redacted is Config with every sensitive value replaced by its mask: what status, logs and
+// plan output may show.
+func (e *Env) Redacted() map[string]any {
+	out, _ := e.redactValue(e.Config, "", "").(map[string]any)
+	return out
+}
+
+func (e *Env) redactValue(v any, key, p string) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = e.redactValue(x, k, layers.Join(p, k))
+		}
+		return out
+	default:
+		// A value the schema supplied has no origin; its key alone decides.
+		if o, ok := e.Merged.Origin(p); ok && e.sensitive(o) || !ok && e.secretKey(key) {
+			b, _ := json.Marshal(v)
+			return e.redactor.Mask(string(b))
+		}
+		return v
+	}
+}
+
+// Problem is one thing wrong with a repository, in the environments it affects.
+type Problem struct {
+	schema.Issue
+	Envs []string `json:"envs,omitempty"`
+}
+
+// String is the issue with the environments it was found in.
+func (p Problem) String() string {
+	if len(p.Envs) == 0 {
+		return p.Issue.String()
+	}
+	return p.Issue.String() + " [" + strings.Join(p.Envs, ", ") + "]"
+}
+
+// Invalid is Load's error when the repository has problems: all of them.
+type Invalid struct {
+	Problems []Problem
+}
+
+// Error prints one problem per line.
+func (e *Invalid) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return fmt.Sprintf("%d problem(s):\n%s", len(e.Problems), strings.Join(lines, "\n"))
+}
+
+// Load reads and validates the repository in fsys. A repository with problems returns an
+// *Invalid error listing them all; other errors are I/O. The returned Repo is nil on error.
+func Load(ctx context.Context, fsys fs.FS, opts Options) (*Repo, error) {
+	red := opts.Redactor
+	if red == nil {
+		red = redact.New()
+	}
+	settings, problems := LoadSettings(fsys)
+	if problems != nil {
+		return nil, &Invalid{Problems: problems}
+	}
+	secretKey := red.SensitiveKey
+	if settings.Redact != nil && settings.Redact.KeyPattern != "" {
+		// A repository's own pattern widens the redactor's: both apply.
+		re, err := regexp.Compile(settings.Redact.KeyPattern)
+		if err != nil {
+			return nil, &Invalid{Problems: []Problem{{Issue: schema.Issue{File: SettingsFile, Path: "redact.keyPattern", Message: err.Error()}}}}
+		}
+		secretKey = func(k string) bool { return red.SensitiveKey(k) || re.MatchString(k) }
+	}
+	envs, err := selectEnvs(settings, opts.Envs)
+	if err != nil {
+		return nil, err
+	}
+	sch, err := schema.Load(fsys, settings.Paths.Schema)
+	if err != nil {
+		return nil, &Invalid{Problems: problemsOf(err, "")}
+	}
+	def := settings.Definition()
+	if !sch.Has(def) {
+		def = "" // a repository without a schema gets its data checked, not constrained
+	}
+	c := &collector{red: red, secretKey: secretKey}
+	r := &Repo{Settings: settings, redactor: red}
+	for _, name := range envs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		env := c.loadEnv(ctx, fsys, settings, name, opts)
+		if env == nil {
+			continue
+		}
+		cfg, issues := sch.Validate(def, env.Merged.Expr())
+		if issues != nil {
+			c.add(name, issues...)
+			continue
+		}
+		m, _ := cfg.(map[string]any)
+		if m == nil {
+			m = map[string]any{}
+		}
+		env.Config = m
+		r.Envs = append(r.Envs, env)
+	}
+	if len(c.problems) > 0 {
+		return nil, &Invalid{Problems: c.sorted()}
+	}
+	return r, nil
+}
+
+func selectEnvs(s *Settings, want []string) ([]string, error) {
+	all := s.EnvNames()
+	if len(want) == 0 {
+		return all, nil
+	}
+	for _, w := range want {
+		found := false
+		for _, a := range all {
+			found = found || a == w
+		}
+		if !found {
+			return nil, fmt.Errorf("environment %q is not in %s (have %s)", w, SettingsFile, strings.Join(all, ", "))
+		}
+	}
+	return want, nil
+}
+
+// LoadSettings reads and validates circle.yaml.
+func LoadSettings(fsys fs.FS) (*Settings, []Problem) {
+	data, err := fs.ReadFile(fsys, SettingsFile)
+	if err != nil {
+		msg := err.Error()
+		if errors.Is(err, fs.ErrNotExist) {
+			msg = "not found: a Circle repository has circle.yaml at its root"
+		}
+		return nil, []Problem{{Issue: schema.Issue{File: SettingsFile, Message: msg}}}
+	}
+	l, err := layers.Parse(SettingsFile, data)
+	if err != nil {
+		return nil, problemsOf(err, "")
+	}
+	v, issues := schema.Builtin().Validate("#Settings", layers.Merge(l).Expr())
+	if issues != nil {
+		return nil, problemsOf(issues, "")
+	}
+	var s Settings
+	b, _ := json.Marshal(v)
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, []Problem{{Issue: schema.Issue{File: SettingsFile, Message: err.Error()}}}
+	}
+	var ps []Problem
+	seen := map[string]bool{}
+	for i, e := range s.Environments {
+		if seen[e.Name] {
+			ps = append(ps, Problem{Issue: schema.Issue{File: SettingsFile, Path: fmt.Sprintf("environments.%d.name", i), Message: fmt.Sprintf("environment %q is listed twice", e.Name)}})
+		}
+		seen[e.Name] = true
+	}
+	for i, t := range s.Targets {
+		for _, e := range t.Environments {
+			if !seen[e] {
+				ps = append(ps, Problem{Issue: schema.Issue{File: SettingsFile, Path: fmt.Sprintf("targets.%d.environments", i), Message: fmt.Sprintf("target %q names environment %q, which circle.yaml does not define", t.Name, e)}})
+			}
+		}
+	}
+	if ps != nil {
+		return nil, ps
+	}
+	return &s, nil
+}
+
+// collector gathers problems across environments, merging the same problem seen in several.
+type collector struct {
+	red       *redact.Redactor
+	secretKey func(string) bool
+	problems []Problem
+	index    map[string]int
+}
+
+func (c *collector) add(env string, issues ...schema.Issue) {
+	if c.index == nil {
+		c.index = map[string]int{}
+	}
+	for _, is := range issues {
+		is.Message = c.red.String(is.Message)
+		key := is.String()
+		if i, ok := c.index[key]; ok {
+			if env != "" {
+				c.problems[i].Envs = append(c.problems[i].Envs, env)
+			}
+			continue
+		}
+		p := Problem{Issue: is}
+		if env != "" {
+			p.Envs = []string{env}
+		}
+		c.index[key] = len(c.problems)
+		c.problems = append(c.problems, p)
+	}
+}
+
+func (c *collector) addErr(env, file string, err error) {
+	var issues schema.Issues
+	if errors.As(err, &issues) {
+		c.add(env, issues...)
+		return
+	}
+	c.add(env, schema.Issue{File: file, Message: strings.TrimPrefix(err.Error(), file+": ")})
+}
+
+func (c *collector) sorted() []Problem {
+	sort.SliceStable(c.problems, func(i, j int) bool {
+		a, b := c.problems[i].Issue, c.problems[j].Issue
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Column < b.Column
+	})
+	return c.problems
+}
+
+func problemsOf(err error, env string) []Problem {
+	c := &collector{red: redact.New()}
+	c.addErr(env, "", err)
+	return c.problems
+}
+
+// loadEnv reads an environment's layers in order and merges them. Problems go to c; a nil
+// result means the environment could not be assembled.
+func (c *collector) loadEnv(ctx context.Context, fsys fs.FS, s *Settings, env string, opts Options) *Env {
+	before := len(c.problems)
+	var ls []*layers.Layer
+	for _, dir := range []string{path.Join(s.Paths.Config, "base"), path.Join(s.Paths.Config, env)} {
+		files, err := configFiles(fsys, dir)
+		if err != nil {
+			c.addErr(env, dir, err)
+			continue
+		}
+		for _, f := range files {
+			data, err := fs.ReadFile(fsys, f)
+			if err != nil {
+				c.addErr(env, f, err)
+				continue
+			}
+			l, err := layers.Parse(f, data)
+			if err != nil {
+				c.addErr(env, f, err)
+				continue
+			}
+			ls = append(ls, l)
+		}
+	}
+	files, err := secretFiles(fsys, s.Paths.Secrets, env)
+	if err != nil {
+		c.addErr(env, s.Paths.Secrets, err)
+	}
+	for _, f := range files {
+		l, err := decrypt(ctx, fsys, f, opts.Keyring)
+		if err != nil {
+			c.addErr(env, f, err)
+			continue
+		}
+		ls = append(ls, l)
+	}
+	if o := opts.Overrides[env]; o != nil {
+		l, err := layers.FromValues("daemon overrides", o)
+		if err != nil {
+			c.addErr(env, "daemon overrides", err)
+		} else {
+			ls = append(ls, l)
+		}
+	}
+	m := layers.Merge(ls...)
+	e := &Env{Name: env, Merged: m, redactor: c.red, secretKey: c.secretKey}
+	e.sensitive = func(o layers.Origin) bool { return o.Sensitive || c.secretKey(o.Key) }
+	c.red.Add(m.ScalarsWhere(e.sensitive)...)
+	if len(c.problems) > before {
+		return nil
+	}
+	return e
+}
+
+var configExts = map[string]bool{".yaml": true, ".yml": true, ".json": true, ".cue": true}
+
+// configFiles lists a layer folder's files in lexical order, subfolders included; other
+// files (a README) are left alone. A missing folder is an empty layer.
+func configFiles(fsys fs.FS, dir string) ([]string, error) {
+	var out []string
+	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == dir && errors.Is(err, fs.ErrNotExist) {
+				return fs.SkipAll
+			}
+			return err
+		}
+		if !d.IsDir() && configExts[path.Ext(p)] {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// secretFiles lists an environment's SOPS files: secrets/<env>.sops.{yaml,yml,json} and
+// everything under secrets/<env>/.
+func secretFiles(fsys fs.FS, dir, env string) ([]string, error) {
+	var out []string
+	for _, ext := range []string{".sops.yaml", ".sops.yml", ".sops.json"} {
+		p := path.Join(dir, env+ext)
+		if _, err := fs.Stat(fsys, p); err == nil {
+			out = append(out, p)
+		}
+	}
+	more, err := configFiles(fsys, path.Join(dir, env))
+	return append(out, more...), err
+}
+
+func decrypt(ctx context.Context, fsys fs.FS, name string, keys *secrets.Keyring) (*layers.Layer, error) {
+	data, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, err
+	}
+	if !secrets.IsEncrypted(name, data) {
+		// Refuse rather than read it: a plaintext file here means a secret was committed.
+		return nil, fmt.Errorf("%s: not encrypted with SOPS; files under the secrets folder must be", name)
+	}
+	if keys == nil {
+		keys = &secrets.Keyring{}
+	}
+	plain, err := keys.Decrypt(ctx, name, data)
+	if err != nil {
+		return nil, err
+	}
+	return layers.FromSOPS(name, data, plain)
+}

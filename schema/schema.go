@@ -1,0 +1,421 @@
+// Package schema validates data with CUE: Circle's built-in definitions (embedded in the
+// binary) unified with the definitions a repository keeps in its own schema/*.cue.
+//
+// Validation reports every problem at once, each as an Issue naming the file, line and
+// column of the offending value (the data's position, not the schema's, when the data has
+// one) and the constraint it broke. CUE defaults are applied to the value returned.
+package schema
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/cuecontext"
+	cueerrors "cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/load"
+	"cuelang.org/go/cue/token"
+)
+
+//go:embed *.cue
+var builtinFS embed.FS
+
+// BuiltinFile is the name the built-in definitions carry in positions.
+const BuiltinFile = "circle:schema/circle.cue"
+
+// Issue is one validation problem.
+type Issue struct {
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
+	Path    string `json:"path,omitempty"`
+	Message string `json:"message"`
+}
+
+// String formats an issue the way compilers do: file:line:col: path: message.
+func (i Issue) String() string {
+	var b strings.Builder
+	if i.File != "" {
+		b.WriteString(i.File)
+		if i.Line > 0 {
+			fmt.Fprintf(&b, ":%d:%d", i.Line, i.Column)
+		}
+		b.WriteString(": ")
+	}
+	if i.Path != "" {
+		b.WriteString(i.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(i.Message)
+	return b.String()
+}
+
+// Issues is a list of problems; as an error it prints one per line.
+type Issues []Issue
+
+// Error joins the issues, one per line.
+func (is Issues) Error() string {
+	lines := make([]string, len(is))
+	for i, is := range is {
+		lines[i] = is.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Schema is a compiled set of CUE definitions. It is safe for concurrent use: CUE values
+// are not, so calls are serialised.
+type Schema struct {
+	mu    sync.Mutex
+	ctx   *cue.Context
+	value cue.Value
+	// files are the schema's own source files; an error position in one of them is where a
+	// constraint was written, not where the data broke it.
+	files map[string]bool
+}
+
+var (
+	builtinOnce sync.Once
+	builtinSrc  []byte
+)
+
+func builtinSource() []byte {
+	builtinOnce.Do(func() {
+		var err error
+		builtinSrc, err = builtinFS.ReadFile("circle.cue")
+		if err != nil {
+			panic("schema: embedded circle.cue missing: " + err.Error())
+		}
+	})
+	return builtinSrc
+}
+
+// Builtin returns Circle's own definitions: #Settings for circle.yaml.
+func Builtin() *Schema {
+	ctx := cuecontext.New()
+	v := ctx.CompileBytes(builtinSource(), cue.Filename(BuiltinFile))
+	if v.Err() != nil {
+		panic("schema: embedded circle.cue does not compile: " + v.Err().Error())
+	}
+	return &Schema{ctx: ctx, value: v, files: map[string]bool{BuiltinFile: true}}
+}
+
+// Load compiles the CUE package in dir of fsys (a snapshot) and unifies it with the built-in
+// definitions. CUE's loader reads through fsys only, so a schema cannot import or read
+// anything outside the snapshot. A missing dir yields the built-in definitions alone.
+func Load(fsys fs.FS, dir string) (*Schema, error) {
+	s := Builtin()
+	entries, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return s, nil
+		}
+		return nil, fmt.Errorf("schema: read %s: %w", dir, err)
+	}
+	hasCUE := false
+	for _, e := range entries {
+		if !e.IsDir() && path.Ext(e.Name()) == ".cue" {
+			hasCUE = true
+			s.files[path.Join(dir, e.Name())] = true
+		}
+	}
+	if !hasCUE {
+		return s, nil
+	}
+	insts := load.Instances([]string{"./" + dir}, &load.Config{
+		FS:  fsys,
+		Dir: "/",
+		// Positions then read "schema/app.cue", as the user wrote it.
+		FromFSPath: func(p string) string { return strings.TrimPrefix(p, "/") },
+	})
+	if len(insts) != 1 {
+		return nil, fmt.Errorf("schema: %s: want one CUE package, found %d", dir, len(insts))
+	}
+	if err := insts[0].Err; err != nil {
+		return nil, fmt.Errorf("schema: load %s: %w", dir, s.issues(err, cue.Value{}))
+	}
+	v := s.ctx.BuildInstance(insts[0])
+	if err := v.Err(); err != nil {
+		return nil, fmt.Errorf("schema: compile %s: %w", dir, s.issues(err, cue.Value{}))
+	}
+	s.value = s.value.Unify(v)
+	if err := s.value.Err(); err != nil {
+		return nil, fmt.Errorf("schema: %s conflicts with the built-in definitions: %w", dir, s.issues(err, cue.Value{}))
+	}
+	return s, nil
+}
+
+// Has reports whether the schema defines def, e.g. "#Config".
+func (s *Schema) Has(def string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.value.LookupPath(cue.ParsePath(def)).Exists()
+}
+
+// Validate unifies data with the definition def and checks that the result is complete and
+// concrete. It returns the result with defaults applied, as a Go value of maps, slices and
+// scalars, and every issue found. An empty def checks the data alone.
+func (s *Schema) Validate(def string, data ast.Expr) (any, Issues) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var d cue.Value
+	if def != "" {
+		d = s.value.LookupPath(cue.ParsePath(def))
+		if !d.Exists() {
+			return nil, Issues{{Message: fmt.Sprintf("the schema has no definition %s", def)}}
+		}
+	}
+	v := s.ctx.BuildExpr(data)
+	if err := v.Err(); err != nil {
+		return nil, s.issues(err, d)
+	}
+	u := v
+	if def != "" {
+		u = d.Unify(v)
+	}
+	if err := u.Validate(cue.Concrete(true)); err != nil {
+		issues := s.issues(err, d)
+		if def != "" {
+			// CUE stops checking a struct's closedness once one of its fields fails, so a
+			// misspelt key next to a wrong value would only surface on the next run.
+			issues = merge(issues, notAllowed(d, data, nil))
+		}
+		return nil, issues
+	}
+	b, err := u.MarshalJSON()
+	if err != nil {
+		return nil, s.issues(err, d)
+	}
+	// Numbers stay exact (json.Number): a config value is published as written.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var out any
+	if err := dec.Decode(&out); err != nil {
+		return nil, Issues{{Message: err.Error()}}
+	}
+	return out, nil
+}
+
+// notAllowed walks the data's fields beside the definition and reports each field the
+// definition does not allow, at the field's own position.
+func notAllowed(def cue.Value, data ast.Expr, path []string) Issues {
+	st, ok := data.(*ast.StructLit)
+	if !ok || def.IncompleteKind() != cue.StructKind {
+		return nil
+	}
+	var out Issues
+	for _, d := range st.Elts {
+		f, ok := d.(*ast.Field)
+		if !ok {
+			continue
+		}
+		name, _, err := ast.LabelName(f.Label)
+		if err != nil {
+			continue
+		}
+		p := append(path[:len(path):len(path)], name)
+		if !def.Allows(cue.Str(name)) {
+			pos := f.Label.Pos().Position()
+			is := Issue{File: pos.Filename, Line: pos.Line, Column: pos.Column, Path: strings.Join(p, "."), Message: "field not allowed"}
+			if best := closest(name, labels(def)); best != "" {
+				is.Message = fmt.Sprintf("field not allowed; did you mean %q?", best)
+			}
+			out = append(out, is)
+			continue
+		}
+		out = append(out, notAllowed(def.LookupPath(cue.MakePath(cue.Str(name))), f.Value, p)...)
+	}
+	return out
+}
+
+// merge adds the issues of more that issues lacks, keeping the order by position.
+func merge(issues, more Issues) Issues {
+	seen := map[string]bool{}
+	for _, is := range issues {
+		seen[is.File+":"+strconv.Itoa(is.Line)+":"+is.Path] = true
+	}
+	for _, is := range more {
+		if !seen[is.File+":"+strconv.Itoa(is.Line)+":"+is.Path] {
+			issues = append(issues, is)
+		}
+	}
+	sortIssues(issues)
+	return issues
+}
+
+func sortIssues(out Issues) {
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Column < b.Column
+	})
+}
+
+// issues converts CUE's errors into one issue per offending value, sorted by position, each
+// at the data's position when it has one.
+//
+// A value that fails a disjunction such as `int & <65536 | *5432` gets an error per
+// disjunct plus a summary; only the most telling one is kept: a broken bound or a type
+// mismatch says more than "conflicts with the default 5432".
+func (s *Schema) issues(err error, def cue.Value) Issues {
+	type ranked struct {
+		Issue
+		rank int
+	}
+	best := map[string]ranked{}
+	var order []string
+	for _, e := range cueerrors.Errors(err) {
+		p := e.Path()
+		// Paths are the data's: "db.port", not "#Config.db.port".
+		if len(p) > 0 && strings.HasPrefix(p[0], "#") {
+			p = p[1:]
+		}
+		is := Issue{Path: strings.Join(p, ".")}
+		format, args := e.Msg()
+		is.Message = fmt.Sprintf(format, args...)
+		if pos, ok := s.position(e); ok {
+			pp := pos.Position()
+			is.File, is.Line, is.Column = pp.Filename, pp.Line, pp.Column
+		}
+		is.Message = s.explain(is, p, def)
+		r := rank(is.Message)
+		key := is.Path
+		if key == "" {
+			key = is.String()
+		}
+		cur, ok := best[key]
+		if !ok {
+			order = append(order, key)
+		}
+		if !ok || r < cur.rank || r == cur.rank && cur.File == "" && is.File != "" {
+			best[key] = ranked{is, r}
+		}
+	}
+	out := make(Issues, 0, len(order))
+	for _, k := range order {
+		out = append(out, best[k].Issue)
+	}
+	sortIssues(out)
+	return out
+}
+
+var typeNames = regexp.MustCompile(` and (int|float|number|string|bytes|bool|null|struct|list|_\|_)( |$)`)
+
+func rank(msg string) int {
+	switch {
+	case strings.Contains(msg, "errors in empty disjunction"):
+		return 9
+	case strings.HasPrefix(msg, "conflicting values"):
+		if typeNames.MatchString(msg) {
+			return 1
+		}
+		return 3
+	case strings.HasPrefix(msg, "required field is missing"):
+		return 2
+	}
+	return 0
+}
+
+// position prefers a position in the data over one in the schema: "config/prod/db.yaml:4"
+// is where the user fixes the problem.
+func (s *Schema) position(e cueerrors.Error) (token.Pos, bool) {
+	positions := cueerrors.Positions(e)
+	for _, p := range positions {
+		if !s.files[p.Filename()] {
+			return p, true
+		}
+	}
+	if len(positions) > 0 {
+		return positions[0], true
+	}
+	return token.NoPos, false
+}
+
+// explain rewrites the two messages users meet most into ones that say what to do.
+func (s *Schema) explain(is Issue, p []string, def cue.Value) string {
+	msg := is.Message
+	switch {
+	case strings.HasPrefix(msg, "incomplete value"):
+		return "required field is missing (" + strings.TrimPrefix(msg, "incomplete value ") + ")"
+	case msg == "field not allowed" && len(p) > 0 && def.Exists():
+		parent := def.LookupPath(cue.MakePath(selectors(p[:len(p)-1])...))
+		if best := closest(p[len(p)-1], labels(parent)); best != "" {
+			return fmt.Sprintf("field not allowed; did you mean %q?", best)
+		}
+	}
+	return msg
+}
+
+func selectors(p []string) []cue.Selector {
+	sel := make([]cue.Selector, 0, len(p))
+	for _, e := range p {
+		if strings.HasPrefix(e, "#") {
+			sel = append(sel, cue.Def(e))
+			continue
+		}
+		sel = append(sel, cue.Str(e))
+	}
+	return sel
+}
+
+func labels(v cue.Value) []string {
+	if !v.Exists() {
+		return nil
+	}
+	var out []string
+	it, err := v.Fields(cue.Optional(true))
+	if err != nil {
+		return nil
+	}
+	for it.Next() {
+		out = append(out, it.Selector().Unquoted())
+	}
+	return out
+}
+
+// closest returns the candidate within a small edit distance of name, or "". Written here
+// because a did-you-mean needs twenty lines, not a dependency.
+func closest(name string, candidates []string) string {
+	best, bestD := "", len(name)/3+2
+	for _, c := range candidates {
+		if d := distance(strings.ToLower(name), strings.ToLower(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
