@@ -320,8 +320,8 @@ func LoadSettings(fsys fs.FS) (*Settings, []Problem) {
 type collector struct {
 	red       *redact.Redactor
 	secretKey func(string) bool
-	problems []Problem
-	index    map[string]int
+	problems  []Problem
+	index     map[string]int
 }
 
 func (c *collector) add(env string, issues ...schema.Issue) {
