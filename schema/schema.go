@@ -189,6 +189,7 @@ func (s *Schema) Validate(def string, data ast.Expr) (any, Issues) {
 			// CUE stops checking a struct's closedness once one of its fields fails, so a
 			// misspelt key next to a wrong value would only surface on the next run.
 			issues = merge(issues, notAllowed(d, data, nil))
+			issues = merge(issues, s.missing(d, data, nil))
 		}
 		return nil, issues
 	}
@@ -234,6 +235,49 @@ func notAllowed(def cue.Value, data ast.Expr, path []string) Issues {
 			continue
 		}
 		out = append(out, notAllowed(def.LookupPath(cue.MakePath(cue.Str(name))), f.Value, p)...)
+	}
+	return out
+}
+
+// missing reports each regular field of the definition that the data lacks and the schema
+// gives no default for: the other half of what CUE leaves out once a struct has an error.
+func (s *Schema) missing(def cue.Value, data ast.Expr, path []string) Issues {
+	if def.IncompleteKind() != cue.StructKind {
+		return nil
+	}
+	present := map[string]ast.Expr{}
+	if st, ok := data.(*ast.StructLit); ok {
+		for _, d := range st.Elts {
+			if f, ok := d.(*ast.Field); ok {
+				if name, _, err := ast.LabelName(f.Label); err == nil {
+					present[name] = f.Value
+				}
+			}
+		}
+	}
+	it, err := def.Fields()
+	if err != nil {
+		return nil
+	}
+	var out Issues
+	for it.Next() {
+		name := it.Selector().Unquoted()
+		fv := it.Value()
+		p := append(path[:len(path):len(path)], name)
+		if sub, ok := present[name]; ok {
+			out = append(out, s.missing(fv, sub, p)...)
+			continue
+		}
+		if _, ok := fv.Default(); ok || fv.IsConcrete() && fv.IncompleteKind() != cue.StructKind {
+			continue
+		}
+		if fv.IncompleteKind() == cue.StructKind {
+			out = append(out, s.missing(fv, nil, p)...)
+			continue
+		}
+		pos := fv.Pos().Position()
+		out = append(out, Issue{File: pos.Filename, Line: pos.Line, Column: pos.Column, Path: strings.Join(p, "."),
+			Message: fmt.Sprintf("required field is missing (%v)", fv)})
 	}
 	return out
 }
