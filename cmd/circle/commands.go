@@ -5,15 +5,6 @@ import "github.com/spf13/cobra"
 // The commands below are the planned tree. Each answers "not implemented yet" (exit 3)
 // until its issue lands and it moves to a file of its own.
 
-func newValidateCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "validate [path]",
-		Short: "Validate a repository against the CUE schemas (exit 0 valid, 1 invalid, 2 usage)",
-		Args:  cobra.MaximumNArgs(1),
-		RunE:  notImplemented,
-	}
-}
-
 func newPlanCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "plan [path]",

@@ -61,7 +61,7 @@ Exit codes:
 		c.GroupID = "pipeline"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{newStorageCmd(), newPackageCmd(), newLicenseCmd()} {
+	for _, c := range []*cobra.Command{newSecretsCmd(), newStorageCmd(), newPackageCmd(), newLicenseCmd()} {
 		c.GroupID = "tools"
 		root.AddCommand(c)
 	}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/circlecore/circle/secrets"
+)
+
+// keyFlags says where SOPS keys come from. The process environment is read, never written:
+// sops' own CLI takes keys from SOPS_AGE_KEY_FILE and friends by setting globals, which a
+// daemon serving several repositories cannot afford.
+type keyFlags struct {
+	files      []string
+	secret     string
+	kubeconfig string
+}
+
+func (k *keyFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&k.files, "key-file", nil,
+		"file with SOPS decryption keys: age identities, or an OpenPGP secret key (.asc); repeatable.\n"+
+			"Also read: CIRCLE_KEY_FILES (paths separated by "+string(os.PathListSeparator)+") and CIRCLE_AGE_KEY (age identities inline)")
+	cmd.Flags().StringVar(&k.secret, "keys-secret", "",
+		"Kubernetes Secret namespace/name holding keys, Flux-style (*.agekey, *.asc)")
+	cmd.Flags().StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig for --keys-secret (default: KUBECONFIG, ~/.kube/config, or in-cluster)")
+}
+
+// keyring gathers every configured key; several keys may be tried for each file.
+func (k *keyFlags) keyring(ctx context.Context) (*secrets.Keyring, error) {
+	var ring secrets.Keyring
+	files := append([]string(nil), k.files...)
+	if env := os.Getenv("CIRCLE_KEY_FILES"); env != "" {
+		files = append(files, filepath.SplitList(env)...)
+	}
+	for _, f := range files {
+		if err := ring.AddFile(f); err != nil {
+			return nil, err
+		}
+	}
+	if inline := os.Getenv("CIRCLE_AGE_KEY"); inline != "" {
+		if err := ring.AddAge([]byte(inline)); err != nil {
+			return nil, fmt.Errorf("CIRCLE_AGE_KEY: %w", err)
+		}
+	}
+	if k.secret != "" {
+		if err := k.addSecret(ctx, &ring); err != nil {
+			return nil, err
+		}
+	}
+	return &ring, nil
+}
+
+func (k *keyFlags) addSecret(ctx context.Context, ring *secrets.Keyring) error {
+	ns, name, ok := strings.Cut(k.secret, "/")
+	if !ok || ns == "" || name == "" {
+		return fmt.Errorf("--keys-secret %q: want namespace/name", k.secret)
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if k.kubeconfig != "" {
+		rules.ExplicitPath = k.kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("--keys-secret: kubeconfig: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("--keys-secret: %w", err)
+	}
+	s, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("--keys-secret %s: %w", k.secret, err)
+	}
+	if err := ring.AddSecretData(s.Data); err != nil {
+		return fmt.Errorf("--keys-secret %s: %w", k.secret, err)
+	}
+	return nil
+}
