@@ -9,6 +9,8 @@ package sources
 import (
 	"context"
 	"io/fs"
+
+	"github.com/circlecore/circle/sources/signature"
 )
 
 // Snapshot is one revision of the desired state.
@@ -18,6 +20,10 @@ type Snapshot struct {
 	Revision string
 	// FS is the tree, read-only. Paths are slash-separated and relative to the root.
 	FS fs.FS
+	// Commit and Tag are the signed objects behind a Git revision (Tag only when the ref is
+	// an annotated tag), kept so later stages can apply per-environment signature
+	// policies. Nil for a folder.
+	Commit, Tag *signature.Object
 }
 
 // Source produces snapshots.

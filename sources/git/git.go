@@ -291,23 +291,29 @@ func (s *Source) snapshot(ctx context.Context) (*sources.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	snap := &sources.Snapshot{}
 	// An annotated tag points at a tag object; the snapshot is of the commit it tags.
-	tag, err := s.repo.TagObject(hash)
-	if err == nil {
+	if tag, err := s.repo.TagObject(hash); err == nil {
 		hash = tag.Target
+		if snap.Tag, err = signedTag(tag); err != nil {
+			return nil, err
+		}
 	}
 	commit, err := s.repo.CommitObject(hash)
 	if err != nil {
 		return nil, fmt.Errorf("read commit %s from %s: %w", hash, s.name, err)
 	}
-	if err := s.verifier.check(commit, tag); err != nil {
+	if snap.Commit, err = signedCommit(commit); err != nil {
+		return nil, err
+	}
+	if err := s.verifier.check(snap.Commit, snap.Tag); err != nil {
 		return nil, fmt.Errorf("refuse revision from %s: %w", s.name, err)
 	}
-	files, err := s.treeFiles(commit)
-	if err != nil {
+	if snap.FS, err = s.treeFiles(commit); err != nil {
 		return nil, fmt.Errorf("read tree of %s from %s: %w", hash, s.name, err)
 	}
-	return &sources.Snapshot{Revision: hash.String(), FS: files}, nil
+	snap.Revision = hash.String()
+	return snap, nil
 }
 
 func (s *Source) fetch(ctx context.Context) (plumbing.Hash, error) {

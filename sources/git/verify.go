@@ -2,17 +2,14 @@ package git
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"hash"
-	"strings"
+	"io"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"golang.org/x/crypto/ssh"
+
+	"github.com/circlecore/circle/sources/signature"
 )
 
 // VerifyMode says which object's signature a revision must carry.
@@ -35,12 +32,11 @@ type Verify struct {
 }
 
 // ErrSignature is wrapped by every refusal of an unsigned or wrongly signed revision.
-var ErrSignature = errors.New("signature check failed")
+var ErrSignature = signature.ErrSignature
 
 type verifier struct {
-	mode    VerifyMode
-	pgp     string
-	sshKeys []ssh.PublicKey
+	mode VerifyMode
+	keys signature.Keys
 }
 
 func newVerifier(v Verify) (*verifier, error) {
@@ -49,132 +45,64 @@ func newVerifier(v Verify) (*verifier, error) {
 	default:
 		return nil, fmt.Errorf("verify mode %q: want head or tag", v.Mode)
 	}
-	out := &verifier{mode: v.Mode, pgp: v.PGPKeys}
-	rest := v.SSHKeys
-	for len(bytes.TrimSpace(rest)) > 0 {
-		k, _, _, r, err := ssh.ParseAuthorizedKey(rest)
-		if err != nil {
-			return nil, fmt.Errorf("trusted ssh keys: %w", err)
+	out := &verifier{mode: v.Mode}
+	if v.PGPKeys != "" {
+		if err := out.keys.Add([]byte(v.PGPKeys)); err != nil {
+			return nil, fmt.Errorf("trusted pgp keys: %w", err)
 		}
-		out.sshKeys, rest = append(out.sshKeys, k), r
 	}
-	if v.Mode != VerifyOff && v.PGPKeys == "" && len(out.sshKeys) == 0 {
+	if err := out.keys.Add(v.SSHKeys); err != nil {
+		return nil, fmt.Errorf("trusted ssh keys: %w", err)
+	}
+	if v.Mode != VerifyOff && out.keys.Len() == 0 {
 		return nil, errors.New("signature verification needs trusted PGP or SSH keys")
 	}
 	return out, nil
 }
 
 // check verifies the signature of what the policy names: the commit, or the tag object.
-func (v *verifier) check(commit *object.Commit, tag *object.Tag) error {
-	var sig string
-	var payload plumbing.EncodedObject = &plumbing.MemoryObject{}
-	var what string
+func (v *verifier) check(commit, tag *signature.Object) error {
 	switch v.mode {
-	case VerifyOff:
-		return nil
 	case VerifyHead:
-		what, sig = "commit "+commit.Hash.String(), commit.PGPSignature
-		if err := commit.EncodeWithoutSignature(payload); err != nil {
-			return err
-		}
+		return v.keys.Verify(commit)
 	case VerifyTag:
 		if tag == nil {
-			return fmt.Errorf("commit %s: %w: the ref is not an annotated tag", commit.Hash, ErrSignature)
+			return fmt.Errorf("%s: %w: the ref is not an annotated tag", commit.Name, ErrSignature)
 		}
-		what, sig = "tag "+tag.Name, tag.PGPSignature
-		if err := tag.EncodeWithoutSignature(payload); err != nil {
-			return err
-		}
+		return v.keys.Verify(tag)
 	}
-	if sig == "" {
-		return fmt.Errorf("%s: %w: not signed", what, ErrSignature)
-	}
-	r, err := payload.Reader()
+	return nil
+}
+
+// signedCommit is the commit as its signer signed it.
+func signedCommit(c *object.Commit) (*signature.Object, error) {
+	payload, err := encoded(c.EncodeWithoutSignature)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("encode commit %s: %w", c.Hash, err)
+	}
+	return &signature.Object{Name: "commit " + c.Hash.String(), Payload: payload, Signature: c.PGPSignature}, nil
+}
+
+// signedTag is the annotated tag as its signer signed it.
+func signedTag(t *object.Tag) (*signature.Object, error) {
+	payload, err := encoded(t.EncodeWithoutSignature)
+	if err != nil {
+		return nil, fmt.Errorf("encode tag %s: %w", t.Name, err)
+	}
+	return &signature.Object{Name: "tag " + t.Name, Payload: payload, Signature: t.PGPSignature}, nil
+}
+
+func encoded(encode func(plumbing.EncodedObject) error) ([]byte, error) {
+	o := &plumbing.MemoryObject{}
+	if err := encode(o); err != nil {
+		return nil, err
+	}
+	r, err := o.Reader()
+	if err != nil {
+		return nil, err
 	}
 	defer r.Close()
-	var msg bytes.Buffer
-	if _, err := msg.ReadFrom(r); err != nil {
-		return err
-	}
-	if strings.HasPrefix(strings.TrimSpace(sig), "-----BEGIN SSH SIGNATURE-----") {
-		err = v.checkSSH(sig, msg.Bytes())
-	} else {
-		err = v.checkPGP(commit, tag)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w: %v", what, ErrSignature, err)
-	}
-	return nil
-}
-
-func (v *verifier) checkPGP(commit *object.Commit, tag *object.Tag) error {
-	if v.pgp == "" {
-		return errors.New("OpenPGP signature, but no trusted OpenPGP keys")
-	}
-	var err error
-	if v.mode == VerifyTag {
-		_, err = tag.Verify(v.pgp)
-	} else {
-		_, err = commit.Verify(v.pgp)
-	}
-	return err
-}
-
-// checkSSH verifies an SSH signature (OpenSSH's PROTOCOL.sshsig, what `git -c
-// gpg.format=ssh` writes). go-git and x/crypto verify OpenPGP only, and the format is a
-// few fields around ssh.PublicKey.Verify, so it is done here.
-func (v *verifier) checkSSH(armored string, message []byte) error {
-	block, _ := pem.Decode([]byte(armored))
-	if block == nil || block.Type != "SSH SIGNATURE" || !bytes.HasPrefix(block.Bytes, []byte("SSHSIG")) {
-		return errors.New("malformed SSH signature")
-	}
-	var sig struct {
-		Version       uint32
-		PublicKey     []byte
-		Namespace     string
-		Reserved      string
-		HashAlgorithm string
-		Signature     []byte
-	}
-	if err := ssh.Unmarshal(block.Bytes[6:], &sig); err != nil {
-		return fmt.Errorf("malformed SSH signature: %w", err)
-	}
-	if sig.Version != 1 || sig.Namespace != "git" {
-		return fmt.Errorf("SSH signature version %d namespace %q: want 1 and git", sig.Version, sig.Namespace)
-	}
-	pub, err := ssh.ParsePublicKey(sig.PublicKey)
-	if err != nil {
-		return fmt.Errorf("SSH signature key: %w", err)
-	}
-	trusted := false
-	for _, k := range v.sshKeys {
-		trusted = trusted || bytes.Equal(k.Marshal(), pub.Marshal())
-	}
-	if !trusted {
-		return fmt.Errorf("signed by untrusted key %s", ssh.FingerprintSHA256(pub))
-	}
-	var h hash.Hash
-	switch sig.HashAlgorithm {
-	case "sha256":
-		h = sha256.New()
-	case "sha512":
-		h = sha512.New()
-	default:
-		return fmt.Errorf("SSH signature hash %q", sig.HashAlgorithm)
-	}
-	h.Write(message)
-	signed := append([]byte("SSHSIG"), ssh.Marshal(struct {
-		Namespace, Reserved, HashAlgorithm string
-		Hash                               []byte
-	}{sig.Namespace, sig.Reserved, sig.HashAlgorithm, h.Sum(nil)})...)
-	var s ssh.Signature
-	if err := ssh.Unmarshal(sig.Signature, &s); err != nil {
-		return fmt.Errorf("malformed SSH signature: %w", err)
-	}
-	if err := pub.Verify(signed, &s); err != nil {
-		return fmt.Errorf("signature by %s does not match the content", ssh.FingerprintSHA256(pub))
-	}
-	return nil
+	var b bytes.Buffer
+	_, err = io.Copy(&b, r)
+	return b.Bytes(), err
 }
