@@ -21,7 +21,7 @@ build: ## build bin/circle
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/circle
 
 run: build ## run the daemon on examples/, publishing to ./.circle/
-	$(BIN) serve --source examples --publish file://$(CURDIR)/.circle
+	$(BIN) serve --source examples --publish file://$(CURDIR)/.circle --key-file examples/keys/age.example.key
 
 testenv: ## build or install the test servers into ~/.cache/circle-testenv (cached by version)
 	bash testenv/install.sh

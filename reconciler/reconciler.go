@@ -1,38 +1,99 @@
 // Package reconciler is the daemon's loop: for each new snapshot of the source it runs the
 // stages of the flow in order and records the outcome.
 //
-// The flow is snapshot → load → validate → decrypt → build → plan → publish → apply →
-// record. Today only snapshot and record exist: each revision the source produces is
-// recorded as status.json in the publish bucket. The other stages arrive with their issues
-// (configuration, storage, packages, licenses, deployment), each as one call in Reconcile.
+// The flow is snapshot → settings → verify → load (validate, decrypt) → build → publish →
+// apply → record. Today snapshot, settings, verify, load and record exist; build, publish
+// and apply arrive with their issues (storage, packages, licenses, deployment), each as one
+// call in Reconcile.
+//
+// Failure semantics: a revision with any problem in any environment is not accepted for any
+// environment (nothing downstream may see half a repository); an environment whose
+// signature policy refuses the revision stays on its last good revision while the others
+// move on. Either way the reason is in the status and the last good revision stays.
 package reconciler
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"time"
 
 	"github.com/rs/zerolog"
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 
+	"github.com/circlecore/circle/redact"
+	"github.com/circlecore/circle/repo"
+	"github.com/circlecore/circle/secrets"
 	"github.com/circlecore/circle/sources"
+	"github.com/circlecore/circle/sources/signature"
 )
 
 // StatusKey is the object the record stage writes in the publish bucket.
 const StatusKey = "status.json"
 
-// Status is what the daemon last did, as readers of the bucket see it.
+// Reasons a revision or an environment is where it is, one per stage that can fail.
+const (
+	ReasonSucceeded        = "Succeeded"
+	ReasonSnapshotFailed   = "SnapshotFailed"
+	ReasonInvalid          = "Invalid"
+	ReasonSignatureRefused = "SignatureRefused"
+)
+
+// Status is what the daemon last did, as readers of the bucket see it. Nothing in it is
+// secret: messages pass through the redactor and values are never included.
 type Status struct {
-	// Revision is the last revision reconciled.
+	// Revision is the last revision attempted.
 	Revision string `json:"revision"`
-	// ReconciledAt is when that finished.
+	// ReconciledAt is when that attempt finished.
 	ReconciledAt time.Time `json:"reconciledAt"`
+	// Ready is true when every environment accepted Revision.
+	Ready bool `json:"ready"`
+	// Reason is one of the Reason constants; Message says more.
+	Reason  string `json:"reason"`
+	Message string `json:"message,omitempty"`
+	// Problems are the repository's problems at Revision, at their file:line:col.
+	Problems []repo.Problem `json:"problems,omitempty"`
 	// Files is how many files the snapshot held.
 	Files int `json:"files"`
 	// Stages lists the stages that ran, in order.
 	Stages []string `json:"stages"`
+	// Environments is each environment's state, in circle.yaml's order.
+	Environments []EnvStatus `json:"environments,omitempty"`
+}
+
+// EnvStatus is one environment's state.
+type EnvStatus struct {
+	Name string `json:"name"`
+	// Ready is true when the environment accepted the last attempted revision.
+	Ready   bool   `json:"ready"`
+	Reason  string `json:"reason"`
+	Message string `json:"message,omitempty"`
+	// LastGood is the last revision the environment accepted; it stays through failures.
+	LastGood *Good `json:"lastGood,omitempty"`
+}
+
+// Good is an accepted revision.
+type Good struct {
+	Revision string    `json:"revision"`
+	At       time.Time `json:"at"`
+	// Values and Secrets count the environment's configuration values.
+	Values  int `json:"values"`
+	Secrets int `json:"secrets"`
+}
+
+// Options are what the stages need beyond the source and the publish bucket.
+type Options struct {
+	// Keyring opens the repository's SOPS files.
+	Keyring *secrets.Keyring
+	// Redactor learns every secret the load stage decrypts; the daemon's log writer should
+	// pass through the same one. Nil means a fresh one.
+	Redactor *redact.Redactor
+	// TrustedKeys sign revisions for environments whose policy requires signed commits,
+	// in addition to the keys the repository lists.
+	TrustedKeys *signature.Keys
 }
 
 // Reconciler turns snapshots into published state.
@@ -40,62 +101,193 @@ type Reconciler struct {
 	source  sources.Source
 	publish *blob.Bucket
 	log     zerolog.Logger
+	opts    Options
 	now     func() time.Time
+
+	// last is the status last recorded; it carries each environment's last good revision
+	// across failed revisions and, read back from the bucket, across restarts.
+	last *Status
+	// repoKeys are the signing keys the repository listed, per environment, at the last
+	// revision that environment accepted.
+	repoKeys map[string]*signature.Keys
+	// pendingKeys are the keys listed at the revision being reconciled; they replace
+	// repoKeys for the environments that accept it.
+	pendingKeys map[string]*signature.Keys
 }
 
 // New returns a reconciler reading from source and writing to the publish bucket.
-func New(source sources.Source, publish *blob.Bucket, log zerolog.Logger) *Reconciler {
-	return &Reconciler{source: source, publish: publish, log: log, now: time.Now}
+func New(source sources.Source, publish *blob.Bucket, log zerolog.Logger, opts Options) *Reconciler {
+	if opts.Redactor == nil {
+		opts.Redactor = redact.New()
+	}
+	return &Reconciler{source: source, publish: publish, log: log, opts: opts, now: time.Now,
+		repoKeys: map[string]*signature.Keys{}}
 }
 
 // Run reconciles every revision the source produces until ctx is done. A failed revision
 // is logged and the loop goes on: the last good state stays published.
 func (r *Reconciler) Run(ctx context.Context) error {
+	if err := r.resume(ctx); err != nil {
+		return err
+	}
 	return r.source.Watch(ctx, func(snap *sources.Snapshot) error {
 		log := r.log.With().Str("revision", snap.Revision).Logger()
 		st, err := r.Reconcile(ctx, snap)
-		if err != nil {
-			log.Error().Err(err).Msg("reconcile failed; last good state kept")
-			return nil
+		switch {
+		case err != nil:
+			log.Error().Err(r.opts.Redactor.Error(err)).Msg("reconcile failed; last good state kept")
+		case !st.Ready:
+			log.Error().Str("reason", st.Reason).Str("message", st.Message).Int("problems", len(st.Problems)).
+				Msg("revision not accepted everywhere; last good state kept")
+		default:
+			log.Info().Int("files", st.Files).Strs("stages", st.Stages).Msg("reconciled")
 		}
-		log.Info().Int("files", st.Files).Strs("stages", st.Stages).Msg("reconciled")
 		return nil
 	})
 }
 
-// Reconcile runs the stages for one snapshot, top to bottom.
+// resume reads the status a previous run recorded, so last good revisions survive a
+// restart.
+func (r *Reconciler) resume(ctx context.Context) error {
+	st, err := ReadStatus(ctx, r.publish)
+	if gcerrors.Code(errors.Unwrap(err)) == gcerrors.NotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	r.last = st
+	return nil
+}
+
+// Reconcile runs the stages for one snapshot, top to bottom, and records the outcome. It
+// returns an error only when the outcome could not be recorded.
 func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*Status, error) {
 	st := &Status{Revision: snap.Revision, Stages: []string{"snapshot"}}
+	log := r.log.With().Str("revision", snap.Revision).Logger()
 
 	// Snapshot: count what the source gave us.
-	err := fs.WalkDir(snap.FS, ".", func(_ string, d fs.DirEntry, err error) error {
+	if err := r.count(snap, st); err != nil {
+		return r.fail(ctx, st, ReasonSnapshotFailed, err)
+	}
+
+	// Settings: circle.yaml names the environments and their policies.
+	st.Stages = append(st.Stages, "settings")
+	settings, problems := repo.LoadSettings(snap.FS)
+	if problems != nil {
+		st.Problems = problems
+		return r.fail(ctx, st, ReasonInvalid, &repo.Invalid{Problems: problems})
+	}
+	envs := r.carryOver(settings)
+	st.Environments = envs
+
+	// Verify: each environment's signature policy. A refused environment keeps its last good
+	// revision; the others go on.
+	st.Stages = append(st.Stages, "verify")
+	accepted := r.verify(snap, settings, envs, log)
+
+	// Load: layers merged, SOPS decrypted, CUE validated, for every environment (the
+	// refused ones too: a repository is judged whole).
+	st.Stages = append(st.Stages, "load")
+	loaded, err := repo.Load(ctx, snap.FS, repo.Options{Keyring: r.opts.Keyring, Redactor: r.opts.Redactor})
+	var invalid *repo.Invalid
+	if errors.As(err, &invalid) {
+		st.Problems = invalid.Problems
+	}
+	if err != nil {
+		for i := range envs {
+			if envs[i].Reason != ReasonSignatureRefused {
+				envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonInvalid, r.opts.Redactor.String(err.Error())
+			}
+		}
+		return r.fail(ctx, st, ReasonInvalid, err)
+	}
+
+	// Accept: the revision becomes each verified environment's last good.
+	at := r.now().UTC()
+	for i := range envs {
+		if !accepted[envs[i].Name] {
+			continue
+		}
+		e := loaded.Env(envs[i].Name)
+		good := &Good{Revision: snap.Revision, At: at}
+		for _, o := range e.Merged.Origins() {
+			good.Values++
+			if e.Sensitive(o.Path) {
+				good.Secrets++
+			}
+		}
+		envs[i] = EnvStatus{Name: e.Name, Ready: true, Reason: ReasonSucceeded, LastGood: good}
+		if k, ok := r.pendingKeys[e.Name]; ok {
+			r.repoKeys[e.Name] = k
+		}
+		log.Info().Str("env", e.Name).Int("values", good.Values).Int("secrets", good.Secrets).Msg("environment accepted")
+	}
+
+	st.Ready, st.Reason = true, ReasonSucceeded
+	for _, e := range envs {
+		if !e.Ready {
+			st.Ready, st.Reason = false, e.Reason
+			st.Message = fmt.Sprintf("%s: %s", e.Name, e.Message)
+			break
+		}
+	}
+	return r.record(ctx, st)
+}
+
+func (r *Reconciler) count(snap *sources.Snapshot, st *Status) error {
+	return fs.WalkDir(snap.FS, ".", func(_ string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			st.Files++
 		}
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("read snapshot %s: %w", snap.Revision, err)
-	}
-
-	// Record: written last, so a reader never sees a revision whose stages did not finish.
-	st.ReconciledAt = r.now().UTC()
-	st.Stages = append(st.Stages, "record")
-	if err := r.record(ctx, st); err != nil {
-		return nil, err
-	}
-	return st, nil
 }
 
-func (r *Reconciler) record(ctx context.Context, st *Status) error {
+// carryOver starts this revision's environment list from the last status, so each keeps
+// its last good revision.
+func (r *Reconciler) carryOver(s *repo.Settings) []EnvStatus {
+	prev := map[string]EnvStatus{}
+	if r.last != nil {
+		for _, e := range r.last.Environments {
+			prev[e.Name] = e
+		}
+	}
+	out := make([]EnvStatus, len(s.Environments))
+	for i, e := range s.Environments {
+		out[i] = EnvStatus{Name: e.Name, LastGood: prev[e.Name].LastGood}
+	}
+	return out
+}
+
+// fail records a revision that no environment accepted.
+func (r *Reconciler) fail(ctx context.Context, st *Status, reason string, err error) (*Status, error) {
+	st.Ready, st.Reason, st.Message = false, reason, r.opts.Redactor.String(err.Error())
+	if st.Environments == nil && r.last != nil {
+		st.Environments = r.last.Environments
+	}
+	for i := range st.Environments {
+		if st.Environments[i].Reason == "" || st.Environments[i].Ready {
+			st.Environments[i].Ready, st.Environments[i].Reason, st.Environments[i].Message = false, reason, st.Message
+		}
+	}
+	return r.record(ctx, st)
+}
+
+// record writes the status last, so a reader never sees a revision whose stages did not
+// finish.
+func (r *Reconciler) record(ctx context.Context, st *Status) (*Status, error) {
+	st.ReconciledAt = r.now().UTC()
+	st.Stages = append(st.Stages, "record")
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := r.publish.WriteAll(ctx, StatusKey, append(b, '\n'), &blob.WriterOptions{ContentType: "application/json"}); err != nil {
-		return fmt.Errorf("record %s: %w", st.Revision, err)
+		return nil, fmt.Errorf("record %s: %w", st.Revision, err)
 	}
-	return nil
+	r.last = st
+	return st, nil
 }
 
 // ReadStatus reads the status the record stage last wrote.

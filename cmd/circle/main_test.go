@@ -83,11 +83,28 @@ func TestServe(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "circle.yaml"), []byte("x: 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := serveUntil(t, `"files": 1`, "--source", src, "--log-format", "json")
+	out := serveUntil(t, `"reason": "Invalid"`, "--source", src, "--log-format", "json")
 	// No side files from the blob driver in the user's folder.
 	entries, _ := os.ReadDir(out)
 	if len(entries) != 1 {
 		t.Errorf("publish folder holds %d entries, want status.json only", len(entries))
+	}
+}
+
+// make run: the daemon on the examples with the example key accepts every environment.
+func TestServe_Examples(t *testing.T) {
+	out := serveUntil(t, `"ready": true`, "--source", examplesDir, "--key-file", exampleKey)
+	st, err := os.ReadFile(filepath.Join(out, "status.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range []string{`"name": "dev"`, `"name": "staging"`, `"name": "prod"`, `"reason": "Succeeded"`} {
+		if !strings.Contains(string(st), env) {
+			t.Errorf("status.json lacks %s:\n%s", env, st)
+		}
+	}
+	if code, _, errOut := run(t, "serve", "--source", examplesDir, "--trusted-ssh-keys", "/nonexistent.pub"); code != exitUsage || !strings.Contains(errOut, "/nonexistent.pub") {
+		t.Errorf("missing trusted keys file: exit %d, %q", code, errOut)
 	}
 }
 

@@ -20,9 +20,11 @@ import (
 	_ "gocloud.dev/blob/memblob"  // mem:// publish targets, for trying things out
 
 	"github.com/circlecore/circle/reconciler"
+	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/dir"
 	"github.com/circlecore/circle/sources/git"
+	"github.com/circlecore/circle/sources/signature"
 	"github.com/circlecore/circle/sources/webhook"
 )
 
@@ -40,6 +42,7 @@ type serveOptions struct {
 	verify     string
 	pgpKeys    string
 	sshKeys    string
+	keys       keyFlags
 }
 
 func newServeCmd() *cobra.Command {
@@ -55,10 +58,18 @@ ssh:// or git@host:path, polled every --interval). HTTP credentials come from th
 CIRCLE_GIT_USERNAME and CIRCLE_GIT_PASSWORD environment variables, never from flags; SSH
 needs --ssh-key and --known-hosts.
 
-Today the pipeline records each revision as status.json in the publish target.
-Validation, secrets, builds and cluster apply arrive with their issues.`,
+For each revision it reads circle.yaml, applies each environment's signature policy,
+loads every environment (config layers, SOPS secrets, CUE schema) and records the outcome
+as status.json in the publish target: per environment, whether it accepted the revision
+and its last good revision. A revision with problems is accepted nowhere; the last good
+state stays. Secrets never reach the log or the status. Builds, publishing and cluster
+apply arrive with their issues.
+
+--trusted-pgp-keys and --trusted-ssh-keys serve two policies: --verify, a daemon-wide one
+checked before a revision is read, and circle.yaml's per-environment
+policy.requireSignedCommits, which adds the key files the repository lists.`,
 		Example: `  # the daemon on the example repository, publishing to ./.circle
-  circle serve --source examples --publish file://$PWD/.circle
+  circle serve --source examples --publish file://$PWD/.circle --key-file examples/keys/age.example.key
 
   # follow the highest 1.x tag of a remote over SSH
   circle serve --source ssh://git@git.example.com/org/config.git --semver '^1' \
@@ -86,14 +97,36 @@ Validation, secrets, builds and cluster apply arrive with their issues.`,
 	cmd.Flags().StringVar(&o.verify, "verify", "", "require signed revisions: head (the commit) or tag (the annotated tag)")
 	cmd.Flags().StringVar(&o.pgpKeys, "trusted-pgp-keys", "", "armored OpenPGP public keyring trusted to sign")
 	cmd.Flags().StringVar(&o.sshKeys, "trusted-ssh-keys", "", "authorized_keys-format file of SSH keys trusted to sign")
+	o.keys.register(cmd)
 	cmd.MarkFlagsMutuallyExclusive("branch", "tag", "semver", "commit")
 	return cmd
 }
 
 func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
-	log := zerolog.New(cmd.ErrOrStderr()).With().Timestamp().Logger()
+	// Every log line passes through the redactor that learns each decrypted secret, so a
+	// secret quoted by a library's error never reaches the log.
+	red := redact.New()
+	out := red.Writer(cmd.ErrOrStderr())
+	log := zerolog.New(out).With().Timestamp().Logger()
 	if o.logFormat == "console" {
-		log = log.Output(zerolog.ConsoleWriter{Out: cmd.ErrOrStderr()})
+		log = zerolog.New(zerolog.ConsoleWriter{Out: out}).With().Timestamp().Logger()
+	}
+	ring, err := o.keys.keyring(ctx)
+	if err != nil {
+		return err
+	}
+	trusted := &signature.Keys{}
+	for _, f := range []string{o.pgpKeys, o.sshKeys} {
+		if f == "" {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		if err := trusted.Add(b); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
 	}
 	src, err := o.openSource(ctx, log)
 	if err != nil {
@@ -105,7 +138,7 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	}
 	defer bucket.Close()
 	log.Info().Str("source", o.source).Str("publish", where).Msg("circle serve started; status is written to " + where + "/" + reconciler.StatusKey)
-	return reconciler.New(src, bucket, log).Run(ctx)
+	return reconciler.New(src, bucket, log, reconciler.Options{Keyring: ring, Redactor: red, TrustedKeys: trusted}).Run(ctx)
 }
 
 // openPublish opens the publish target. A file:// folder is created if missing, as rclone

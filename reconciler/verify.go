@@ -1,0 +1,76 @@
+package reconciler
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+
+	"github.com/rs/zerolog"
+
+	"github.com/circlecore/circle/repo"
+	"github.com/circlecore/circle/sources"
+	"github.com/circlecore/circle/sources/signature"
+)
+
+// verify applies each environment's signature policy (circle.yaml
+// environments[].policy.requireSignedCommits) and returns the environments that accept the
+// revision; refused ones are marked in envs with the reason.
+//
+// The keys are the daemon's own plus the files the policy lists. Keys listed in the
+// repository are read from the revision the environment last accepted, so a commit cannot
+// vouch for itself by adding its signer's key: a new key is trusted once a commit signed by
+// an already-trusted key has brought it in. Right after a start nothing has been accepted
+// yet, so the listed files are read from the revision being checked (trust on first use,
+// logged). Daemon keys have no such window.
+func (r *Reconciler) verify(snap *sources.Snapshot, s *repo.Settings, envs []EnvStatus, log zerolog.Logger) map[string]bool {
+	accepted := map[string]bool{}
+	r.pendingKeys = map[string]*signature.Keys{}
+	for i, e := range s.Environments {
+		if e.Policy == nil || !e.Policy.RequireSignedCommits {
+			accepted[e.Name] = true
+			continue
+		}
+		current, err := listedKeys(snap.FS, e.Policy.TrustedKeys)
+		if err == nil {
+			keys, ok := r.repoKeys[e.Name]
+			if !ok {
+				keys = current
+				if current.Len() > 0 {
+					log.Warn().Str("env", e.Name).Strs("files", e.Policy.TrustedKeys).
+						Msg("no revision accepted since start: trusting the repository's listed keys as of this revision")
+				}
+			}
+			keys = r.opts.TrustedKeys.Merge(keys)
+			if keys.Len() == 0 {
+				err = errors.New("signed commits are required but no trusted keys are configured")
+			} else {
+				err = keys.Verify(snap.Commit)
+			}
+		}
+		if err != nil {
+			envs[i].Ready, envs[i].Reason = false, ReasonSignatureRefused
+			envs[i].Message = err.Error()
+			log.Warn().Str("env", e.Name).Err(err).Msg("revision refused by the environment's signature policy")
+			continue
+		}
+		accepted[e.Name] = true
+		r.pendingKeys[e.Name] = current
+	}
+	return accepted
+}
+
+// listedKeys reads the trusted key files a policy names.
+func listedKeys(fsys fs.FS, files []string) (*signature.Keys, error) {
+	keys := &signature.Keys{}
+	for _, f := range files {
+		b, err := fs.ReadFile(fsys, path.Clean(f))
+		if err != nil {
+			return nil, fmt.Errorf("trusted keys: %w", err)
+		}
+		if err := keys.Add(b); err != nil {
+			return nil, fmt.Errorf("trusted keys %s: %w", f, err)
+		}
+	}
+	return keys, nil
+}
