@@ -4,11 +4,8 @@
 package main
 
 import (
-	_ "cuelang.org/go/cue/cuecontext"
-	_ "filippo.io/age"
 	_ "github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	_ "github.com/fluxcd/pkg/ssa"
-	_ "github.com/getsops/sops/v3/decrypt"
 	_ "github.com/github/go-spdx/v2/spdxexp"
 	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/tink-crypto/tink-go/v2/streamingaead"
@@ -16,7 +13,6 @@ import (
 	_ "gocloud.dev/blob/azureblob"
 	_ "gocloud.dev/blob/gcsblob"
 	_ "gocloud.dev/blob/s3blob"
-	_ "k8s.io/client-go/kubernetes"
 	_ "sigs.k8s.io/controller-runtime/pkg/client"
 	_ "sigs.k8s.io/kustomize/api/krusty"
 )
