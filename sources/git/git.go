@@ -400,14 +400,19 @@ func (s *Source) treeFiles(c *object.Commit) (fstest.MapFS, error) {
 // Watch implements sources.Source: it polls the remote's head every Interval and fetches
 // only when it moved. A failed poll is retried at the next tick; the last snapshot stays.
 func (s *Source) Watch(ctx context.Context, fn func(*sources.Snapshot) error) error {
-	last := ""
+	// refused is a head the signature policy turned down: it is reported once, and not
+	// fetched and checked again on every poll while the remote stays there.
+	last, refused := "", ""
 	tick := time.NewTicker(s.opts.Interval)
 	defer tick.Stop()
 	for {
 		head, err := s.Head(ctx)
-		if err == nil && head != last {
+		if err == nil && head != last && head != refused {
 			var snap *sources.Snapshot
 			snap, err = s.snapshot(ctx)
+			if errors.Is(err, ErrSignature) {
+				refused = head
+			}
 			if err == nil {
 				last = snap.Revision
 				if err := fn(snap); err != nil {

@@ -7,8 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/git"
 	"github.com/circlecore/circle/testenv"
 )
@@ -155,4 +158,45 @@ func tamper(t *testing.T, repo *testenv.GitRepo) {
 	hash := strings.TrimSpace(repo.Git(t, nil, "hash-object", "-t", "commit", "-w", path))
 	repo.Git(t, nil, "update-ref", "refs/heads/main", hash)
 	repo.Git(t, nil, "push", "--quiet", "--force", "origin", "main")
+}
+
+// A refused head is reported once, not fetched and checked on every poll; the next signed
+// commit goes through.
+func TestVerify_WatchRemembersRefusedHead(t *testing.T) {
+	env, trusted := sshKey(t)
+	repo := testenv.NewGitRepo(t, map[string]string{"a.yaml": "a: 1\n"})
+	var mu sync.Mutex
+	refusals := 0
+	src, err := git.New(git.Options{URL: repo.FileURL(), Interval: 20 * time.Millisecond,
+		Verify: git.Verify{Mode: git.VerifyHead, SSHKeys: []byte(trusted)},
+		OnError: func(err error) {
+			if errors.Is(err, git.ErrSignature) {
+				mu.Lock()
+				refusals++
+				mu.Unlock()
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got := make(chan *sources.Snapshot, 1)
+	go func() { _ = src.Watch(ctx, func(s *sources.Snapshot) error { got <- s; return nil }) }()
+	time.Sleep(300 * time.Millisecond) // some fifteen polls
+	mu.Lock()
+	if refusals != 1 {
+		t.Errorf("the unsigned head was refused %d times in 15 polls, want once", refusals)
+	}
+	mu.Unlock()
+	repo.Commit(t, map[string]string{"a.yaml": "a: 2\n"}, "signed next")
+	signHead(t, repo, env)
+	select {
+	case s := <-got:
+		if read(t, s, "a.yaml") != "a: 2\n" {
+			t.Error("wrong revision")
+		}
+	case <-ctx.Done():
+		t.Fatal("the signed commit never arrived")
+	}
 }
