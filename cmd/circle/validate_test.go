@@ -127,7 +127,7 @@ func TestValidate_Invalid(t *testing.T) {
 	}
 	for _, want := range []string{
 		"config/prod/db.yaml:3:9: db.port: conflicting values \"5432\" and int",
-		"secrets/staging.sops.yaml:3:9: db.port:",
+		"secrets/staging.sops.yaml:3:11: db.port:",
 		"[prod]", "[staging]",
 		"2 problem(s) in prod, staging",
 	} {
