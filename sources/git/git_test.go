@@ -367,3 +367,31 @@ func TestSource_FullHistory(t *testing.T) {
 		}
 	}
 }
+
+// A rewritten history (force-pushed, nothing in common with what the source holds) is
+// followed by the next incremental fetch.
+func TestSource_FollowsRewrittenHistory(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"a.yaml": "a: 1\n"})
+	src, err := git.New(git.Options{URL: repo.FileURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	repo.Git(t, nil, "checkout", "--quiet", "--orphan", "rewritten")
+	repo.Git(t, nil, "rm", "--quiet", "-rf", ".")
+	repo.Commit(t, map[string]string{"b.yaml": "b: 1\n"}, "unrelated history")
+	repo.Git(t, nil, "push", "--quiet", "--force", "origin", "rewritten:main")
+	head := strings.TrimSpace(repo.Git(t, nil, "rev-parse", "HEAD"))
+	snap, err := src.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Revision != head || read(t, snap, "b.yaml") != "b: 1\n" {
+		t.Errorf("snapshot %s, want %s with b.yaml", snap.Revision, head)
+	}
+	if _, err := fs.Stat(snap.FS, "a.yaml"); err == nil {
+		t.Error("a file of the old history is in the new snapshot")
+	}
+}
