@@ -322,6 +322,31 @@ type collector struct {
 	secretKey func(string) bool
 	problems  []Problem
 	index     map[string]int
+	// parsed holds each config file parsed once per Load: base files are read by every
+	// environment, and layers are never changed by merging.
+	parsed map[string]parsed
+}
+
+type parsed struct {
+	layer *layers.Layer
+	err   error
+}
+
+// parse reads and parses one config file, once per Load.
+func (c *collector) parse(fsys fs.FS, f string) (*layers.Layer, error) {
+	if p, ok := c.parsed[f]; ok {
+		return p.layer, p.err
+	}
+	data, err := fs.ReadFile(fsys, f)
+	var l *layers.Layer
+	if err == nil {
+		l, err = layers.Parse(f, data)
+	}
+	if c.parsed == nil {
+		c.parsed = map[string]parsed{}
+	}
+	c.parsed[f] = parsed{l, err}
+	return l, err
 }
 
 func (c *collector) add(env string, issues ...schema.Issue) {
@@ -387,12 +412,7 @@ func (c *collector) loadEnv(ctx context.Context, fsys fs.FS, s *Settings, env st
 			continue
 		}
 		for _, f := range files {
-			data, err := fs.ReadFile(fsys, f)
-			if err != nil {
-				c.addErr(env, f, err)
-				continue
-			}
-			l, err := layers.Parse(f, data)
+			l, err := c.parse(fsys, f)
 			if err != nil {
 				c.addErr(env, f, err)
 				continue
