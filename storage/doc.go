@@ -17,11 +17,17 @@
 // # Terms
 //
 // A key names an object: a non-empty UTF-8 string of at most 1,024 bytes, shaped like a
-// relative path: it does not start or end with "/" and has no "." or ".." segment, since
-// file systems resolve those and some HTTP clients and servers normalise them. Otherwise "/"
-// has no meaning to the store except in List with a Delimiter, where it usually separates
-// the parts of a path-like key. Keys may hold spaces, control characters, "//" and any
-// Unicode; gocloud escapes what a backend cannot store. Attrs are what the store knows about an object; Metadata is the
+// relative path: it does not start or end with "/" and has no empty, "." or ".." segment
+// ("a//b", "a/./b"), since file systems and file-backed object servers (versitygw's posix
+// backend, MinIO) fold or refuse those. Otherwise "/" has no meaning to the store except in
+// List with a Delimiter, where it usually separates the parts of a path-like key. Keys may
+// hold spaces, control characters and any Unicode; gocloud escapes what a backend cannot
+// store.
+//
+// Whether a key may be an object and also the prefix of other keys ("x" beside "x/y") is the
+// one thing that depends on the server: S3, GCS and Azure allow it; file-backed stores (the
+// file backend, versitygw's posix backend, MinIO) refuse the second write with an error and
+// leave the first object alone. Circle's own layouts never need both. Attrs are what the store knows about an object; Metadata is the
 // caller's own string map stored with it.
 //
 // # One behaviour
@@ -70,7 +76,9 @@
 // Retries are the SDKs' own: the AWS SDK's standard retryer (3 attempts, exponential backoff
 // with jitter, on throttling, 5xx and connection errors), azcore's retry policy (3 retries,
 // exponential backoff) and the Google client's, which this package sets to retry every call
-// on transient errors: a Put here always writes a whole object, so repeating one is safe.
+// on transient errors (a Put here always writes a whole object, so repeating one is safe)
+// up to 5 attempts per call and 3 retries per upload (it would otherwise retry until the
+// context ends).
 // Multipart uploads retry failed parts, not whole objects.
 //
 // # Backend notes
@@ -86,6 +94,7 @@
 //   - S3: Copy and the metadata-only SetMetadata use CopyObject, which S3 limits to 5 GiB;
 //     larger objects are copied by streaming them through this process.
 //   - Azure: SetMetadata is metadata-only for keys that need no escaping by gocloud (no
-//     control characters, none of \ " # % ?, no trailing "/", no "../") and rewrites the
-//     object otherwise.
+//     control characters, none of \ " # % ?) and rewrites the object otherwise.
+//   - GCS: SetMetadata patches the metadata, or rewrites the object onto itself on the
+//     server when keys are removed; removing all metadata rewrites it through this process.
 package storage

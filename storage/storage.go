@@ -34,6 +34,11 @@ const (
 	DefaultPartSize = 8 << 20
 	// maxParts keeps known-size uploads under S3's 10,000-part limit.
 	maxParts = 10000
+	// gcsMaxAttempts bounds the Google client's retries (it has no limit of its own), and
+	// gcsUploadRetries the retries of one upload, all its chunks together: with the
+	// client's backoff (1 s doubling, with jitter) three retries wait up to 7 s.
+	gcsMaxAttempts   = 5
+	gcsUploadRetries = 3
 )
 
 // Backend names, as Store.Backend returns them (the URL schemes).
@@ -106,10 +111,12 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	if s.backend == BackendGCS {
 		// The Google client retries only calls it knows to be idempotent, which leaves out
 		// uploads without a precondition. Ours always write whole objects, so a retried
-		// upload writes the same object again: let it retry everything transient.
+		// upload writes the same object again: let it retry everything transient. It also
+		// retries until the context ends unless told otherwise; a server that keeps failing
+		// should fail the call, as the AWS and Azure SDKs do after a few attempts.
 		var c *storage.Client
 		if s.bucket.As(&c) {
-			c.SetRetry(storage.WithPolicy(storage.RetryAlways))
+			c.SetRetry(storage.WithPolicy(storage.RetryAlways), storage.WithMaxAttempts(gcsMaxAttempts))
 		}
 	}
 	return s, nil
@@ -151,6 +158,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts *PutOptio
 		IfNotExist:     o.IfNotExists,
 		BufferSize:     partSize(o.PartSize, o.Size),
 		MaxConcurrency: o.Concurrency,
+		BeforeWrite:    s.beforeWrite,
 	})
 	if err != nil {
 		return s.wrap(ctx, "put", key, err, false)
@@ -165,6 +173,22 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts *PutOptio
 		return s.wrap(ctx, "put", key, err, false)
 	}
 	return s.wrap(ctx, "put", key, w.Close(), o.IfNotExists)
+}
+
+// beforeWrite bounds the Google client's upload retries, which WithMaxAttempts does not
+// reach: uploads retry until the context ends. A budget per upload makes a server that keeps
+// failing fail the Put, as S3 and Azure uploads do.
+func (s *Store) beforeWrite(as func(any) bool) error {
+	var h **storage.ObjectHandle
+	if s.backend != BackendGCS || !as(&h) {
+		return nil
+	}
+	retries := 0
+	*h = (*h).Retryer(storage.WithErrorFunc(func(err error) bool {
+		retries++
+		return retries <= gcsUploadRetries && storage.ShouldRetry(err)
+	}))
+	return nil
 }
 
 // partSize returns the part size to ask the driver for: the requested one or the default,
@@ -288,11 +312,12 @@ func checkKey(key string) error {
 		return fmt.Errorf("%w: key is not UTF-8", ErrInvalid)
 	case len(key) > MaxKeySize:
 		return fmt.Errorf("%w: key has %d bytes, more than %d", ErrInvalid, len(key), MaxKeySize)
-	case strings.HasPrefix(key, "/") || strings.HasSuffix(key, "/"):
-		return fmt.Errorf("%w: key starts or ends with /", ErrInvalid)
 	}
 	for seg := range strings.SplitSeq(key, "/") {
-		if seg == "." || seg == ".." {
+		switch seg {
+		case "":
+			return fmt.Errorf("%w: key starts or ends with / or has //", ErrInvalid)
+		case ".", "..":
 			return fmt.Errorf("%w: key has a %q segment", ErrInvalid, seg)
 		}
 	}

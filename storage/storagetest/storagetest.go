@@ -13,8 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"maps"
+	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -274,6 +275,7 @@ func testInvalid(t *testing.T, s *storage.Store) {
 		// File systems resolve these, and S3 and Azure clients may too: not portable.
 		"leading slash":  "/abs",
 		"trailing slash": "dir/",
+		"empty segment":  "a//b",
 		"dot segment":    "a/./b",
 		"dotdot segment": "a/../b",
 		"only dotdot":    "..",
@@ -355,10 +357,13 @@ func testListDelimiter(t *testing.T, s *storage.Store) {
 		{"q/", []string{"q/x"}, nil},
 	} {
 		for _, size := range []int{0, 1, 2} {
-			objs, prefixes := listAll(t, s, storage.ListOptions{Prefix: tc.prefix, Delimiter: "/", PageSize: size})
-			what := fmt.Sprintf("prefix %q, delimiter /, page size %d", tc.prefix, size)
-			equal(t, what+": objects", objs, tc.objects)
-			equal(t, what+": prefixes", prefixes, tc.prefixes)
+			t.Run(fmt.Sprintf("%q/%d", tc.prefix, size), func(t *testing.T) {
+				skipPagedPrefixes(t, s, size)
+				objs, prefixes := listAll(t, s, storage.ListOptions{Prefix: tc.prefix, Delimiter: "/", PageSize: size})
+				what := fmt.Sprintf("prefix %q, delimiter /, page size %d", tc.prefix, size)
+				equal(t, what+": objects", objs, tc.objects)
+				equal(t, what+": prefixes", prefixes, tc.prefixes)
+			})
 		}
 	}
 }
@@ -409,6 +414,19 @@ func testListPagination(t *testing.T, s *storage.Store) {
 // orderKeys are the traps: a "directory" against a sibling file that sorts before it
 // ("a-b" < "a/b" in bytes, but a walker visits the folder "a" first), upper case before
 // lower case, digits, spaces, and UTF-8 beyond ASCII (byte order, not UTF-16 or collation).
+// skipPagedPrefixes skips a listing with a delimiter in pages on fake-gcs-server, whose pages
+// are wrong where real GCS's are not: each page carries every prefix from the page token to
+// the end of the bucket, not only those in the page's range, and prefixes do not count
+// towards maxResults. (Real GCS fills a page with items and prefixes in name order up to
+// maxResults.) The Store cannot undo that without listing the whole prefix itself; the
+// unpaged listings, which the server gets right, still run.
+func skipPagedPrefixes(t *testing.T, s *storage.Store, pageSize int) {
+	t.Helper()
+	if pageSize > 0 && s.Backend() == storage.BackendGCS && os.Getenv("STORAGE_EMULATOR_HOST") != "" {
+		t.Skip("fake-gcs-server repeats every later prefix in each page of a delimited listing")
+	}
+}
+
 // (A key that is also a prefix of others, "a" beside "a/b", is in testObjectAndPrefix: the
 // file backend cannot store it.)
 var orderKeys = []string{
@@ -426,6 +444,11 @@ func testListOrder(t *testing.T, s *storage.Store) {
 		objs, _ := listAll(t, s, storage.ListOptions{PageSize: size})
 		equal(t, fmt.Sprintf("order with page size %d", size), objs, want)
 	}
+	t.Run("delimiter", func(t *testing.T) { testListOrderDelimiter(t, s) })
+}
+
+func testListOrderDelimiter(t *testing.T, s *storage.Store) {
+	skipPagedPrefixes(t, s, 1)
 	objs, prefixes := listAll(t, s, storage.ListOptions{Delimiter: "/", PageSize: 2})
 	equal(t, "objects with delimiter", objs, []string{"B", "a b", "a-b", "a.b", "a0", "aB", "ab", "a~", "b", "z", "~", "é", "日本", "\U0001F600"})
 	equal(t, "prefixes with delimiter", prefixes, []string{"a/"})
@@ -437,30 +460,42 @@ func testListOrder(t *testing.T, s *storage.Store) {
 	equal(t, "prefixes under a/ with delimiter", prefixes, []string{"a/y/"})
 }
 
-// testObjectAndPrefix: object stores let a key be an object and the prefix of others; a file
-// system cannot ("x" would be both a file and a folder). The file backend refuses the second
-// write with an error, which is what this checks there; every other backend stores both.
+// testObjectAndPrefix: object stores let a key be an object and the prefix of others; file
+// systems cannot ("x" would be both a file and a folder), nor can object servers that keep
+// objects as files (versitygw's posix backend, MinIO). The contract is: either both are
+// stored and listed, or the second write fails with an error and changes nothing. The file
+// backend must refuse; the others are logged, since the test servers differ from the clouds.
 func testObjectAndPrefix(t *testing.T, s *storage.Store) {
 	ctx := ctxFor(t)
 	put(t, s, "x", "object", nil)
-	err := s.Put(ctx, "x/y", strings.NewReader("below"), nil)
-	if s.Backend() == storage.BackendFile {
-		if err == nil {
-			t.Fatal("file backend stored x/y beside the object x")
+	put(t, s, "p/q", "below", nil)
+	errUnder := s.Put(ctx, "x/y", strings.NewReader("below"), nil)
+	errOver := s.Put(ctx, "p", strings.NewReader("object"), nil)
+	if (errUnder == nil) != (errOver == nil) {
+		t.Fatalf("a key below an object: %v; an object over a prefix: %v; want both to succeed or both to fail", errUnder, errOver)
+	}
+	if errUnder != nil {
+		if s.Backend() != storage.BackendFile {
+			t.Logf("this server keeps objects as files: %v", errUnder)
 		}
 		if body, _ := get(t, s, "x"); body != "object" {
 			t.Errorf("x changed: %q", body)
 		}
+		if body, _ := get(t, s, "p/q"); body != "below" {
+			t.Errorf("p/q changed: %q", body)
+		}
+		objs, _ := listAll(t, s, storage.ListOptions{})
+		equal(t, "after refused writes", objs, []string{"p/q", "x"})
 		return
 	}
-	if err != nil {
-		t.Fatal(err)
+	if s.Backend() == storage.BackendFile {
+		t.Fatal("file backend stored x/y beside the object x")
 	}
 	objs, prefixes := listAll(t, s, storage.ListOptions{Delimiter: "/"})
-	equal(t, "objects", objs, []string{"x"})
-	equal(t, "prefixes", prefixes, []string{"x/"})
+	equal(t, "objects", objs, []string{"p", "x"})
+	equal(t, "prefixes", prefixes, []string{"p/", "x/"})
 	objs, _ = listAll(t, s, storage.ListOptions{PageSize: 1})
-	equal(t, "flat", objs, []string{"x", "x/y"})
+	equal(t, "flat", objs, []string{"p", "p/q", "x", "x/y"})
 }
 
 func testWalk(t *testing.T, s *storage.Store) {
@@ -591,7 +626,9 @@ func testSetMetadata(t *testing.T, s *storage.Store) {
 					t.Errorf("%s %q: metadata %v, want %v", step.name, key, a.Metadata, step.want)
 				}
 			}
-			wantRewrite := s.Backend() == storage.BackendMem || (s.Backend() == storage.BackendAzure && strings.ContainsAny(key, "#%"))
+			wantRewrite := s.Backend() == storage.BackendMem ||
+				s.Backend() == storage.BackendAzure && strings.ContainsAny(key, "#%") ||
+				s.Backend() == storage.BackendGCS && len(step.md) == 0
 			if rewritten != wantRewrite {
 				t.Errorf("%s %q on %s: rewritten = %v, want %v", step.name, key, s.Backend(), rewritten, wantRewrite)
 			}
@@ -679,7 +716,7 @@ func testEmpty(t *testing.T, s *storage.Store) {
 // oddKeys must round-trip exactly through put, get, stat, list, copy and delete.
 var oddKeys = []string{
 	"with space", "  leading and trailing spaces  ", "unicode/日本語/ключ/ü", "emoji-\U0001F680",
-	"deep/a/b/c/d/e/f/g", "double//slash", "dots/..more/...", ".hidden/..x", "trailing.dot.",
+	"deep/a/b/c/d/e/f/g", "dots/..more/...", ".hidden/..x", "trailing.dot.",
 	"punct !$&'()*+,;=@[]{}^`|~", "percent%20and#hash?query", `back\slash`, "quote\"s",
 	"__0x41__ looks escaped", "tab\there", "attrs.attrs.txt",
 }
