@@ -137,6 +137,7 @@ install_debian() {
 	command -v openssl >/dev/null || missing+=(openssl)
 	command -v gpg >/dev/null || missing+=(gnupg) # signed-commit tests
 	command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+	command -v rclone >/dev/null || missing+=(rclone) # the storage sync benchmark's baseline
 	[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
@@ -152,6 +153,7 @@ CIRCLE_TESTENV_SSHD=/usr/sbin/sshd
 CIRCLE_TESTENV_GIT_HTTP_BACKEND=/usr/lib/git-core/git-http-backend
 CIRCLE_TESTENV_SOPS=$CACHE/sops-$SOPS_VERSION/bin/sops
 CIRCLE_TESTENV_CUE=$CACHE/cue-$CUE_VERSION/bin/cue
+CIRCLE_TESTENV_RCLONE=/usr/bin/rclone
 ENV
 	# envtest (controller-runtime) wants both binaries in one folder.
 	mkdir -p "$CACHE/kubebuilder-$KUBE_VERSION"

@@ -30,6 +30,7 @@ const (
 	ToolGitHTTPBackend = "CIRCLE_TESTENV_GIT_HTTP_BACKEND"
 	ToolSOPS           = "CIRCLE_TESTENV_SOPS"
 	ToolCUE            = "CIRCLE_TESTENV_CUE"
+	ToolRclone         = "CIRCLE_TESTENV_RCLONE"
 	ToolKubebuilder    = "KUBEBUILDER_ASSETS"
 )
 
