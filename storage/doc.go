@@ -59,9 +59,9 @@
 //     folder under the prefix is walked, sorted and paged by key. That costs a walk of that
 //     subtree per page.
 //   - Get returns the body and the attributes of the same version of an object: the read is
-//     made conditional on the ETag (S3, Azure) or generation (GCS) that Stat saw, and retried
-//     if the object changed in between. file and mem read what is there when the body is
-//     opened.
+//     made conditional on the ETag (S3, Azure) or reads the generation (GCS) that its Stat
+//     saw, and looks again if the object changed in between. file and mem read what is there
+//     when the body is opened (a file's metadata is a side file, replaced before the object).
 //   - Cancelling the context stops every call, including a Get body that is being read and
 //     a Put that is being uploaded; a Put that fails or is cancelled writes nothing.
 //

@@ -318,7 +318,10 @@ func (s *Store) pinRead(raw *blob.Attributes) func(func(any) bool) error {
 		return func(as func(any) bool) error {
 			var h **storage.ObjectHandle
 			if as(&h) {
-				*h = (*h).If(storage.Conditions{GenerationMatch: oa.Generation})
+				// Read that generation: an overwritten one is gone (not found), so the
+				// read cannot return a newer body. (fake-gcs-server ignores
+				// ifGenerationMatch on reads but honours the generation.)
+				*h = (*h).Generation(oa.Generation)
 			}
 			return nil
 		}

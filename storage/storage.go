@@ -205,8 +205,13 @@ func partSize(requested int, size int64) int {
 	return int(ps)
 }
 
+// getAttempts bounds how often Get looks again at an object that changes between its Stat
+// and its read.
+const getAttempts = 5
+
 // Get opens the object at key for reading and returns its attributes, which describe the
-// same version as the body (see the package doc). The caller must close the reader.
+// same version as the body (see the package doc); if the object is replaced more often than
+// Get can catch it, Get fails rather than mix versions. The caller must close the reader.
 func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, *Attrs, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, s.wrap(ctx, "get", key, err, false)
@@ -217,13 +222,22 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, *Attrs, err
 			return nil, nil, s.wrap(ctx, "get", key, err, false)
 		}
 		r, err := s.bucket.NewReader(ctx, key, &blob.ReaderOptions{BeforeRead: s.pinRead(raw)})
-		if isPrecondition(err) && attempt < 3 {
-			continue // replaced since the Stat: read the new version
+		if err != nil && attempt < getAttempts && (isPrecondition(err) || gcerrors.Code(err) == gcerrors.NotFound) {
+			continue // replaced or deleted since the Stat: look again
+		}
+		if isPrecondition(err) {
+			err = fmt.Errorf("%w: %w", errChanged, err)
 		}
 		if err != nil {
 			return nil, nil, s.wrap(ctx, "get", key, err, false)
 		}
-		return &reader{ctx: ctx, r: r, s: s, key: key}, attrsOf(key, raw), nil
+		// Size, time and type from the read itself: they describe the body returned even
+		// where a server's Stat is not atomic (versitygw's posix backend keeps metadata in
+		// extended attributes beside the file, and can answer with one version's size and
+		// another's metadata while a writer replaces it).
+		a := attrsOf(key, raw)
+		a.Size, a.ModTime, a.ContentType = r.Size(), r.ModTime(), r.ContentType()
+		return &reader{ctx: ctx, r: r, s: s, key: key}, a, nil
 	}
 }
 

@@ -33,7 +33,11 @@ func Redacted(rawURL string) string {
 	}
 	u.RawQuery = q.Encode() // sorted, so a redacted URL is stable
 	u.Fragment = ""
-	return u.String()
+	out := u.String()
+	if scheme := u.Scheme + ":"; strings.HasPrefix(rawURL, scheme+"//") && !strings.HasPrefix(out, scheme+"//") {
+		out = scheme + "//" + strings.TrimPrefix(out, scheme) // "mem://" stays "mem://", not "mem:"
+	}
+	return out
 }
 
 // fileRoot returns the folder a file:// URL names, as fileblob reads it: the path, or a path
