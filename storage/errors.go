@@ -29,6 +29,7 @@ type Error struct {
 	Err error
 }
 
+// Error says what failed where: `storage: get "key" in s3://bucket?region=…: cause`.
 func (e *Error) Error() string {
 	if e.Key == "" {
 		return fmt.Sprintf("storage: %s %s: %v", e.Op, e.URL, e.Err)

@@ -114,8 +114,13 @@ func (s *Store) s3SetMetadata(ctx context.Context, key string, raw *blob.Attribu
 		}
 		in.MetadataDirective = s3types.MetadataDirectiveReplace
 		in.Metadata = s3md
-		// REPLACE replaces the headers too: send the ones the object has.
-		in.ContentType = aws.String(raw.ContentType)
+		// REPLACE replaces the headers too: send the ones the object has, and its
+		// storage class, which a copy would otherwise reset to STANDARD.
+		in.ContentType = optString(raw.ContentType)
+		var head s3.HeadObjectOutput
+		if raw.As(&head) && head.StorageClass != "" {
+			in.StorageClass = s3types.StorageClass(head.StorageClass)
+		}
 		in.CacheControl = optString(raw.CacheControl)
 		in.ContentDisposition = optString(raw.ContentDisposition)
 		in.ContentEncoding = optString(raw.ContentEncoding)

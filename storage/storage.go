@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -95,6 +96,10 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	if err != nil {
 		return nil, &Error{Op: "open", URL: s.url, Err: fmt.Errorf("%w: %v", ErrInvalid, err)}
 	}
+	if u.User != nil {
+		// No driver reads credentials from the URL; refusing them keeps them out of configs.
+		return nil, &Error{Op: "open", URL: s.url, Err: fmt.Errorf("%w: credentials in the URL: use the SDK's usual sources (environment, files, workload identity)", ErrInvalid)}
+	}
 	s.backend = u.Scheme
 	switch u.Scheme {
 	case BackendS3, BackendAzure, BackendGCS, BackendMem:
@@ -106,6 +111,10 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 		return nil, &Error{Op: "open", URL: s.url, Err: fmt.Errorf("%w: unsupported scheme %q (want s3, azblob, gs, file or mem)", ErrInvalid, u.Scheme)}
 	}
 	if s.bucket, err = blob.OpenBucket(ctx, u.String()); err != nil {
+		// Drivers quote the URL in their errors; show the redacted one instead.
+		if msg := strings.NewReplacer(rawURL, s.url, u.String(), s.url).Replace(err.Error()); msg != err.Error() {
+			err = errors.New(msg)
+		}
 		return nil, s.wrap(ctx, "open", "", err, false)
 	}
 	if s.backend == BackendGCS {
@@ -144,6 +153,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts *PutOptio
 	}
 	if err := s.checkWrite(ctx, key, o.Metadata); err != nil {
 		return s.wrap(ctx, "put", key, err, false)
+	}
+	if o.Size < 0 || o.PartSize < 0 || o.Concurrency < 0 {
+		return s.wrap(ctx, "put", key, fmt.Errorf("%w: negative size, part size or concurrency", ErrInvalid), false)
 	}
 	if o.ContentType == "" {
 		o.ContentType = "application/octet-stream"

@@ -294,6 +294,11 @@ func testInvalid(t *testing.T, s *storage.Store) {
 			t.Errorf("put with %s metadata: %v, want ErrInvalid", name, err)
 		}
 	}
+	for _, o := range []storage.PutOptions{{Size: -1}, {PartSize: -1}, {Concurrency: -1}} {
+		if err := s.Put(ctx, "k", strings.NewReader("x"), &o); !errors.Is(err, storage.ErrInvalid) {
+			t.Errorf("put with %+v: %v, want ErrInvalid", o, err)
+		}
+	}
 	if _, err := s.List(ctx, storage.ListOptions{PageToken: "not base64!"}); !errors.Is(err, storage.ErrInvalid) {
 		t.Errorf("list with a bad token: %v, want ErrInvalid", err)
 	}
