@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,6 +38,9 @@ type S3 struct {
 	AccessKey string
 	SecretKey string
 	root      string
+	dir       string
+	port      int
+	proc      *process
 }
 
 // StartS3 returns the package's S3 server, starting it on first use. It exports the
@@ -46,11 +50,20 @@ func StartS3(t testing.TB) *S3 {
 	return start(t, "s3", startS3)
 }
 
-func startS3() (*S3, func(), error) {
-	bin, err := Tool(ToolVersityGW)
+// NewS3 starts a private S3 server for one test, which the test may Kill and Restart;
+// it is stopped when the test ends. Its credentials are the shared server's, so the AWS_*
+// variables fit both.
+func NewS3(t testing.TB) *S3 {
+	t.Helper()
+	s, stop, err := startS3()
 	if err != nil {
-		return nil, nil, err
+		t.Fatalf("testenv: %v", err)
 	}
+	t.Cleanup(stop)
+	return s
+}
+
+func startS3() (*S3, func(), error) {
 	dir, rm, err := tempDir("s3")
 	if err != nil {
 		return nil, nil, err
@@ -65,17 +78,13 @@ func startS3() (*S3, func(), error) {
 		AccessKey: "circle-test-access",
 		SecretKey: "circle-test-secret-key",
 		root:      filepath.Join(dir, "data"),
+		dir:       dir,
+		port:      port,
 	}
 	if err := os.Mkdir(s.root, 0o755); err != nil {
 		return nil, nil, err
 	}
-	p, err := startProcess("versitygw", dir, nil, bin,
-		"--access", s.AccessKey, "--secret", s.SecretKey, "--region", s.Region,
-		"--port", "127.0.0.1:"+strconv.Itoa(port), "posix", s.root)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := p.waitReady(30*time.Second, httpReady(s.Endpoint)); err != nil {
+	if err := s.launch(); err != nil {
 		rm()
 		return nil, nil, err
 	}
@@ -87,7 +96,48 @@ func startS3() (*S3, func(), error) {
 	} {
 		os.Setenv(k, v)
 	}
-	return s, func() { p.stop(); rm() }, nil
+	return s, func() {
+		if s.proc != nil {
+			s.proc.stop()
+		}
+		rm()
+	}, nil
+}
+
+func (s *S3) launch() error {
+	bin, err := Tool(ToolVersityGW)
+	if err != nil {
+		return err
+	}
+	p, err := startProcess("versitygw", s.dir, nil, bin,
+		"--access", s.AccessKey, "--secret", s.SecretKey, "--region", s.Region,
+		"--port", "127.0.0.1:"+strconv.Itoa(s.port), "posix", s.root)
+	if err != nil {
+		return err
+	}
+	if err := p.waitReady(30*time.Second, httpReady(s.Endpoint)); err != nil {
+		return err
+	}
+	s.proc = p
+	return nil
+}
+
+// Kill stops the server with SIGKILL, as a crash would: requests in flight fail.
+func (s *S3) Kill() {
+	if s.proc != nil {
+		_ = syscall.Kill(-s.proc.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.proc.done
+		s.proc.log.Close()
+		s.proc = nil
+	}
+}
+
+// Restart starts a killed server again on the same port and data.
+func (s *S3) Restart(t testing.TB) {
+	t.Helper()
+	if err := s.launch(); err != nil {
+		t.Fatalf("testenv: restart S3: %v", err)
+	}
 }
 
 // NewBucket creates an empty bucket and returns its gocloud.dev URL.

@@ -5,7 +5,7 @@
 // # Format, version 1
 //
 // The content of an encrypted object is the plaintext encrypted with Tink's streaming AEAD
-// AES-GCM-HKDF (HKDF-SHA256, 32-byte segment keys, 1 MiB ciphertext segments, first
+// AES-GCM-HKDF (HKDF-SHA256, 32-byte segment keys, 64 KiB ciphertext segments, first
 // segment offset 0; Tink's documented wire format: a header of length byte, 32-byte salt
 // and 7-byte nonce prefix, then segments each sealed with a 16-byte tag, the last one
 // marked as last in its nonce), keyed by a data key of 32 random bytes made for that object
@@ -22,7 +22,7 @@
 // Every object, encrypted or not, carries this metadata (lower-case keys):
 //
 //	circle-format        "1"
-//	circle-encryption    "tink-aes256-gcm-hkdf-1mb" or "none"
+//	circle-encryption    "tink-aes256-gcm-hkdf-64k" or "none"
 //	circle-key-id        the id of the keyring key that wrapped the data key (decimal)
 //	circle-wrapped-key   the wrapped data key, base64 (standard, padded)
 //	circle-sha256        sha256 of the plaintext, hex

@@ -36,11 +36,13 @@ const (
 // Format values.
 const (
 	FormatVersion     = "1"
-	EncryptionTink    = "tink-aes256-gcm-hkdf-1mb"
+	EncryptionTink    = "tink-aes256-gcm-hkdf-64k"
 	EncryptionNone    = "none"
 	EncryptedMIMEType = "application/vnd.circle.encrypted"
-	// SegmentSize is the ciphertext segment size: memory per stream is about two of them.
-	SegmentSize = 1 << 20
+	// SegmentSize is the ciphertext segment size: memory per stream is about two of them,
+	// so many objects can stream at once. Measured here, Tink's AES-GCM-HKDF runs at the
+	// speed of raw AES-GCM with 64 KiB segments as with 1 MiB ones.
+	SegmentSize = 64 << 10
 )
 
 // ErrCorrupt is wrapped when an object does not match its metadata: bad digest or size,

