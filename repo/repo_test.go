@@ -260,7 +260,7 @@ func encryptCanary(t *testing.T, plain string) []byte {
 	t.Helper()
 	bin, err := testenv.Tool(testenv.ToolSOPS)
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err) // make testenv installs it; a missing tool fails, never skips
 	}
 	f := filepath.Join(t.TempDir(), "prod.sops.yaml")
 	if err := os.WriteFile(f, []byte(plain), 0o600); err != nil {

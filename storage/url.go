@@ -22,12 +22,20 @@ func Redacted(rawURL string) string {
 	}
 	u.User = nil
 	q := u.Query()
-	for name := range q {
+	for name, values := range q {
 		lower := strings.ToLower(name)
 		for _, s := range secretParams {
 			if strings.Contains(lower, s) {
 				q.Del(name)
 				break
+			}
+		}
+		// A parameter that is itself a URL (endpoint=http://user:pass@host) loses its
+		// user info too.
+		for i, v := range values {
+			if inner, err := url.Parse(v); err == nil && inner.User != nil {
+				inner.User = nil
+				values[i] = inner.String()
 			}
 		}
 	}

@@ -23,14 +23,6 @@ func newRenderCmd() *cobra.Command {
 	}
 }
 
-func newStorageCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "storage",
-		Short: "Read, write and re-key objects in storage backends (S3, Azure Blob, GCS, local)",
-		RunE:  notImplemented,
-	}
-}
-
 func newPackageCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "package",

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 )
@@ -71,7 +72,13 @@ Exit codes:
 
 // execute runs the command line and maps its error to an exit code.
 func execute(args []string, stdout, stderr io.Writer) int {
+	return executeIn(args, os.Stdin, stdout, stderr)
+}
+
+// executeIn is execute reading stdin from in.
+func executeIn(args []string, in io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCmd(stdout, stderr)
+	root.SetIn(in)
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {

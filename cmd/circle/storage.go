@@ -1,0 +1,566 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/circlecore/circle/secrets"
+	"github.com/circlecore/circle/storage"
+	"github.com/circlecore/circle/storage/envelope"
+	"github.com/circlecore/circle/storage/mirror"
+)
+
+// storageFlags are what every storage command shares: the keyring and the output format.
+type storageFlags struct {
+	keyring   string
+	noEncrypt bool
+	keys      keyFlags
+	out       outputFlag
+}
+
+func (f *storageFlags) register(cmd *cobra.Command, writes bool) {
+	cmd.Flags().StringVar(&f.keyring, "keyring", os.Getenv("CIRCLE_STORAGE_KEYRING"),
+		"keyring file (circle storage keyring init; may be SOPS-encrypted). Default $CIRCLE_STORAGE_KEYRING")
+	if writes {
+		cmd.Flags().BoolVar(&f.noEncrypt, "no-encrypt", false, "write objects in the clear (they still carry and check their sha256)")
+	}
+	f.keys.register(cmd)
+	f.out.register(cmd)
+}
+
+// open opens the store at url with the keyring, if one is configured.
+func (f *storageFlags) open(ctx context.Context, url string, writes bool) (*envelope.Store, error) {
+	var ring *envelope.Keyring
+	if f.keyring != "" {
+		var err error
+		if ring, err = f.readKeyring(ctx); err != nil {
+			return nil, err
+		}
+	} else if writes && !f.noEncrypt {
+		return nil, errors.New("writes are encrypted: give --keyring (make one with `circle storage keyring init`), or --no-encrypt")
+	}
+	if f.noEncrypt {
+		ring = nil
+	}
+	b, err := storage.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	return envelope.New(b, ring, "circle "+version), nil
+}
+
+// readKeyring reads the keyring file, opening it with the SOPS keys when it is encrypted.
+func (f *storageFlags) readKeyring(ctx context.Context) (*envelope.Keyring, error) {
+	b, err := os.ReadFile(f.keyring)
+	if err != nil {
+		return nil, err
+	}
+	if secrets.IsEncrypted(f.keyring, b) {
+		ring, err := f.keys.keyring(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if b, err = ring.Decrypt(ctx, f.keyring, b); err != nil {
+			return nil, err
+		}
+	}
+	k, err := envelope.ReadKeyring(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.keyring, err)
+	}
+	return k, nil
+}
+
+func newStorageCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "storage",
+		Short: "Read, write and re-key objects in storage backends (S3, Azure Blob, GCS, local)",
+		Long: `Objects in S3, Azure Blob, GCS, a local folder or memory, through one API and Circle's
+envelope format: each object encrypted with its own data key (Tink AES-GCM-HKDF streaming),
+the data key wrapped by the keyring's primary key, and metadata recording the plaintext's
+sha256, size, content type, key id, revision and writer. Reads verify the digest.
+
+Stores are URLs:
+  s3://BUCKET?region=R[&endpoint=http://host:port&use_path_style=true]
+  azblob://CONTAINER        gs://BUCKET        file:///ABSOLUTE/PATH        mem://
+Credentials come from each cloud's usual places (AWS_*, AZURE_STORAGE_*, Google ADC) and
+never appear in output.
+
+Key rotation: 'keyring rotate' adds a primary; new objects use it, old ones still open;
+'rewrap' moves objects to the primary by a metadata-only update; 'keyring retire' then
+disables the old key.`,
+		Example: `  circle storage keyring init keyring.json
+  circle storage sync ./build 's3://my-bucket?region=eu-west-1' site --keyring keyring.json
+  circle storage ls 's3://my-bucket?region=eu-west-1' site/
+  circle storage get 's3://my-bucket?region=eu-west-1' site/config.json - --keyring keyring.json`,
+	}
+	cmd.AddCommand(newStorageLsCmd(), newStorageStatCmd(), newStorageGetCmd(), newStoragePutCmd(),
+		newStorageSyncCmd(), newStorageVerifyCmd(), newStorageRewrapCmd(), newStorageKeyringCmd())
+	return cmd
+}
+
+func newStorageLsCmd() *cobra.Command {
+	var f storageFlags
+	cmd := &cobra.Command{
+		Use:   "ls URL [PREFIX]",
+		Short: "List objects under a prefix (sizes as stored)",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := f.open(cmd.Context(), args[0], false)
+			if err != nil {
+				return err
+			}
+			defer s.Backend().Close()
+			prefix := ""
+			if len(args) == 2 {
+				prefix = args[1]
+			}
+			var objs []storage.Attrs
+			for a, err := range s.Backend().Walk(cmd.Context(), prefix) {
+				if err != nil {
+					return err
+				}
+				objs = append(objs, a)
+			}
+			return f.out.print(cmd.OutOrStdout(), objs, func() string {
+				var b strings.Builder
+				for _, o := range objs {
+					fmt.Fprintf(&b, "%12d  %s  %s\n", o.Size, o.ModTime.UTC().Format(time.RFC3339), o.Key)
+				}
+				return b.String()
+			})
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func newStorageStatCmd() *cobra.Command {
+	var f storageFlags
+	cmd := &cobra.Command{
+		Use:   "stat URL KEY",
+		Short: "Show an object's recorded metadata: sha256, size, key id, revision, writer",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := f.open(cmd.Context(), args[0], false)
+			if err != nil {
+				return err
+			}
+			defer s.Backend().Close()
+			info, err := s.Stat(cmd.Context(), args[1])
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			return f.out.print(cmd.OutOrStdout(), info, func() string { return infoText(info) })
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func infoText(i *envelope.Info) string {
+	var b strings.Builder
+	for _, kv := range [][2]string{{"key", i.Key}, {"size", fmt.Sprint(i.Size)}, {"sha256", i.SHA256},
+		{"content-type", i.ContentType}, {"encryption", i.Encryption}, {"key-id", i.KeyID},
+		{"revision", i.Revision}, {"env", i.Env}, {"writer", i.Writer}, {"stored-size", fmt.Sprint(i.StoredSize)}} {
+		if kv[1] != "" {
+			fmt.Fprintf(&b, "%-13s %s\n", kv[0]+":", kv[1])
+		}
+	}
+	return b.String()
+}
+
+func newStorageGetCmd() *cobra.Command {
+	var f storageFlags
+	cmd := &cobra.Command{
+		Use:   "get URL KEY [FILE|-]",
+		Short: "Read an object, decrypted and verified, to a file or stdout (default: stdout)",
+		Args:  cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := f.open(cmd.Context(), args[0], false)
+			if err != nil {
+				return err
+			}
+			defer s.Backend().Close()
+			rc, info, err := s.Get(cmd.Context(), args[1])
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			defer rc.Close()
+			var dst io.Writer = cmd.OutOrStdout()
+			if len(args) == 3 && args[2] != "-" {
+				// Written beside the target and renamed, so a failed check leaves no bad file.
+				tmp, err := os.CreateTemp(dirOf(args[2]), ".circle-get-*")
+				if err != nil {
+					return err
+				}
+				defer os.Remove(tmp.Name())
+				defer tmp.Close()
+				if _, err := io.Copy(io.MultiWriter(tmp, progress(cmd, info.Size, "get "+args[1])), rc); err != nil {
+					return &exitError{code: exitFailed, err: err}
+				}
+				if err := tmp.Close(); err != nil {
+					return err
+				}
+				return os.Rename(tmp.Name(), args[2])
+			}
+			if _, err := io.Copy(dst, rc); err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			return nil
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func dirOf(p string) string {
+	if i := strings.LastIndex(p, "/"); i >= 0 {
+		return p[:i+1]
+	}
+	return "."
+}
+
+func newStoragePutCmd() *cobra.Command {
+	var (
+		f           storageFlags
+		contentType string
+		revision    string
+		env         string
+	)
+	cmd := &cobra.Command{
+		Use:   "put URL KEY [FILE|-]",
+		Short: "Write an object from a file or stdin, encrypted (default: stdin)",
+		Args:  cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := f.open(cmd.Context(), args[0], true)
+			if err != nil {
+				return err
+			}
+			defer s.Backend().Close()
+			var r io.Reader = cmd.InOrStdin()
+			if len(args) == 3 && args[2] != "-" {
+				file, err := os.Open(args[2])
+				if err != nil {
+					return err
+				}
+				defer file.Close()
+				r = file
+			}
+			info, err := s.Put(cmd.Context(), args[1], r, &envelope.PutOptions{ContentType: contentType, Revision: revision, Env: env})
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			return f.out.print(cmd.OutOrStdout(), info, func() string { return infoText(info) })
+		},
+	}
+	cmd.Flags().StringVar(&contentType, "content-type", "", "the object's content type (default application/octet-stream)")
+	cmd.Flags().StringVar(&revision, "revision", "", "source revision to record")
+	cmd.Flags().StringVar(&env, "env", "", "environment to record")
+	f.register(cmd, true)
+	return cmd
+}
+
+func newStorageSyncCmd() *cobra.Command {
+	var (
+		f    storageFlags
+		opts mirror.Options
+	)
+	cmd := &cobra.Command{
+		Use:   "sync DIR URL [PREFIX]",
+		Short: "Make PREFIX hold exactly DIR's files, uploading only what changed (like rclone sync)",
+		Long: `Sync uploads DIR's files under PREFIX, encrypted, in parallel, and deletes objects that
+have no file (unless --keep-extra). An encrypted index object (PREFIX/.circle-index.json)
+remembers each file's size, mtime and sha256, so a re-sync of unchanged files reads
+neither them nor the objects. Symlinks are not followed.`,
+		Args: cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := f.open(cmd.Context(), args[1], true)
+			if err != nil {
+				return err
+			}
+			defer s.Backend().Close()
+			prefix := ""
+			if len(args) == 3 {
+				prefix = strings.Trim(args[2], "/")
+			}
+			bar := progress(cmd, -1, "sync")
+			opts.Progress = func(p mirror.Progress) {
+				if pb, ok := bar.(*progressbar.ProgressBar); ok {
+					pb.ChangeMax64(p.TotalBytes)
+					_ = pb.Set64(p.Bytes)
+				}
+			}
+			res, err := mirror.Sync(cmd.Context(), args[0], s, prefix, opts)
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			return f.out.print(cmd.OutOrStdout(), res, func() string {
+				var b strings.Builder
+				for _, c := range res.Changes {
+					fmt.Fprintln(&b, c)
+				}
+				fmt.Fprintf(&b, "%d uploaded (%d bytes), %d unchanged, %d deleted\n", res.Uploaded, res.Bytes, res.Skipped, res.Deleted)
+				return b.String()
+			})
+		},
+	}
+	cmd.Flags().IntVar(&opts.Concurrency, "concurrency", 0, "parallel uploads (default 16)")
+	cmd.Flags().BoolVar(&opts.KeepExtra, "keep-extra", false, "keep objects that have no local file (rclone copy)")
+	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "print what would change; change nothing")
+	f.register(cmd, true)
+	return cmd
+}
+
+// objectResult is one object's outcome in verify and rewrap.
+type objectResult struct {
+	Key       string `json:"key"`
+	OK        bool   `json:"ok"`
+	Changed   bool   `json:"changed,omitempty"`
+	Rewritten bool   `json:"rewritten,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// eachObject runs fn on every object under prefix and prints the results; objects that
+// fail make the command exit 1.
+func eachObject(cmd *cobra.Command, f *storageFlags, args []string, writes bool, fn func(s *envelope.Store, key string) objectResult) error {
+	s, err := f.open(cmd.Context(), args[0], false)
+	if err != nil {
+		return err
+	}
+	defer s.Backend().Close()
+	if writes && f.keyring == "" {
+		return errors.New("give --keyring")
+	}
+	prefix := ""
+	if len(args) == 2 {
+		prefix = args[1]
+	}
+	var results []objectResult
+	failed := 0
+	for a, err := range s.Backend().Walk(cmd.Context(), prefix) {
+		if err != nil {
+			return err
+		}
+		r := fn(s, a.Key)
+		if !r.OK {
+			failed++
+		}
+		results = append(results, r)
+	}
+	err = f.out.print(cmd.OutOrStdout(), results, func() string {
+		var b strings.Builder
+		for _, r := range results {
+			switch {
+			case !r.OK:
+				fmt.Fprintf(&b, "FAIL  %s: %s\n", r.Key, r.Error)
+			case r.Changed && r.Rewritten:
+				fmt.Fprintf(&b, "ok    %s (rewrapped; the backend rewrote the object)\n", r.Key)
+			case r.Changed:
+				fmt.Fprintf(&b, "ok    %s (rewrapped)\n", r.Key)
+			default:
+				fmt.Fprintf(&b, "ok    %s\n", r.Key)
+			}
+		}
+		fmt.Fprintf(&b, "\n%d object(s), %d failed\n", len(results), failed)
+		return b.String()
+	})
+	if err != nil {
+		return err
+	}
+	if failed > 0 {
+		return &exitError{code: exitFailed, err: fmt.Errorf("%d object(s) failed", failed)}
+	}
+	return nil
+}
+
+func newStorageVerifyCmd() *cobra.Command {
+	var f storageFlags
+	cmd := &cobra.Command{
+		Use:   "verify URL [PREFIX]",
+		Short: "Read every object under PREFIX and check it against its recorded sha256 and size",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return eachObject(cmd, &f, args, false, func(s *envelope.Store, key string) objectResult {
+				if _, err := s.Verify(cmd.Context(), key); err != nil {
+					return objectResult{Key: key, Error: err.Error()}
+				}
+				return objectResult{Key: key, OK: true}
+			})
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func newStorageRewrapCmd() *cobra.Command {
+	var f storageFlags
+	cmd := &cobra.Command{
+		Use:   "rewrap URL [PREFIX]",
+		Short: "Re-wrap every object's data key under the keyring's primary key (metadata only where possible)",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return eachObject(cmd, &f, args, true, func(s *envelope.Store, key string) objectResult {
+				changed, rewritten, err := s.Rewrap(cmd.Context(), key)
+				if err != nil {
+					return objectResult{Key: key, Error: err.Error()}
+				}
+				return objectResult{Key: key, OK: true, Changed: changed, Rewritten: rewritten}
+			})
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func newStorageKeyringCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "keyring",
+		Short: "Make and rotate storage keyrings",
+	}
+	var out outputFlag
+	show := func(cmd *cobra.Command, k *envelope.Keyring) error {
+		v := map[string]any{"primary": k.Primary(), "keys": k.Keys(), "history": k.History()}
+		return out.print(cmd.OutOrStdout(), v, func() string {
+			var b strings.Builder
+			for _, ki := range k.Keys() {
+				state := "enabled"
+				if ki.Retired {
+					state = "retired"
+				}
+				if ki.Primary {
+					state += ", primary"
+				}
+				fmt.Fprintf(&b, "key %d  %s\n", ki.ID, state)
+			}
+			for _, e := range k.History() {
+				fmt.Fprintf(&b, "  %s  %-8s key %d\n", e.At.Format(time.RFC3339), e.Action, e.Key)
+			}
+			return b.String()
+		})
+	}
+	// rewrite writes the keyring back; a SOPS-sealed file is not rewritten in the clear.
+	rewrite := func(path string, k *envelope.Keyring) error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if secrets.IsEncrypted(path, b) {
+			return fmt.Errorf("%s is SOPS-encrypted: change it with `sops exec-file` (or decrypt, change, encrypt)", path)
+		}
+		nb, err := k.Marshal()
+		if err != nil {
+			return err
+		}
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, append(nb, '\n'), 0o600); err != nil {
+			return err
+		}
+		return os.Rename(tmp, path)
+	}
+	load := func(path string) (*envelope.Keyring, error) { return envelope.ReadKeyringFile(path) }
+
+	initCmd := &cobra.Command{
+		Use:   "init FILE",
+		Short: "Make a keyring with one key (the file must not exist; keep it secret or seal it with SOPS)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := envelope.NewKeyring()
+			if err != nil {
+				return err
+			}
+			b, err := k.Marshal()
+			if err != nil {
+				return err
+			}
+			fh, err := os.OpenFile(args[0], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return err
+			}
+			if _, err := fh.Write(append(b, '\n')); err != nil {
+				fh.Close()
+				return err
+			}
+			if err := fh.Close(); err != nil {
+				return err
+			}
+			return show(cmd, k)
+		},
+	}
+	rotateCmd := &cobra.Command{
+		Use:   "rotate FILE",
+		Short: "Add a key and make it the primary; old objects still open",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := load(args[0])
+			if err != nil {
+				return err
+			}
+			if _, err := k.Rotate(); err != nil {
+				return err
+			}
+			if err := rewrite(args[0], k); err != nil {
+				return err
+			}
+			return show(cmd, k)
+		},
+	}
+	retireCmd := &cobra.Command{
+		Use:   "retire FILE KEY-ID",
+		Short: "Disable a key (rewrap first): objects still wrapped by it stop opening",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := load(args[0])
+			if err != nil {
+				return err
+			}
+			var id uint32
+			if _, err := fmt.Sscan(args[1], &id); err != nil {
+				return fmt.Errorf("key id %q: %w", args[1], err)
+			}
+			if err := k.Retire(id); err != nil {
+				return err
+			}
+			if err := rewrite(args[0], k); err != nil {
+				return err
+			}
+			return show(cmd, k)
+		},
+	}
+	showCmd := &cobra.Command{
+		Use:   "show FILE",
+		Short: "List a keyring's keys and its history (never the key material)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := load(args[0])
+			if err != nil {
+				return err
+			}
+			return show(cmd, k)
+		},
+	}
+	for _, c := range []*cobra.Command{initCmd, rotateCmd, retireCmd, showCmd} {
+		out.register(c)
+		cmd.AddCommand(c)
+	}
+	return cmd
+}
+
+// progress returns a progress bar on stderr when stderr is a terminal, else io.Discard:
+// logs and CI output get the final summary only.
+func progress(cmd *cobra.Command, size int64, what string) io.Writer {
+	f, ok := cmd.ErrOrStderr().(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return io.Discard
+	}
+	return progressbar.DefaultBytes(size, what)
+}
