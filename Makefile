@@ -21,7 +21,8 @@ build: ## build bin/circle
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/circle
 
 run: build ## run the daemon on examples/, publishing to ./.circle/
-	$(BIN) serve --source examples --publish file://$(CURDIR)/.circle --key-file examples/keys/age.example.key
+	$(BIN) serve --source examples --publish file://$(CURDIR)/.circle --key-file examples/keys/age.example.key \
+		--storage-keyring $(CURDIR)/.circle-keyring.json
 
 testenv: ## build or install the test servers into ~/.cache/circle-testenv (cached by version)
 	bash testenv/install.sh
@@ -46,4 +47,4 @@ cover: testenv ## per-package coverage
 	CGO_ENABLED=1 $(GO) test -race -count=1 -cover ./...
 
 clean:
-	rm -rf bin .circle
+	rm -rf bin .circle .circle-keyring.json

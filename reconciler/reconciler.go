@@ -2,9 +2,9 @@
 // stages of the flow in order and records the outcome.
 //
 // The flow is snapshot → settings → verify → load (validate, decrypt) → build → publish →
-// apply → record. Today snapshot, settings, verify, load and record exist; build, publish
-// and apply arrive with their issues (storage, packages, licenses, deployment), each as one
-// call in Reconcile.
+// apply → record. Today snapshot, settings, verify, load, publish (each environment's
+// merged configuration, encrypted) and record exist; build and apply arrive with their
+// issues (packages, licenses, deployment), each as one call in Reconcile.
 //
 // Failure semantics: a revision with any problem in any environment is not accepted for any
 // environment (nothing downstream may see half a repository); an environment whose
@@ -29,6 +29,7 @@ import (
 	"github.com/circlecore/circle/secrets"
 	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/signature"
+	"github.com/circlecore/circle/storage/publish"
 )
 
 // StatusKey is the object the record stage writes in the publish bucket.
@@ -40,6 +41,7 @@ const (
 	ReasonSnapshotFailed   = "SnapshotFailed"
 	ReasonInvalid          = "Invalid"
 	ReasonSignatureRefused = "SignatureRefused"
+	ReasonPublishFailed    = "PublishFailed"
 )
 
 // Status is what the daemon last did, as readers of the bucket see it. Nothing in it is
@@ -73,6 +75,17 @@ type EnvStatus struct {
 	Message string `json:"message,omitempty"`
 	// LastGood is the last revision the environment accepted; it stays through failures.
 	LastGood *Good `json:"lastGood,omitempty"`
+	// Published is the build last published to the storage target.
+	Published *Published `json:"published,omitempty"`
+}
+
+// Published is a build the publish stage wrote.
+type Published struct {
+	Revision string `json:"revision"`
+	Seq      int64  `json:"seq"`
+	Files    int    `json:"files"`
+	// Uploaded counts the objects this publish uploaded; the rest were there already.
+	Uploaded int `json:"uploaded"`
 }
 
 // Good is an accepted revision.
@@ -94,6 +107,9 @@ type Options struct {
 	// TrustedKeys sign revisions for environments whose policy requires signed commits,
 	// in addition to the keys the repository lists.
 	TrustedKeys *signature.Keys
+	// Target receives each accepted environment's build, encrypted. Nil skips the
+	// publish stage (status only).
+	Target *publish.Target
 }
 
 // Reconciler turns snapshots into published state.
@@ -217,11 +233,26 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 				good.Secrets++
 			}
 		}
-		envs[i] = EnvStatus{Name: e.Name, Ready: true, Reason: ReasonSucceeded, LastGood: good}
+		envs[i] = EnvStatus{Name: e.Name, Ready: true, Reason: ReasonSucceeded, LastGood: good, Published: envs[i].Published}
 		if k, ok := r.pendingKeys[e.Name]; ok {
 			r.repoKeys[e.Name] = k
 		}
 		log.Info().Str("env", e.Name).Int("values", good.Values).Int("secrets", good.Secrets).Msg("environment accepted")
+	}
+
+	// Publish: each accepted environment's build to the storage target. A failed target
+	// keeps its last published build; the environment's reason says why.
+	if r.opts.Target != nil {
+		st.Stages = append(st.Stages, "publish")
+		for i := range envs {
+			if !accepted[envs[i].Name] {
+				continue
+			}
+			if err := r.publishEnv(ctx, snap.Revision, loaded.Env(envs[i].Name), &envs[i]); err != nil {
+				envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonPublishFailed, r.opts.Redactor.String(err.Error())
+				log.Error().Str("env", envs[i].Name).Err(r.opts.Redactor.Error(err)).Msg("publish failed; last published build kept")
+			}
+		}
 	}
 
 	st.Ready, st.Reason = true, ReasonSucceeded
@@ -233,6 +264,24 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 		}
 	}
 	return r.record(ctx, st)
+}
+
+// publishEnv writes one environment's build: today its merged configuration, secrets
+// included (the target encrypts every object).
+func (r *Reconciler) publishEnv(ctx context.Context, revision string, e *repo.Env, es *EnvStatus) error {
+	cfg, err := json.MarshalIndent(e.Config, "", "  ")
+	if err != nil {
+		return err
+	}
+	files := []publish.File{{Path: "config.json", Data: append(cfg, '\n'), ContentType: "application/json"}}
+	m, st, err := r.opts.Target.Publish(ctx, e.Name, revision, files)
+	if err != nil {
+		return err
+	}
+	es.Published = &Published{Revision: m.Revision, Seq: m.Seq, Files: len(m.Files), Uploaded: st.Uploaded}
+	r.log.Info().Str("revision", revision).Str("env", e.Name).Int64("seq", m.Seq).Int("uploaded", st.Uploaded).
+		Bool("unchanged", st.Unchanged).Msg("published")
+	return nil
 }
 
 func (r *Reconciler) count(snap *sources.Snapshot, st *Status) error {
@@ -255,7 +304,7 @@ func (r *Reconciler) carryOver(s *repo.Settings) []EnvStatus {
 	}
 	out := make([]EnvStatus, len(s.Environments))
 	for i, e := range s.Environments {
-		out[i] = EnvStatus{Name: e.Name, LastGood: prev[e.Name].LastGood}
+		out[i] = EnvStatus{Name: e.Name, LastGood: prev[e.Name].LastGood, Published: prev[e.Name].Published}
 	}
 	return out
 }

@@ -91,9 +91,21 @@ func TestServe(t *testing.T) {
 	}
 }
 
-// make run: the daemon on the examples with the example key accepts every environment.
+// make run: the daemon on the examples with the example key accepts every environment and
+// publishes each one's configuration, encrypted, readable with the keyring it made.
 func TestServe_Examples(t *testing.T) {
-	out := serveUntil(t, `"ready": true`, "--source", examplesDir, "--key-file", exampleKey)
+	ring := filepath.Join(t.TempDir(), "keyring.json")
+	out := serveUntil(t, `"ready": true`, "--source", examplesDir, "--key-file", exampleKey, "--storage-keyring", ring)
+	code, cfg, errOut := run(t, "storage", "build", "file://"+out, "prod", "config.json", "--keyring", ring)
+	if code != exitOK || !strings.Contains(cfg, `"host": "db.prod.internal"`) {
+		t.Errorf("the published prod config: exit %d\n%s%s", code, cfg, errOut)
+	}
+	if code, m, _ := run(t, "storage", "build", "file://"+out, "prod", "--keyring", ring); code != exitOK || !strings.Contains(m, "config.json") {
+		t.Errorf("the prod build: exit %d\n%s", code, m)
+	}
+	if code, _, errOut := run(t, "storage", "build", "file://"+out, "nope"); code != exitFailed || !strings.Contains(errOut, "no build") {
+		t.Errorf("an environment never published: exit %d %q", code, errOut)
+	}
 	st, err := os.ReadFile(filepath.Join(out, "status.json"))
 	if err != nil {
 		t.Fatal(err)

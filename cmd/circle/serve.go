@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -25,6 +26,8 @@ import (
 	"github.com/circlecore/circle/sources/dir"
 	"github.com/circlecore/circle/sources/git"
 	"github.com/circlecore/circle/sources/signature"
+	"github.com/circlecore/circle/storage/envelope"
+	"github.com/circlecore/circle/storage/publish"
 	"github.com/circlecore/circle/sources/webhook"
 )
 
@@ -43,6 +46,7 @@ type serveOptions struct {
 	pgpKeys    string
 	sshKeys    string
 	keys       keyFlags
+	storage    storageFlags
 }
 
 func newServeCmd() *cobra.Command {
@@ -59,9 +63,10 @@ CIRCLE_GIT_USERNAME and CIRCLE_GIT_PASSWORD environment variables, never from fl
 needs --ssh-key and --known-hosts.
 
 For each revision it reads circle.yaml, applies each environment's signature policy,
-loads every environment (config layers, SOPS secrets, CUE schema) and records the outcome
-as status.json in the publish target: per environment, whether it accepted the revision
-and its last good revision. A revision with problems is accepted nowhere; the last good
+loads every environment (config layers, SOPS secrets, CUE schema), publishes each accepted
+environment's configuration to the publish target (encrypted with --storage-keyring; see
+'circle storage'), and records the outcome as status.json there: per environment, whether
+it accepted the revision, its last good revision and its last published build. A revision with problems is accepted nowhere; the last good
 state stays. Secrets never reach the log or the status. Builds, publishing and cluster
 apply arrive with their issues.
 
@@ -98,6 +103,9 @@ policy.requireSignedCommits, which adds the key files the repository lists.`,
 	cmd.Flags().StringVar(&o.pgpKeys, "trusted-pgp-keys", "", "armored OpenPGP public keyring trusted to sign")
 	cmd.Flags().StringVar(&o.sshKeys, "trusted-ssh-keys", "", "authorized_keys-format file of SSH keys trusted to sign")
 	o.keys.register(cmd)
+	cmd.Flags().StringVar(&o.storage.keyring, "storage-keyring", os.Getenv("CIRCLE_STORAGE_KEYRING"),
+		"keyring that encrypts published builds (created if the file does not exist; may be SOPS-sealed).\n"+
+			"Without one, builds are not published: only status.json is written")
 	cmd.MarkFlagsMutuallyExclusive("branch", "tag", "semver", "commit")
 	return cmd
 }
@@ -137,8 +145,42 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 		return err
 	}
 	defer bucket.Close()
+	target, err := o.openTarget(ctx, log)
+	if err != nil {
+		return err
+	}
 	log.Info().Str("source", o.source).Str("publish", where).Msg("circle serve started; status is written to " + where + "/" + reconciler.StatusKey)
-	return reconciler.New(src, bucket, log, reconciler.Options{Keyring: ring, Redactor: red, TrustedKeys: trusted}).Run(ctx)
+	return reconciler.New(src, bucket, log, reconciler.Options{Keyring: ring, Redactor: red, TrustedKeys: trusted, Target: target}).Run(ctx)
+}
+
+// openTarget opens the publish target through the envelope, with the storage keyring;
+// a keyring file that does not exist yet is made, as `circle storage keyring init` would.
+func (o *serveOptions) openTarget(ctx context.Context, log zerolog.Logger) (*publish.Target, error) {
+	if o.storage.keyring == "" {
+		log.Warn().Msg("no --storage-keyring: builds are not published, only status (secrets are never stored in the clear)")
+		return nil, nil
+	}
+	if _, err := os.Stat(o.storage.keyring); errors.Is(err, os.ErrNotExist) {
+		k, err := envelope.NewKeyring()
+		if err != nil {
+			return nil, err
+		}
+		b, err := k.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(o.storage.keyring, append(b, '\n'), 0o600); err != nil {
+			return nil, fmt.Errorf("storage keyring: %w", err)
+		}
+		log.Warn().Str("keyring", o.storage.keyring).Msg("created a storage keyring: keep it safe, published builds cannot be read without it")
+	}
+	o.storage.keys = o.keys
+	s, err := o.storage.open(ctx, o.publish, true)
+	if err != nil {
+		return nil, fmt.Errorf("publish target: %w", err)
+	}
+	context.AfterFunc(ctx, func() { s.Backend().Close() })
+	return publish.New(s, ""), nil
 }
 
 // openPublish opens the publish target. A file:// folder is created if missing, as rclone

@@ -17,6 +17,7 @@ import (
 	"github.com/circlecore/circle/storage"
 	"github.com/circlecore/circle/storage/envelope"
 	"github.com/circlecore/circle/storage/mirror"
+	"github.com/circlecore/circle/storage/publish"
 )
 
 // storageFlags are what every storage command shares: the keyring and the output format.
@@ -104,7 +105,7 @@ disables the old key.`,
   circle storage get 's3://my-bucket?region=eu-west-1' site/config.json - --keyring keyring.json`,
 	}
 	cmd.AddCommand(newStorageLsCmd(), newStorageStatCmd(), newStorageGetCmd(), newStoragePutCmd(),
-		newStorageSyncCmd(), newStorageVerifyCmd(), newStorageRewrapCmd(), newStorageKeyringCmd())
+		newStorageSyncCmd(), newStorageVerifyCmd(), newStorageRewrapCmd(), newStorageKeyringCmd(), newStorageBuildCmd())
 	return cmd
 }
 
@@ -563,4 +564,49 @@ func progress(cmd *cobra.Command, size int64, what string) io.Writer {
 		return io.Discard
 	}
 	return progressbar.DefaultBytes(size, what)
+}
+
+func newStorageBuildCmd() *cobra.Command {
+	var f storageFlags
+	cmd := &cobra.Command{
+		Use:   "build URL ENV [FILE]",
+		Short: "Show an environment's current published build, or print one of its files",
+		Long: `The daemon publishes each environment's build to its target: content-addressed objects,
+then a manifest, then envs/ENV/current.json. Without FILE this prints the current manifest
+(revision, files, digests); with FILE it prints that file of the build, decrypted and
+checked against the manifest.`,
+		Example: `  circle storage build file://$PWD/.circle prod --keyring .circle-keyring.json
+  circle storage build file://$PWD/.circle prod config.json --keyring .circle-keyring.json`,
+		Args: cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := f.open(cmd.Context(), args[0], false)
+			if err != nil {
+				return err
+			}
+			defer s.Backend().Close()
+			t := publish.New(s, "")
+			m, err := t.Current(cmd.Context(), args[1])
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			if len(args) == 3 {
+				b, err := t.ReadFile(cmd.Context(), m, args[2])
+				if err != nil {
+					return &exitError{code: exitFailed, err: err}
+				}
+				_, err = cmd.OutOrStdout().Write(b)
+				return err
+			}
+			return f.out.print(cmd.OutOrStdout(), m, func() string {
+				var b strings.Builder
+				fmt.Fprintf(&b, "%s build %d of revision %s, published %s\n", m.Env, m.Seq, m.Revision, m.PublishedAt.Format(time.RFC3339))
+				for _, e := range m.Files {
+					fmt.Fprintf(&b, "  %-40s %8d  sha256:%s\n", e.Path, e.Size, e.SHA256)
+				}
+				return b.String()
+			})
+		},
+	}
+	f.register(cmd, false)
+	return cmd
 }

@@ -1,0 +1,117 @@
+package reconciler_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gocloud.dev/blob/memblob"
+
+	"github.com/circlecore/circle/reconciler"
+	"github.com/circlecore/circle/storage"
+	"github.com/circlecore/circle/storage/envelope"
+	"github.com/circlecore/circle/storage/publish"
+	"github.com/circlecore/circle/testenv"
+)
+
+// Each accepted environment's configuration is published to the target, on the real S3
+// server, encrypted: the canary secret is in the build a reader opens with the keyring, and
+// in no object's raw bytes. An invalid revision publishes nothing.
+func TestReconcile_PublishesEachEnvironment(t *testing.T) {
+	ctx := context.Background()
+	root := copyExamples(t)
+	encrypt(t, root, "secrets/prod.sops.yaml", "db:\n  password: "+canary+"\n")
+	backend, err := storage.Open(ctx, testenv.StartS3(t).NewBucket(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	keys, err := envelope.NewKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := publish.New(envelope.New(backend, keys, "test"), "")
+	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
+
+	good := snapshot(t, root)
+	st, err := d.Reconcile(ctx, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Ready || !strings.Contains(strings.Join(st.Stages, ","), "load,publish,record") {
+		t.Fatalf("status = %+v", st)
+	}
+	for _, env := range []string{"dev", "staging", "prod"} {
+		e := envByName(st, env)
+		if e.Published == nil || e.Published.Revision != good.Revision || e.Published.Seq != 1 {
+			t.Errorf("%s: published = %+v", env, e.Published)
+		}
+	}
+	m, err := target.Current(ctx, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := target.ReadFile(ctx, m, "config.json")
+	if err != nil || !bytes.Contains(cfg, []byte(`"password": "`+canary+`"`)) || !bytes.Contains(cfg, []byte(`"host": "db.prod.internal"`)) {
+		t.Errorf("published prod config: %v\n%s", err, cfg)
+	}
+	for a, err := range backend.Walk(ctx, "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, _, err := backend.Get(ctx, a.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(rc)
+		rc.Close()
+		if bytes.Contains(raw, []byte(canary)) {
+			t.Errorf("%s holds the secret in the clear", a.Key)
+		}
+	}
+
+	// A broken revision: nothing new is published anywhere.
+	os.WriteFile(filepath.Join(root, "config/dev/app.yaml"), []byte("app:\n  colour: blue\n"), 0o644)
+	st, err = d.Reconcile(ctx, snapshot(t, root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Ready || strings.Contains(strings.Join(st.Stages, ","), "publish") {
+		t.Errorf("an invalid revision reached publish: %+v", st.Stages)
+	}
+	if m, _ := target.Current(ctx, "prod"); m.Revision != good.Revision || m.Seq != 1 {
+		t.Errorf("prod's build changed: %s %d", m.Revision, m.Seq)
+	}
+	if e := envByName(st, "prod"); e.Published == nil || e.Published.Revision != good.Revision {
+		t.Errorf("the status forgot the published build: %+v", e)
+	}
+	d.noSecret(t)
+}
+
+// A target that fails keeps the environment's last published build, with the reason.
+func TestReconcile_PublishFailure(t *testing.T) {
+	ctx := context.Background()
+	backend, err := storage.Open(ctx, "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := envelope.NewKeyring()
+	target := publish.New(envelope.New(backend, keys, "test"), "")
+	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
+	backend.Close() // every publish now fails
+	st, err := d.Reconcile(ctx, snapshot(t, copyExamples(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod := envByName(st, "prod")
+	if st.Ready || st.Reason != reconciler.ReasonPublishFailed || prod.Reason != reconciler.ReasonPublishFailed || prod.Published != nil || prod.LastGood == nil {
+		t.Errorf("status = %+v; prod = %+v", st, prod)
+	}
+	if !strings.Contains(d.logs.String(), "publish failed") {
+		t.Error("the failure was not logged")
+	}
+}
