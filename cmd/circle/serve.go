@@ -26,9 +26,9 @@ import (
 	"github.com/circlecore/circle/sources/dir"
 	"github.com/circlecore/circle/sources/git"
 	"github.com/circlecore/circle/sources/signature"
+	"github.com/circlecore/circle/sources/webhook"
 	"github.com/circlecore/circle/storage/envelope"
 	"github.com/circlecore/circle/storage/publish"
-	"github.com/circlecore/circle/sources/webhook"
 )
 
 type serveOptions struct {
