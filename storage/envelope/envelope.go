@@ -56,6 +56,9 @@ type Store struct {
 	backend *storage.Store
 	keys    *Keyring
 	writer  string
+	// AllowPlain lets a store with a keyring read objects written in the clear. Off by
+	// default: a reader with a keyring refuses them.
+	AllowPlain bool
 }
 
 // New wraps backend. With keys nil, objects are written in the clear (encryption "none")
@@ -217,6 +220,12 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, *Info, erro
 		return nil, nil, fmt.Errorf("get %s: %w", key, err)
 	}
 	var plain io.Reader = rc
+	if info.Encryption == EncryptionNone && s.keys != nil && !s.AllowPlain {
+		// Whoever can write to the bucket could otherwise swap an encrypted object for a
+		// plain one with matching metadata, and it would be read as if it were ours.
+		rc.Close()
+		return nil, nil, fmt.Errorf("get %s: %w: not encrypted, and this store expects encrypted objects", key, ErrCorrupt)
+	}
 	if info.Encryption == EncryptionTink {
 		if s.keys == nil {
 			rc.Close()
@@ -235,6 +244,9 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, *Info, erro
 		plain, err = cipher.NewDecryptingReader(rc, streamAD)
 		if err != nil {
 			rc.Close()
+			if isBackend(err) { // the header read failed, not its check
+				return nil, nil, fmt.Errorf("get %s: %w", key, err)
+			}
 			return nil, nil, fmt.Errorf("get %s: %w: %v", key, ErrCorrupt, err)
 		}
 	}

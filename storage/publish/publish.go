@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -97,6 +98,10 @@ type Target struct {
 	now      func() time.Time
 }
 
+// envName is circle.yaml's #Name: environments are folders of the layout, so a name with
+// "/" or ".." would nest in or climb out of another's.
+var envName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+
 // ErrNoBuild is returned by Current when an environment has never been published.
 var ErrNoBuild = errors.New("no build published")
 
@@ -116,6 +121,9 @@ func (t *Target) key(parts ...string) string {
 // build, nothing is written and Stats.Unchanged is set.
 func (t *Target) Publish(ctx context.Context, env, revision string, files []File) (*Manifest, Stats, error) {
 	var st Stats
+	if !envName.MatchString(env) {
+		return nil, st, fmt.Errorf("publish %q: an environment name is lower-case letters, digits and hyphens (as in circle.yaml)", env)
+	}
 	salt, err := t.loadSalt(ctx)
 	if err != nil {
 		return nil, st, fmt.Errorf("publish %s: %w", env, err)
@@ -355,14 +363,20 @@ func (t *Target) loadSalt(ctx context.Context) ([]byte, error) {
 		if err == nil {
 			var f targetFile
 			err = json.NewDecoder(rc).Decode(&f)
+			if err == nil {
+				// The digest is checked at the end of the stream: read to it.
+				_, err = io.Copy(io.Discard, rc)
+			}
 			rc.Close()
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", key, err)
 			}
-			if t.salt, err = hex.DecodeString(f.Salt); err != nil || len(t.salt) != 32 {
+			salt, err := hex.DecodeString(f.Salt)
+			if err != nil || len(salt) != 32 {
 				return nil, fmt.Errorf("%s: bad salt", key)
 			}
-			return t.salt, nil
+			t.salt = salt
+			return salt, nil
 		}
 		if !errors.Is(err, storage.ErrNotFound) {
 			return nil, err

@@ -39,8 +39,8 @@ func (c *cancelOnBodyRead) Err() error {
 // cancelled, or hits a dropped connection, then reports a sound object as corrupt.
 //
 // Fix: in Get, return err as it is when isBackend(err) before wrapping it in ErrCorrupt.
-func TestBugHeaderReadErrorReportedAsCorrupt(t *testing.T) {
-	t.Skip("BUG: envelope.Get reports a backend/context error while reading the encryption header as ErrCorrupt, dropping the cause")
+func TestRegressionHeaderReadErrorReportedAsCorrupt(t *testing.T) {
+
 	backend := open(t, "mem://")
 	s := envelope.New(backend, newKeyring(t), "test")
 	put(t, s, "sound", random(t, 3*envelope.SegmentSize), nil)
