@@ -16,8 +16,10 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/circlecore/circle/layers"
 	"github.com/circlecore/circle/redact"
@@ -227,27 +229,66 @@ func Load(ctx context.Context, fsys fs.FS, opts Options) (*Repo, error) {
 	if !sch.Has(def) {
 		def = "" // a repository without a schema gets its data checked, not constrained
 	}
+	// Environments load in parallel, one per core, each with its own collector and schema
+	// (a cue.Context is not safe for concurrent use). Files are parsed once and shared:
+	// CUE only reads the syntax trees (go test -race agrees, on the benchmark's 1,000 files).
+	type result struct {
+		env      *Env
+		problems []Problem
+	}
+	results := make([]result, len(envs))
+	shared := &parseCache{m: map[string]func() (*layers.Layer, error){}}
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, name := range envs {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if ctx.Err() != nil {
+				return
+			}
+			ec := &collector{red: red, secretKey: secretKey, shared: shared}
+			env := ec.loadEnv(ctx, fsys, settings, name, opts)
+			if env != nil {
+				envSchema := sch
+				if i > 0 { // the first goroutine may use the one loaded above
+					var err error
+					if envSchema, err = schema.Load(fsys, settings.Paths.Schema); err != nil {
+						ec.addErr(name, settings.Paths.Schema, err)
+						env = nil
+					}
+				}
+				if env != nil {
+					cfg, issues := envSchema.Validate(def, env.Merged.Expr())
+					if issues != nil {
+						ec.add(name, issues...)
+						env = nil
+					} else {
+						env.Config, _ = cfg.(map[string]any)
+						if env.Config == nil {
+							env.Config = map[string]any{}
+						}
+					}
+				}
+			}
+			results[i] = result{env: env, problems: ec.problems}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Problems are gathered in circle.yaml's order and redacted again, now that every
+	// environment's secrets are known.
 	c := &collector{red: red, secretKey: secretKey}
 	r := &Repo{Settings: settings, redactor: red}
-	for _, name := range envs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	for i, res := range results {
+		for _, p := range res.problems {
+			c.add(envs[i], p.Issue)
 		}
-		env := c.loadEnv(ctx, fsys, settings, name, opts)
-		if env == nil {
-			continue
+		if res.env != nil {
+			r.Envs = append(r.Envs, res.env)
 		}
-		cfg, issues := sch.Validate(def, env.Merged.Expr())
-		if issues != nil {
-			c.add(name, issues...)
-			continue
-		}
-		m, _ := cfg.(map[string]any)
-		if m == nil {
-			m = map[string]any{}
-		}
-		env.Config = m
-		r.Envs = append(r.Envs, env)
 	}
 	if len(c.problems) > 0 {
 		return nil, &Invalid{Problems: c.sorted()}
@@ -322,31 +363,32 @@ type collector struct {
 	secretKey func(string) bool
 	problems  []Problem
 	index     map[string]int
-	// parsed holds each config file parsed once per Load: base files are read by every
+	// shared holds each config file parsed once per Load: base files are read by every
 	// environment, and layers are never changed by merging.
-	parsed map[string]parsed
+	shared *parseCache
 }
 
-type parsed struct {
-	layer *layers.Layer
-	err   error
+type parseCache struct {
+	mu sync.Mutex
+	m  map[string]func() (*layers.Layer, error)
 }
 
-// parse reads and parses one config file, once per Load.
+// parse reads and parses one config file, once per Load, however many environments ask.
 func (c *collector) parse(fsys fs.FS, f string) (*layers.Layer, error) {
-	if p, ok := c.parsed[f]; ok {
-		return p.layer, p.err
+	c.shared.mu.Lock()
+	once, ok := c.shared.m[f]
+	if !ok {
+		once = sync.OnceValues(func() (*layers.Layer, error) {
+			data, err := fs.ReadFile(fsys, f)
+			if err != nil {
+				return nil, err
+			}
+			return layers.Parse(f, data)
+		})
+		c.shared.m[f] = once
 	}
-	data, err := fs.ReadFile(fsys, f)
-	var l *layers.Layer
-	if err == nil {
-		l, err = layers.Parse(f, data)
-	}
-	if c.parsed == nil {
-		c.parsed = map[string]parsed{}
-	}
-	c.parsed[f] = parsed{l, err}
-	return l, err
+	c.shared.mu.Unlock()
+	return once()
 }
 
 func (c *collector) add(env string, issues ...schema.Issue) {
