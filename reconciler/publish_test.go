@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gocloud.dev/blob/memblob"
 
@@ -113,5 +114,46 @@ func TestReconcile_PublishFailure(t *testing.T) {
 	}
 	if !strings.Contains(d.logs.String(), "publish failed") {
 		t.Error("the failure was not logged")
+	}
+}
+
+// After publishing, builds beyond the target's Keep are collected, and the current build
+// still reads.
+func TestReconcile_CollectsOldBuilds(t *testing.T) {
+	ctx := context.Background()
+	backend, err := storage.Open(ctx, "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	keys, _ := envelope.NewKeyring()
+	target := publish.New(envelope.New(backend, keys, "test"), "")
+	target.Keep, target.GracePeriod = 1, time.Nanosecond
+	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
+	root := copyExamples(t)
+	for _, replicas := range []string{"2", "3"} {
+		write(t, root, "config/dev/extra.yaml", "replicas: "+replicas+"\n")
+		time.Sleep(2 * time.Millisecond) // older than the grace period
+		if st, err := d.Reconcile(ctx, snapshot(t, root)); err != nil || !st.Ready {
+			t.Fatalf("reconcile: %+v %v", st, err)
+		}
+	}
+	builds := 0
+	for a, err := range backend.Walk(ctx, "envs/dev/builds/") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		builds++
+		_ = a
+	}
+	if builds != 1 || !strings.Contains(d.logs.String(), "old builds collected") {
+		t.Errorf("%d dev builds kept, want 1; log:\n%s", builds, d.logs.String())
+	}
+	m, err := target.Current(ctx, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := target.ReadFile(ctx, m, "config.json"); err != nil || !bytes.Contains(cfg, []byte(`"replicas": 3`)) {
+		t.Errorf("current dev build: %v\n%s", err, cfg)
 	}
 }

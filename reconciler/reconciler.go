@@ -253,6 +253,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 				log.Error().Str("env", envs[i].Name).Err(r.opts.Redactor.Error(err)).Msg("publish failed; last published build kept")
 			}
 		}
+		// Old builds go once the new ones are in; a failed collection is retried next time.
+		if gc, err := r.opts.Target.GC(ctx); err != nil {
+			log.Warn().Err(r.opts.Redactor.Error(err)).Msg("garbage collection of old builds failed")
+		} else if gc.Builds+gc.Objects > 0 {
+			log.Info().Int("builds", gc.Builds).Int("objects", gc.Objects).Msg("old builds collected")
+		}
 	}
 
 	st.Ready, st.Reason = true, ReasonSucceeded
