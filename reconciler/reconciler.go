@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -64,6 +65,8 @@ type Status struct {
 	Stages []string `json:"stages"`
 	// Environments is each environment's state, in circle.yaml's order.
 	Environments []EnvStatus `json:"environments,omitempty"`
+
+	started time.Time
 }
 
 // EnvStatus is one environment's state.
@@ -121,8 +124,11 @@ type Reconciler struct {
 	now     func() time.Time
 
 	// last is the status last recorded; it carries each environment's last good revision
-	// across failed revisions and, read back from the bucket, across restarts.
-	last *Status
+	// across failed revisions and, read back from the bucket, across restarts. The loop
+	// writes it under mu; the HTTP API reads it.
+	mu      sync.RWMutex
+	last    *Status
+	metrics *metrics
 	// repoKeys are the signing keys the repository listed, per environment, at the last
 	// revision that environment accepted.
 	repoKeys map[string]*signature.Keys
@@ -137,7 +143,7 @@ func New(source sources.Source, publish *blob.Bucket, log zerolog.Logger, opts O
 		opts.Redactor = redact.New()
 	}
 	return &Reconciler{source: source, publish: publish, log: log, opts: opts, now: time.Now,
-		repoKeys: map[string]*signature.Keys{}}
+		repoKeys: map[string]*signature.Keys{}, metrics: newMetrics()}
 }
 
 // Run reconciles every revision the source produces until ctx is done. A failed revision
@@ -172,14 +178,16 @@ func (r *Reconciler) resume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
 	r.last = st
+	r.mu.Unlock()
 	return nil
 }
 
 // Reconcile runs the stages for one snapshot, top to bottom, and records the outcome. It
 // returns an error only when the outcome could not be recorded.
 func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*Status, error) {
-	st := &Status{Revision: snap.Revision, Stages: []string{"snapshot"}}
+	st := &Status{Revision: snap.Revision, Stages: []string{"snapshot"}, started: r.now()}
 	log := r.log.With().Str("revision", snap.Revision).Logger()
 
 	// Snapshot: count what the source gave us.
@@ -285,6 +293,7 @@ func (r *Reconciler) publishEnv(ctx context.Context, revision string, e *repo.En
 		return err
 	}
 	es.Published = &Published{Revision: m.Revision, Seq: m.Seq, Files: len(m.Files), Uploaded: st.Uploaded}
+	r.metrics.published.WithLabelValues(e.Name).Add(float64(st.Uploaded))
 	r.log.Info().Str("revision", revision).Str("env", e.Name).Int64("seq", m.Seq).Int("uploaded", st.Uploaded).
 		Bool("unchanged", st.Unchanged).Msg("published")
 	return nil
@@ -319,7 +328,7 @@ func (r *Reconciler) carryOver(s *repo.Settings) []EnvStatus {
 func (r *Reconciler) fail(ctx context.Context, st *Status, reason string, err error) (*Status, error) {
 	st.Ready, st.Reason, st.Message = false, reason, r.opts.Redactor.String(err.Error())
 	if st.Environments == nil && r.last != nil {
-		st.Environments = r.last.Environments
+		st.Environments = append([]EnvStatus(nil), r.last.Environments...) // a copy: the API may be reading the old one
 	}
 	for i := range st.Environments {
 		if st.Environments[i].Reason == "" || st.Environments[i].Ready {
@@ -341,7 +350,10 @@ func (r *Reconciler) record(ctx context.Context, st *Status) (*Status, error) {
 	if err := r.publish.WriteAll(ctx, StatusKey, append(b, '\n'), &blob.WriterOptions{ContentType: "application/json"}); err != nil {
 		return nil, fmt.Errorf("record %s: %w", st.Revision, err)
 	}
+	r.mu.Lock()
 	r.last = st
+	r.mu.Unlock()
+	r.metrics.observe(st, r.now().Sub(st.started))
 	return st, nil
 }
 

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,7 +99,25 @@ func TestServe(t *testing.T) {
 // publishes each one's configuration, encrypted, readable with the keyring it made.
 func TestServe_Examples(t *testing.T) {
 	ring := filepath.Join(t.TempDir(), "keyring.json")
-	out := serveUntil(t, `"ready": true`, "--source", examplesDir, "--key-file", exampleKey, "--storage-keyring", ring)
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	var api string
+	out := serveUntilThen(t, `"ready": true`, func() {
+		resp, err := http.Get("http://" + addr + "/api/v1/status")
+		if err != nil {
+			t.Errorf("the HTTP API: %v", err)
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		api = string(b)
+	}, "--source", examplesDir, "--key-file", exampleKey, "--storage-keyring", ring, "--listen", addr)
+	if !strings.Contains(api, `"reason": "Succeeded"`) {
+		t.Errorf("/api/v1/status = %s", api)
+	}
 	code, cfg, errOut := run(t, "storage", "build", "file://"+out, "prod", "config.json", "--keyring", ring)
 	if code != exitOK || !strings.Contains(cfg, `"host": "db.prod.internal"`) {
 		t.Errorf("the published prod config: exit %d\n%s%s", code, cfg, errOut)
@@ -145,8 +167,17 @@ func TestServe_WebhookNeedsSecret(t *testing.T) {
 // status.json contains want; then it stops the daemon and returns the folder.
 func serveUntil(t *testing.T, want string, args ...string) string {
 	t.Helper()
+	return serveUntilThen(t, want, nil, args...)
+}
+
+// serveUntilThen is serveUntil calling then, if set, while the daemon still runs.
+func serveUntilThen(t *testing.T, want string, then func(), args ...string) string {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), "published")
 	cmd := newRootCmd(&bytes.Buffer{}, &bytes.Buffer{})
+	if !slices.Contains(args, "--listen") {
+		args = append(args, "--listen", "") // parallel tests must not share the default port
+	}
 	cmd.SetArgs(append([]string{"serve", "--publish", "file://" + out}, args...))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -162,6 +193,9 @@ func serveUntil(t *testing.T, want string, args ...string) string {
 			t.Fatalf("status.json in %s never contained %s", out, want)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if then != nil {
+		then()
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -47,6 +47,7 @@ type serveOptions struct {
 	sshKeys    string
 	keys       keyFlags
 	storage    storageFlags
+	listen     string
 }
 
 func newServeCmd() *cobra.Command {
@@ -103,6 +104,8 @@ policy.requireSignedCommits, which adds the key files the repository lists.`,
 	cmd.Flags().StringVar(&o.pgpKeys, "trusted-pgp-keys", "", "armored OpenPGP public keyring trusted to sign")
 	cmd.Flags().StringVar(&o.sshKeys, "trusted-ssh-keys", "", "authorized_keys-format file of SSH keys trusted to sign")
 	o.keys.register(cmd)
+	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:9090",
+		"address of the HTTP API: /healthz, /readyz, /metrics, /api/v1/status (empty: none)")
 	cmd.Flags().StringVar(&o.storage.keyring, "storage-keyring", os.Getenv("CIRCLE_STORAGE_KEYRING"),
 		"keyring that encrypts published builds (created if the file does not exist; may be SOPS-sealed).\n"+
 			"Without one, builds are not published: only status.json is written")
@@ -149,8 +152,23 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	rec := reconciler.New(src, bucket, log, reconciler.Options{Keyring: ring, Redactor: red, TrustedKeys: trusted, Target: target})
+	if o.listen != "" {
+		ln, err := net.Listen("tcp", o.listen)
+		if err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
+		srv := &http.Server{Handler: rec.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		context.AfterFunc(ctx, func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		})
+		log.Info().Str("addr", ln.Addr().String()).Msg("HTTP API: /healthz /readyz /metrics /api/v1/status")
+	}
 	log.Info().Str("source", o.source).Str("publish", where).Msg("circle serve started; status is written to " + where + "/" + reconciler.StatusKey)
-	return reconciler.New(src, bucket, log, reconciler.Options{Keyring: ring, Redactor: red, TrustedKeys: trusted, Target: target}).Run(ctx)
+	return rec.Run(ctx)
 }
 
 // openTarget opens the publish target through the envelope, with the storage keyring;

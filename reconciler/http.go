@@ -1,0 +1,106 @@
+package reconciler
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the daemon's Prometheus series. Labels hold environment names, reasons and
+// revisions, never values: nothing here can carry a secret.
+type metrics struct {
+	registry  *prometheus.Registry
+	duration  *prometheus.HistogramVec
+	results   *prometheus.CounterVec
+	envReady  *prometheus.GaugeVec
+	revision  *prometheus.GaugeVec
+	published *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "circle_reconcile_duration_seconds", Help: "Time to reconcile one revision, by result.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}, []string{"result"}),
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "circle_reconciles_total", Help: "Revisions reconciled, by result (the status reason).",
+		}, []string{"result"}),
+		envReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "circle_environment_ready", Help: "1 when the environment accepted the last revision, else 0.",
+		}, []string{"env", "reason"}),
+		revision: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "circle_revision_info", Help: "The last revision reconciled (value 1) and whether it was accepted everywhere.",
+		}, []string{"revision", "ready"}),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "circle_published_objects_total", Help: "Objects uploaded by the publish stage, by environment.",
+		}, []string{"env"}),
+	}
+	m.registry.MustRegister(m.duration, m.results, m.envReady, m.revision, m.published,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// observe records one reconcile's outcome.
+func (m *metrics) observe(st *Status, took time.Duration) {
+	m.duration.WithLabelValues(st.Reason).Observe(took.Seconds())
+	m.results.WithLabelValues(st.Reason).Inc()
+	m.envReady.Reset()
+	for _, e := range st.Environments {
+		v := 0.0
+		if e.Ready {
+			v = 1
+		}
+		m.envReady.WithLabelValues(e.Name, e.Reason).Set(v)
+	}
+	m.revision.Reset()
+	ready := "false"
+	if st.Ready {
+		ready = "true"
+	}
+	m.revision.WithLabelValues(st.Revision, ready).Set(1)
+}
+
+// Handler serves the daemon's HTTP API:
+//
+//	/healthz          200 while the process runs
+//	/readyz           200 once a first revision has been reconciled, else 503
+//	/metrics          Prometheus metrics (circle_* and the Go runtime's)
+//	/api/v1/status    the last recorded Status, as in status.json
+func (r *Reconciler) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if r.current() == nil {
+			http.Error(w, "no revision reconciled yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		st := r.current()
+		if st == nil {
+			http.Error(w, `{"error": "no revision reconciled yet"}`, http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(st)
+	})
+	return mux
+}
+
+// current is the last recorded status, safe to call from any goroutine.
+func (r *Reconciler) current() *Status {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.last
+}
