@@ -169,6 +169,37 @@ func (e *Env) redactValue(v any, key, p string) any {
 	}
 }
 
+// Split divides Config into its plain values and its sensitive ones (same rule as
+// Redacted), each keeping the nesting of Config; a map left empty is dropped. Render puts
+// the first in a ConfigMap and the second in a Secret.
+func (e *Env) Split() (plain, sensitive map[string]any) {
+	plain, sensitive = map[string]any{}, map[string]any{}
+	e.split(e.Config, "", plain, sensitive)
+	return plain, sensitive
+}
+
+func (e *Env) split(m map[string]any, p string, plain, sensitive map[string]any) {
+	for k, v := range m {
+		kp := layers.Join(p, k)
+		if sub, ok := v.(map[string]any); ok {
+			ps, ss := map[string]any{}, map[string]any{}
+			e.split(sub, kp, ps, ss)
+			if len(ps) > 0 {
+				plain[k] = ps
+			}
+			if len(ss) > 0 {
+				sensitive[k] = ss
+			}
+			continue
+		}
+		if o, ok := e.Merged.Origin(kp); ok && e.sensitive(o) || !ok && e.secretKey(k) {
+			sensitive[k] = v
+		} else {
+			plain[k] = v
+		}
+	}
+}
+
 // Problem is one thing wrong with a repository, in the environments it affects.
 type Problem struct {
 	schema.Issue

@@ -295,3 +295,21 @@ func TestSecretNeverInProblems(t *testing.T) {
 		t.Errorf("problem = %v", err)
 	}
 }
+
+// Split puts SOPS values and values under secret-looking keys apart from the plain ones,
+// keeping the nesting.
+func TestEnvSplit(t *testing.T) {
+	r, inv := load(t, examples(t), repo.Options{Keyring: exampleKeys(t)})
+	if inv != nil {
+		t.Fatal(inv)
+	}
+	plain, sensitive := r.Env("prod").Split()
+	db, _ := sensitive["db"].(map[string]any)
+	if db == nil || db["password"] == nil || db["host"] != nil {
+		t.Errorf("sensitive = %v", sensitive)
+	}
+	pdb, _ := plain["db"].(map[string]any)
+	if pdb == nil || pdb["host"] != "db.prod.internal" || pdb["password"] != nil {
+		t.Errorf("plain = %v", plain)
+	}
+}

@@ -1,0 +1,182 @@
+// Package render builds an environment's Kubernetes manifests: the kustomize overlay
+// manifests/<env> (over its bases), read through the confined snapshot, plus what Circle
+// generates from the environment's configuration: a ConfigMap "circle-config" holding the
+// plain values and a Secret "circle-secrets" holding the sensitive ones, both as JSON.
+//
+// The generated objects come from kustomize's own configMapGenerator and secretGenerator,
+// in a kustomization that exists only in memory and takes the overlay as its resource. So
+// they get kustomize's content-hash name suffixes, and every reference to "circle-config"
+// or "circle-secrets" in the overlay's workloads is rewritten to the suffixed name:
+// workloads roll when their configuration changes. Secret values are never written to
+// disk.
+//
+// Kustomize runs with load restrictions on (files only from inside a kustomization's
+// root), no plugins, no exec, and no remote bases: a kustomization naming an http(s) or
+// git resource is refused before kustomize would fetch it.
+package render
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/yaml"
+
+	"github.com/circlecore/circle/sources"
+)
+
+// Names of the generated objects, before kustomize adds its hash suffix.
+const (
+	ConfigMapName = "circle-config"
+	SecretName    = "circle-secrets"
+)
+
+// genDir is the in-memory folder of the generated kustomization, at the snapshot's root. A
+// repository with a folder of that name is refused rather than shadowed.
+const genDir = ".circle-generated"
+
+// ErrRemote is wrapped when a kustomization names a remote resource.
+var ErrRemote = errors.New("remote kustomize resources are not allowed")
+
+// Input is what an environment's render needs.
+type Input struct {
+	// FS is the snapshot.
+	FS fs.FS
+	// Manifests is the repository's manifests folder (circle.yaml paths.manifests).
+	Manifests string
+	// Env is the environment's name: the overlay is Manifests/Env.
+	Env string
+	// Config and Secrets are the environment's plain and sensitive values; either may be
+	// nil, and no object is generated for an empty one.
+	Config, Secrets map[string]any
+}
+
+// Render builds the environment's manifests as one multi-document YAML stream, in
+// kustomize's output order.
+func Render(in Input) ([]byte, error) {
+	envDir := path.Join(in.Manifests, in.Env)
+	if _, err := fs.Stat(in.FS, path.Join(envDir, "kustomization.yaml")); err != nil {
+		return nil, fmt.Errorf("render %s: %s/kustomization.yaml: %w", in.Env, envDir, err)
+	}
+	if _, err := fs.Stat(in.FS, genDir); err == nil {
+		return nil, fmt.Errorf("render %s: the repository has a %s folder, a name Circle reserves", in.Env, genDir)
+	}
+	if err := refuseRemote(in.FS, envDir, map[string]bool{}); err != nil {
+		return nil, fmt.Errorf("render %s: %w", in.Env, err)
+	}
+	ns, err := namespaceOf(in.FS, envDir)
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", in.Env, err)
+	}
+
+	k := types.Kustomization{
+		TypeMeta:  types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind},
+		Namespace: ns,
+		Resources: []string{"../" + envDir},
+	}
+	extra := map[string][]byte{}
+	add := func(name string, values map[string]any) (string, error) {
+		if len(values) == 0 {
+			return "", nil
+		}
+		b, err := json.MarshalIndent(values, "", "  ")
+		if err != nil {
+			return "", err
+		}
+		extra[path.Join(genDir, name)] = append(b, '\n')
+		return name, nil
+	}
+	if f, err := add("config.json", in.Config); err != nil {
+		return nil, err
+	} else if f != "" {
+		k.ConfigMapGenerator = append(k.ConfigMapGenerator, types.ConfigMapArgs{GeneratorArgs: types.GeneratorArgs{
+			Name: ConfigMapName, KvPairSources: types.KvPairSources{FileSources: []string{f}}}})
+	}
+	if f, err := add("secrets.json", in.Secrets); err != nil {
+		return nil, err
+	} else if f != "" {
+		k.SecretGenerator = append(k.SecretGenerator, types.SecretArgs{GeneratorArgs: types.GeneratorArgs{
+			Name: SecretName, KvPairSources: types.KvPairSources{FileSources: []string{f}}}, Type: "Opaque"})
+	}
+	kb, err := yaml.Marshal(k)
+	if err != nil {
+		return nil, err
+	}
+	extra[path.Join(genDir, "kustomization.yaml")] = kb
+
+	opts := krusty.MakeDefaultOptions()
+	opts.PluginConfig = types.DisabledPluginConfig()
+	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
+	// As `kubectl kustomize` and `kustomize build` order their output (legacy kind order or
+	// the kustomization's sortOptions), not krusty's default of input order.
+	opts.Reorder = krusty.ReorderOptionUnspecified
+	m, err := krusty.MakeKustomizer(opts).Run(sources.KustomizeFS(overlay{base: in.FS, extra: extra, dir: genDir}), "/"+genDir)
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", in.Env, err)
+	}
+	out, err := m.AsYaml()
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", in.Env, err)
+	}
+	return out, nil
+}
+
+// kustomizationFile finds a folder's kustomization file under any of the names kustomize
+// accepts.
+func kustomizationFile(fsys fs.FS, dir string) (string, []byte, error) {
+	for _, name := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
+		p := path.Join(dir, name)
+		if b, err := fs.ReadFile(fsys, p); err == nil {
+			return p, b, nil
+		}
+	}
+	return "", nil, fmt.Errorf("%s: no kustomization file", dir)
+}
+
+// refuseRemote walks the overlay's resources (and theirs) and refuses any that is a URL,
+// before kustomize would fetch it over the network.
+func refuseRemote(fsys fs.FS, dir string, seen map[string]bool) error {
+	if seen[dir] {
+		return nil
+	}
+	seen[dir] = true
+	file, b, err := kustomizationFile(fsys, dir)
+	if err != nil {
+		return err
+	}
+	var k types.Kustomization
+	if err := yaml.Unmarshal(b, &k); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	refs := append(append(append([]string{}, k.Resources...), k.Bases...), k.Components...)
+	for _, r := range refs {
+		if strings.Contains(r, "://") || strings.HasPrefix(r, "git@") || strings.HasPrefix(r, "github.com/") {
+			return fmt.Errorf("%s: resource %q: %w", file, r, ErrRemote)
+		}
+		sub := path.Clean(path.Join(dir, r))
+		if st, err := fs.Stat(fsys, sub); err == nil && st.IsDir() {
+			if err := refuseRemote(fsys, sub, seen); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// namespaceOf is the namespace the overlay sets, which the generated objects share.
+func namespaceOf(fsys fs.FS, dir string) (string, error) {
+	file, b, err := kustomizationFile(fsys, dir)
+	if err != nil {
+		return "", err
+	}
+	var k types.Kustomization
+	if err := yaml.Unmarshal(b, &k); err != nil {
+		return "", fmt.Errorf("%s: %w", file, err)
+	}
+	return k.Namespace, nil
+}
