@@ -14,15 +14,6 @@ func newPlanCmd() *cobra.Command {
 	}
 }
 
-func newRenderCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "render [path]",
-		Short: "Render an environment's Kubernetes manifests with kustomize",
-		Args:  cobra.MaximumNArgs(1),
-		RunE:  notImplemented,
-	}
-}
-
 func newPackageCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "package",
