@@ -43,7 +43,7 @@ func TestReconcile_PublishesEachEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Ready || !strings.Contains(strings.Join(st.Stages, ","), "load,publish,record") {
+	if !st.Ready || !strings.Contains(strings.Join(st.Stages, ","), "load,build,publish,record") {
 		t.Fatalf("status = %+v", st)
 	}
 	for _, env := range []string{"dev", "staging", "prod"} {
@@ -59,6 +59,10 @@ func TestReconcile_PublishesEachEnvironment(t *testing.T) {
 	cfg, err := target.ReadFile(ctx, m, "config.json")
 	if err != nil || !bytes.Contains(cfg, []byte(`"password": "`+canary+`"`)) || !bytes.Contains(cfg, []byte(`"host": "db.prod.internal"`)) {
 		t.Errorf("published prod config: %v\n%s", err, cfg)
+	}
+	manifests, err := target.ReadFile(ctx, m, "manifests.yaml")
+	if err != nil || !bytes.Contains(manifests, []byte("kind: Deployment")) || !bytes.Contains(manifests, []byte("name: circle-secrets-")) {
+		t.Errorf("published prod manifests: %v\n%s", err, manifests)
 	}
 	for a, err := range backend.Walk(ctx, "") {
 		if err != nil {
@@ -155,5 +159,32 @@ func TestReconcile_CollectsOldBuilds(t *testing.T) {
 	}
 	if cfg, err := target.ReadFile(ctx, m, "config.json"); err != nil || !bytes.Contains(cfg, []byte(`"replicas": 3`)) {
 		t.Errorf("current dev build: %v\n%s", err, cfg)
+	}
+}
+
+// An environment whose manifests do not build stays on its last good revision; the others
+// are accepted and published.
+func TestReconcile_BuildFailure(t *testing.T) {
+	ctx := context.Background()
+	backend, err := storage.Open(ctx, "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	keys, _ := envelope.NewKeyring()
+	target := publish.New(envelope.New(backend, keys, "test"), "")
+	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
+	root := copyExamples(t)
+	write(t, root, "deploy/dev/kustomization.yaml", "resources:\n  - ../base\n  - https://example.com/remote.yaml\n")
+	st, err := d.Reconcile(ctx, snapshot(t, root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, prod := envByName(st, "dev"), envByName(st, "prod")
+	if st.Ready || dev.Reason != reconciler.ReasonBuildFailed || !strings.Contains(dev.Message, "remote kustomize resources are not allowed") || dev.LastGood != nil || dev.Published != nil {
+		t.Errorf("dev = %+v", dev)
+	}
+	if !prod.Ready || prod.Published == nil || prod.Published.Files != 2 {
+		t.Errorf("prod = %+v", prod)
 	}
 }

@@ -2,9 +2,9 @@
 // stages of the flow in order and records the outcome.
 //
 // The flow is snapshot → settings → verify → load (validate, decrypt) → build → publish →
-// apply → record. Today snapshot, settings, verify, load, publish (each environment's
-// merged configuration, encrypted) and record exist; build and apply arrive with their
-// issues (packages, licenses, deployment), each as one call in Reconcile.
+// apply → record. Today all but apply exist: build makes each environment's merged
+// configuration and rendered manifests, publish writes them encrypted; apply, packages and
+// licenses arrive with their issues, each as one call in Reconcile.
 //
 // Failure semantics: a revision with any problem in any environment is not accepted for any
 // environment (nothing downstream may see half a repository); an environment whose
@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/circlecore/circle/redact"
+	"github.com/circlecore/circle/render"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/secrets"
 	"github.com/circlecore/circle/sources"
@@ -42,6 +44,7 @@ const (
 	ReasonSnapshotFailed   = "SnapshotFailed"
 	ReasonInvalid          = "Invalid"
 	ReasonSignatureRefused = "SignatureRefused"
+	ReasonBuildFailed      = "BuildFailed"
 	ReasonPublishFailed    = "PublishFailed"
 )
 
@@ -227,7 +230,26 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 		return r.fail(ctx, st, ReasonInvalid, err)
 	}
 
-	// Accept: the revision becomes each verified environment's last good.
+	// Build: each verified environment's output. One that fails to build stays on its last
+	// good revision; the others go on.
+	st.Stages = append(st.Stages, "build")
+	builds := map[string][]publish.File{}
+	for i := range envs {
+		name := envs[i].Name
+		if !accepted[name] {
+			continue
+		}
+		files, err := build(snap, loaded.Settings, loaded.Env(name))
+		if err != nil {
+			accepted[name] = false
+			envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonBuildFailed, r.opts.Redactor.String(err.Error())
+			log.Error().Str("env", name).Err(r.opts.Redactor.Error(err)).Msg("build failed; last good revision kept")
+			continue
+		}
+		builds[name] = files
+	}
+
+	// Accept: the revision becomes each built environment's last good.
 	at := r.now().UTC()
 	for i := range envs {
 		if !accepted[envs[i].Name] {
@@ -256,7 +278,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 			if !accepted[envs[i].Name] {
 				continue
 			}
-			if err := r.publishEnv(ctx, snap.Revision, loaded.Env(envs[i].Name), &envs[i]); err != nil {
+			if err := r.publishEnv(ctx, snap.Revision, envs[i].Name, builds[envs[i].Name], &envs[i]); err != nil {
 				envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonPublishFailed, r.opts.Redactor.String(err.Error())
 				log.Error().Str("env", envs[i].Name).Err(r.opts.Redactor.Error(err)).Msg("publish failed; last published build kept")
 			}
@@ -280,21 +302,35 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 	return r.record(ctx, st)
 }
 
-// publishEnv writes one environment's build: today its merged configuration, secrets
-// included (the target encrypts every object).
-func (r *Reconciler) publishEnv(ctx context.Context, revision string, e *repo.Env, es *EnvStatus) error {
+// build makes one environment's output: its merged configuration, secrets included, and,
+// when the repository has an overlay for it, its rendered manifests (with the generated
+// ConfigMap and Secret). Both go to storage only through the encrypting target.
+func build(snap *sources.Snapshot, s *repo.Settings, e *repo.Env) ([]publish.File, error) {
 	cfg, err := json.MarshalIndent(e.Config, "", "  ")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	files := []publish.File{{Path: "config.json", Data: append(cfg, '\n'), ContentType: "application/json"}}
-	m, st, err := r.opts.Target.Publish(ctx, e.Name, revision, files)
+	if _, err := fs.Stat(snap.FS, path.Join(s.Paths.Manifests, e.Name)); err != nil {
+		return files, nil // no overlay: nothing to deploy to a cluster
+	}
+	plain, sensitive := e.Split()
+	y, err := render.Render(render.Input{FS: snap.FS, Manifests: s.Paths.Manifests, Env: e.Name, Config: plain, Secrets: sensitive})
+	if err != nil {
+		return nil, err
+	}
+	return append(files, publish.File{Path: "manifests.yaml", Data: y, ContentType: "application/yaml"}), nil
+}
+
+// publishEnv writes one environment's build to the storage target.
+func (r *Reconciler) publishEnv(ctx context.Context, revision, env string, files []publish.File, es *EnvStatus) error {
+	m, st, err := r.opts.Target.Publish(ctx, env, revision, files)
 	if err != nil {
 		return err
 	}
 	es.Published = &Published{Revision: m.Revision, Seq: m.Seq, Files: len(m.Files), Uploaded: st.Uploaded}
-	r.metrics.published.WithLabelValues(e.Name).Add(float64(st.Uploaded))
-	r.log.Info().Str("revision", revision).Str("env", e.Name).Int64("seq", m.Seq).Int("uploaded", st.Uploaded).
+	r.metrics.published.WithLabelValues(env).Add(float64(st.Uploaded))
+	r.log.Info().Str("revision", revision).Str("env", env).Int64("seq", m.Seq).Int("uploaded", st.Uploaded).
 		Bool("unchanged", st.Unchanged).Msg("published")
 	return nil
 }
