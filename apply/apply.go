@@ -1,0 +1,227 @@
+// Package apply puts an environment's rendered manifests into a Kubernetes cluster the way
+// Flux's kustomize-controller does, with fluxcd/pkg/ssa: server-side apply under one field
+// manager, CRDs and Namespaces first, an inventory so that objects removed from the
+// manifests are pruned, and a wait for every applied object to become healthy (kstatus).
+//
+// The inventory is a ConfigMap, circle-inventory-<env>, in Options.InventoryNamespace: the
+// set of objects the last successful apply made. It is written after the apply and the
+// prune succeed, so a failed apply prunes nothing and the next one still knows what it
+// owns. Objects also carry owner labels (circle.circlecore.io/name=<env>), and a prune
+// deletes only objects that still carry them: an object someone else adopted is left.
+package apply
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
+	"github.com/fluxcd/cli-utils/pkg/object"
+	"github.com/fluxcd/pkg/ssa"
+	"github.com/fluxcd/pkg/ssa/utils"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+)
+
+// Owner is the field manager and label group Circle applies with.
+var Owner = ssa.Owner{Field: "circle", Group: "circle.circlecore.io"}
+
+// Options tune an apply.
+type Options struct {
+	// InventoryNamespace holds the inventory ConfigMaps; it must exist. Default "default".
+	InventoryNamespace string
+	// Prune deletes objects of the last inventory that the manifests no longer hold.
+	Prune bool
+	// Wait is how long to wait for the applied objects to become healthy; 0 skips waiting.
+	Wait time.Duration
+}
+
+// Result is what an apply changed, as "Kind/namespace/name" subjects.
+type Result struct {
+	Created    []string `json:"created,omitempty"`
+	Configured []string `json:"configured,omitempty"`
+	Unchanged  []string `json:"unchanged,omitempty"`
+	Deleted    []string `json:"deleted,omitempty"`
+}
+
+// Applier applies to one cluster.
+type Applier struct {
+	client client.Client
+	rm     *ssa.ResourceManager
+}
+
+// New connects to the cluster at cfg.
+func New(cfg *rest.Config) (*Applier, error) {
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newWith(cfg, httpClient)
+}
+
+func newWith(cfg *rest.Config, httpClient *http.Client) (*Applier, error) {
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", cfg.Host, err)
+	}
+	c, err := client.New(cfg, client.Options{Mapper: mapper, HTTPClient: httpClient})
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", cfg.Host, err)
+	}
+	rm := ssa.NewResourceManager(c, polling.NewStatusPoller(c, mapper, polling.Options{}), Owner)
+	return &Applier{client: c, rm: rm}, nil
+}
+
+// Apply makes the cluster hold the manifests of env (a multi-document YAML stream).
+func (a *Applier) Apply(ctx context.Context, env string, manifests []byte, opts Options) (*Result, error) {
+	if opts.InventoryNamespace == "" {
+		opts.InventoryNamespace = "default"
+	}
+	objects, err := utils.ReadObjects(bytes.NewReader(manifests))
+	if err != nil {
+		return nil, fmt.Errorf("apply %s: read manifests: %w", env, err)
+	}
+	a.rm.SetOwnerLabels(objects, env, "circle")
+
+	old, err := a.inventory(ctx, env, opts.InventoryNamespace)
+	if err != nil {
+		return nil, fmt.Errorf("apply %s: %w", env, err)
+	}
+	cs, err := a.rm.ApplyAllStaged(ctx, objects, ssa.DefaultApplyOptions())
+	if err != nil {
+		return nil, fmt.Errorf("apply %s: %w", env, err)
+	}
+	res := &Result{}
+	for _, e := range cs.Entries {
+		switch e.Action {
+		case ssa.CreatedAction:
+			res.Created = append(res.Created, e.Subject)
+		case ssa.ConfiguredAction:
+			res.Configured = append(res.Configured, e.Subject)
+		default:
+			res.Unchanged = append(res.Unchanged, e.Subject)
+		}
+	}
+	current := cs.ToObjMetadataSet()
+
+	if opts.Prune {
+		var stale []*unstructured.Unstructured
+		for _, id := range old.Diff(current) {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(id.GroupKind.WithVersion(""))
+			u.SetNamespace(id.Namespace)
+			u.SetName(id.Name)
+			stale = append(stale, u)
+		}
+		if len(stale) > 0 {
+			if err := a.resolveVersions(ctx, stale); err != nil {
+				return nil, fmt.Errorf("apply %s: prune: %w", env, err)
+			}
+			dcs, err := a.rm.DeleteAll(ctx, stale, ssa.DeleteOptions{
+				PropagationPolicy: metav1.DeletePropagationBackground,
+				Inclusions:        a.rm.GetOwnerLabels(env, "circle"),
+			})
+			if err != nil {
+				return nil, fmt.Errorf("apply %s: prune: %w", env, err)
+			}
+			for _, e := range dcs.Entries {
+				if e.Action == ssa.DeletedAction {
+					res.Deleted = append(res.Deleted, e.Subject)
+				}
+			}
+		}
+	}
+	if err := a.saveInventory(ctx, env, opts.InventoryNamespace, current); err != nil {
+		return nil, fmt.Errorf("apply %s: %w", env, err)
+	}
+	if opts.Wait > 0 {
+		if err := a.rm.WaitForSetWithContext(ctx, current, ssa.WaitOptions{Interval: time.Second, Timeout: opts.Wait, FailFast: true}); err != nil {
+			return res, fmt.Errorf("apply %s: health: %w", env, err)
+		}
+	}
+	for _, l := range [][]string{res.Created, res.Configured, res.Unchanged, res.Deleted} {
+		sort.Strings(l)
+	}
+	return res, nil
+}
+
+// resolveVersions fills in a served version for each stale object's kind, which the
+// inventory does not record.
+func (a *Applier) resolveVersions(ctx context.Context, objs []*unstructured.Unstructured) error {
+	for _, u := range objs {
+		gvk := u.GroupVersionKind()
+		m, err := a.client.RESTMapper().RESTMapping(gvk.GroupKind())
+		if err != nil {
+			return fmt.Errorf("%s: %w", gvk.Kind, err)
+		}
+		u.SetGroupVersionKind(m.GroupVersionKind)
+	}
+	return nil
+}
+
+func inventoryName(env string) string { return "circle-inventory-" + env }
+
+// inventory reads the objects the last apply of env made.
+func (a *Applier) inventory(ctx context.Context, env, ns string) (object.ObjMetadataSet, error) {
+	var cm corev1.ConfigMap
+	err := a.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: inventoryName(env)}, &cm)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read inventory %s/%s: %w", ns, inventoryName(env), err)
+	}
+	var ids []string
+	if err := json.Unmarshal([]byte(cm.Data["objects"]), &ids); err != nil {
+		return nil, fmt.Errorf("inventory %s/%s: %w", ns, inventoryName(env), err)
+	}
+	var set object.ObjMetadataSet
+	for _, id := range ids {
+		m, err := object.ParseObjMetadata(id)
+		if err != nil {
+			return nil, fmt.Errorf("inventory %s/%s: %w", ns, inventoryName(env), err)
+		}
+		set = append(set, m)
+	}
+	return set, nil
+}
+
+func (a *Applier) saveInventory(ctx context.Context, env, ns string, set object.ObjMetadataSet) error {
+	ids := make([]string, 0, len(set))
+	for _, m := range set {
+		ids = append(ids, m.String())
+	}
+	sort.Strings(ids)
+	b, _ := json.Marshal(ids)
+	cm := &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: inventoryName(env), Labels: a.rm.GetOwnerLabels(env, "circle")},
+		Data:       map[string]string{"objects": string(b)},
+	}
+	u, err := runtimeToUnstructured(cm)
+	if err != nil {
+		return err
+	}
+	if _, err := a.rm.Apply(ctx, u, ssa.DefaultApplyOptions()); err != nil {
+		return fmt.Errorf("write inventory %s/%s: %w", ns, inventoryName(env), err)
+	}
+	return nil
+}
+
+func runtimeToUnstructured(obj any) (*unstructured.Unstructured, error) {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	return u, u.UnmarshalJSON(b)
+}
