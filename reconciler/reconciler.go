@@ -26,6 +26,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/circlecore/circle/apply"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/render"
 	"github.com/circlecore/circle/repo"
@@ -46,6 +47,7 @@ const (
 	ReasonSignatureRefused = "SignatureRefused"
 	ReasonBuildFailed      = "BuildFailed"
 	ReasonPublishFailed    = "PublishFailed"
+	ReasonApplyFailed      = "ApplyFailed"
 )
 
 // Status is what the daemon last did, as readers of the bucket see it. Nothing in it is
@@ -83,6 +85,17 @@ type EnvStatus struct {
 	LastGood *Good `json:"lastGood,omitempty"`
 	// Published is the build last published to the storage target.
 	Published *Published `json:"published,omitempty"`
+	// Applied is the last apply to each cluster target, by target name.
+	Applied map[string]*Applied `json:"applied,omitempty"`
+}
+
+// Applied is an apply the apply stage made to one cluster target.
+type Applied struct {
+	Revision string    `json:"revision"`
+	At       time.Time `json:"at"`
+	// Changes counts created, configured and deleted objects; Objects all of them.
+	Changes int `json:"changes"`
+	Objects int `json:"objects"`
 }
 
 // Published is a build the publish stage wrote.
@@ -116,6 +129,11 @@ type Options struct {
 	// Target receives each accepted environment's build, encrypted. Nil skips the
 	// publish stage (status only).
 	Target *publish.Target
+	// Clusters are the cluster targets, by their name in circle.yaml's targets; each gets
+	// the rendered manifests of the environments the target lists.
+	Clusters map[string]*apply.Applier
+	// Apply tunes every apply (inventory namespace, prune, health wait).
+	Apply apply.Options
 }
 
 // Reconciler turns snapshots into published state.
@@ -263,7 +281,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 				good.Secrets++
 			}
 		}
-		envs[i] = EnvStatus{Name: e.Name, Ready: true, Reason: ReasonSucceeded, LastGood: good, Published: envs[i].Published}
+		envs[i] = EnvStatus{Name: e.Name, Ready: true, Reason: ReasonSucceeded, LastGood: good, Published: envs[i].Published, Applied: envs[i].Applied}
 		if k, ok := r.pendingKeys[e.Name]; ok {
 			r.repoKeys[e.Name] = k
 		}
@@ -289,6 +307,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 		} else if gc.Builds+gc.Objects > 0 {
 			log.Info().Int("builds", gc.Builds).Int("objects", gc.Objects).Msg("old builds collected")
 		}
+	}
+
+	// Apply: each cluster target gets the manifests of its environments, server-side, with
+	// pruning. A failed target keeps what it had; the environment's reason says why.
+	if len(r.opts.Clusters) > 0 {
+		st.Stages = append(st.Stages, "apply")
+		r.applyAll(ctx, snap.Revision, loaded.Settings, envs, accepted, builds, log)
 	}
 
 	st.Ready, st.Reason = true, ReasonSucceeded
@@ -320,6 +345,51 @@ func build(snap *sources.Snapshot, s *repo.Settings, e *repo.Env) ([]publish.Fil
 		return nil, err
 	}
 	return append(files, publish.File{Path: "manifests.yaml", Data: y, ContentType: "application/yaml"}), nil
+}
+
+// applyAll runs the apply stage: every cluster target of circle.yaml that the daemon has
+// a connection for, each environment it lists that was accepted and has manifests.
+func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Settings, envs []EnvStatus, accepted map[string]bool, builds map[string][]publish.File, log zerolog.Logger) {
+	index := map[string]int{}
+	for i, e := range envs {
+		index[e.Name] = i
+	}
+	for _, t := range s.Targets {
+		cluster := r.opts.Clusters[t.Name]
+		if t.Kind != "cluster" || cluster == nil {
+			continue
+		}
+		for _, name := range t.Environments {
+			i, ok := index[name]
+			if !ok || !accepted[name] {
+				continue
+			}
+			var manifests []byte
+			for _, f := range builds[name] {
+				if f.Path == "manifests.yaml" {
+					manifests = f.Data
+				}
+			}
+			if manifests == nil {
+				continue
+			}
+			res, err := cluster.Apply(ctx, name, manifests, r.opts.Apply)
+			if err != nil {
+				envs[i].Ready, envs[i].Reason = false, ReasonApplyFailed
+				envs[i].Message = r.opts.Redactor.String(fmt.Sprintf("target %s: %v", t.Name, err))
+				log.Error().Str("env", name).Str("target", t.Name).Err(r.opts.Redactor.Error(err)).Msg("apply failed")
+				continue
+			}
+			if envs[i].Applied == nil {
+				envs[i].Applied = map[string]*Applied{}
+			}
+			changes := len(res.Created) + len(res.Configured) + len(res.Deleted)
+			envs[i].Applied[t.Name] = &Applied{Revision: revision, At: r.now().UTC(), Changes: changes,
+				Objects: len(res.Created) + len(res.Configured) + len(res.Unchanged)}
+			log.Info().Str("env", name).Str("target", t.Name).Int("created", len(res.Created)).
+				Int("configured", len(res.Configured)).Int("deleted", len(res.Deleted)).Msg("applied")
+		}
+	}
 }
 
 // publishEnv writes one environment's build to the storage target.
@@ -355,7 +425,7 @@ func (r *Reconciler) carryOver(s *repo.Settings) []EnvStatus {
 	}
 	out := make([]EnvStatus, len(s.Environments))
 	for i, e := range s.Environments {
-		out[i] = EnvStatus{Name: e.Name, LastGood: prev[e.Name].LastGood, Published: prev[e.Name].Published}
+		out[i] = EnvStatus{Name: e.Name, LastGood: prev[e.Name].LastGood, Published: prev[e.Name].Published, Applied: prev[e.Name].Applied}
 	}
 	return out
 }

@@ -1,6 +1,8 @@
 package reconciler_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 )
@@ -16,3 +18,5 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.b.Write(p)
 }
+
+func osReadFile(root, name string) ([]byte, error) { return os.ReadFile(filepath.Join(root, name)) }

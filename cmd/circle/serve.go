@@ -19,7 +19,9 @@ import (
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob" // file:// publish targets
 	_ "gocloud.dev/blob/memblob"  // mem:// publish targets, for trying things out
+	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/circlecore/circle/apply"
 	"github.com/circlecore/circle/reconciler"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/sources"
@@ -48,6 +50,8 @@ type serveOptions struct {
 	keys       keyFlags
 	storage    storageFlags
 	listen     string
+	clusters   []string
+	applyOpts  apply.Options
 }
 
 func newServeCmd() *cobra.Command {
@@ -88,7 +92,8 @@ policy.requireSignedCommits, which adds the key files the repository lists.`,
 		},
 	}
 	cmd.Flags().StringVar(&o.source, "source", ".", "folder holding the desired-state repository")
-	cmd.Flags().StringVar(&o.publish, "publish", "file://"+filepath.Join(".", ".circle"), "storage URL to publish to (file:///path, mem://)")
+	here, _ := filepath.Abs(".circle")
+	cmd.Flags().StringVar(&o.publish, "publish", "file://"+filepath.ToSlash(here), "storage URL to publish to: file:///path, s3://…, azblob://…, gs://… (see circle storage --help)")
 	cmd.Flags().StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
 	cmd.Flags().StringVar(&o.ref.Branch, "branch", "", "Git branch to follow (default main)")
 	cmd.Flags().StringVar(&o.ref.Tag, "tag", "", "Git tag to follow")
@@ -106,6 +111,12 @@ policy.requireSignedCommits, which adds the key files the repository lists.`,
 	o.keys.register(cmd)
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:9090",
 		"address of the HTTP API: /healthz, /readyz, /metrics, /api/v1/status (empty: none)")
+	cmd.Flags().StringArrayVar(&o.clusters, "cluster", nil,
+		"cluster target NAME=KUBECONFIG[@CONTEXT]: the target of that name in circle.yaml gets its environments'\n"+
+			"manifests, server-side applied and pruned (repeatable)")
+	cmd.Flags().StringVar(&o.applyOpts.InventoryNamespace, "inventory-namespace", "default", "namespace of the inventory ConfigMaps (circle-inventory-<env>)")
+	cmd.Flags().BoolVar(&o.applyOpts.Prune, "prune", true, "delete objects an environment's manifests no longer hold")
+	cmd.Flags().DurationVar(&o.applyOpts.Wait, "wait", 0, "wait this long for applied objects to become healthy (0: do not wait)")
 	cmd.Flags().StringVar(&o.storage.keyring, "storage-keyring", os.Getenv("CIRCLE_STORAGE_KEYRING"),
 		"keyring that encrypts published builds (created if the file does not exist; may be SOPS-sealed).\n"+
 			"Without one, builds are not published: only status.json is written")
@@ -139,6 +150,10 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 			return fmt.Errorf("%s: %w", f, err)
 		}
 	}
+	clusters, err := o.openClusters()
+	if err != nil {
+		return err
+	}
 	src, err := o.openSource(ctx, log)
 	if err != nil {
 		return err
@@ -152,7 +167,8 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	rec := reconciler.New(src, bucket, log, reconciler.Options{Keyring: ring, Redactor: red, TrustedKeys: trusted, Target: target})
+	rec := reconciler.New(src, bucket, log, reconciler.Options{Keyring: ring, Redactor: red, TrustedKeys: trusted, Target: target,
+		Clusters: clusters, Apply: o.applyOpts})
 	if o.listen != "" {
 		ln, err := net.Listen("tcp", o.listen)
 		if err != nil {
@@ -169,6 +185,29 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	}
 	log.Info().Str("source", o.source).Str("publish", where).Msg("circle serve started; status is written to " + where + "/" + reconciler.StatusKey)
 	return rec.Run(ctx)
+}
+
+// openClusters connects to each --cluster NAME=KUBECONFIG[@CONTEXT].
+func (o *serveOptions) openClusters() (map[string]*apply.Applier, error) {
+	out := map[string]*apply.Applier{}
+	for _, c := range o.clusters {
+		name, where, ok := strings.Cut(c, "=")
+		if !ok || name == "" || where == "" {
+			return nil, fmt.Errorf("--cluster %q: want NAME=KUBECONFIG[@CONTEXT]", c)
+		}
+		file, kctx, _ := strings.Cut(where, "@")
+		rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: file}
+		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kctx}).ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("--cluster %s: %w", name, err)
+		}
+		a, err := apply.New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("--cluster %s: %w", name, err)
+		}
+		out[name] = a
+	}
+	return out, nil
 }
 
 // openTarget opens the publish target through the envelope, with the storage keyring;

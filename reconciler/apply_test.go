@@ -1,0 +1,111 @@
+package reconciler_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob/memblob"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/circlecore/circle/apply"
+	"github.com/circlecore/circle/reconciler"
+	"github.com/circlecore/circle/testenv"
+)
+
+// The apply stage puts dev's manifests, with the generated ConfigMap and Secret, into the
+// cluster target circle.yaml names; a config change rolls the ConfigMap name and prunes
+// the old one; an invalid revision touches nothing.
+func TestReconcile_AppliesToCluster(t *testing.T) {
+	kube := testenv.StartKube(t)
+	cs := kube.Clientset(t)
+	ctx := context.Background()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop-dev"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := apply.New(kube.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := copyExamples(t)
+	settings := readFile(t, root, "circle.yaml") + "  - name: kind\n    kind: cluster\n    environments: [dev]\n"
+	write(t, root, "circle.yaml", settings)
+	encrypt(t, root, "secrets/dev.sops.yaml", "db:\n  password: "+canary+"\n")
+	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t),
+		Clusters: map[string]*apply.Applier{"kind": cluster},
+		Apply:    apply.Options{InventoryNamespace: "shop-dev", Prune: true}})
+
+	st, err := d.Reconcile(ctx, snapshot(t, root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := envByName(st, "dev")
+	if !st.Ready || !strings.HasSuffix(strings.Join(st.Stages, ","), "build,apply,record") || dev.Applied["kind"] == nil || dev.Applied["kind"].Objects != 4 {
+		t.Fatalf("status = %+v; dev = %+v", st, dev)
+	}
+	if envByName(st, "prod").Applied != nil {
+		t.Error("prod was applied to a target that does not list it")
+	}
+	first := configMapName(t, cs.CoreV1().ConfigMaps("shop-dev"))
+	deploy, err := cs.AppsV1().Deployments("shop-dev").Get(ctx, "shop-api", metav1.GetOptions{})
+	if err != nil || !strings.Contains(deploy.Spec.Template.Spec.Volumes[0].Projected.Sources[0].ConfigMap.Name, first) {
+		t.Fatalf("the Deployment does not use %s: %v", first, err)
+	}
+
+	write(t, root, "config/dev/extra.yaml", "replicas: 2\n")
+	if st, err = d.Reconcile(ctx, snapshot(t, root)); err != nil || !st.Ready {
+		t.Fatalf("second revision: %+v %v", st, err)
+	}
+	second := configMapName(t, cs.CoreV1().ConfigMaps("shop-dev"))
+	if second == first {
+		t.Error("the ConfigMap name did not roll with the config")
+	}
+
+	write(t, root, "config/dev/app.yaml", "app:\n  colour: blue\n")
+	if st, _ = d.Reconcile(ctx, snapshot(t, root)); st.Ready || strings.Contains(strings.Join(st.Stages, ","), "apply") {
+		t.Errorf("an invalid revision reached apply: %v", st.Stages)
+	}
+	if configMapName(t, cs.CoreV1().ConfigMaps("shop-dev")) != second {
+		t.Error("the cluster changed on an invalid revision")
+	}
+	d.noSecret(t)
+}
+
+// configMapName is the one generated circle-config ConfigMap's name; the old one must
+// have been pruned.
+func configMapName(t *testing.T, cms interface {
+	List(context.Context, metav1.ListOptions) (*corev1.ConfigMapList, error)
+}) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		list, err := cms.List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, c := range list.Items {
+			if strings.HasPrefix(c.Name, "circle-config-") {
+				names = append(names, c.Name)
+			}
+		}
+		if len(names) == 1 {
+			return names[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("circle-config ConfigMaps: %v (want exactly one: the old one pruned)", names)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func readFile(t *testing.T, root, name string) string {
+	t.Helper()
+	b, err := osReadFile(root, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
