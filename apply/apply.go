@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -43,7 +44,19 @@ type Options struct {
 	Prune bool
 	// Wait is how long to wait for the applied objects to become healthy; 0 skips waiting.
 	Wait time.Duration
+	// MaxDeleteFraction stops a prune that would delete more than this fraction of the
+	// inventory (0 means 0.5), so a revision that suddenly drops most objects is reported
+	// instead of wiping a cluster. 1 disables the guard.
+	MaxDeleteFraction float64
 }
+
+// PruneAnnotation on an object in the cluster says whether a prune may delete it:
+// "disabled" keeps any object; "enabled" lets Namespaces and PersistentVolumeClaims go,
+// which are otherwise never pruned (deleting them deletes data).
+const PruneAnnotation = "circle.circlecore.io/prune"
+
+// ErrTooManyDeletions is returned when a prune would exceed Options.MaxDeleteFraction.
+var ErrTooManyDeletions = errors.New("prune stopped: too many deletions")
 
 // Result is what an apply changed, as "Kind/namespace/name" subjects.
 type Result struct {
@@ -126,6 +139,22 @@ func (a *Applier) Apply(ctx context.Context, env string, manifests []byte, opts 
 			if err := a.resolveVersions(ctx, stale); err != nil {
 				return nil, fmt.Errorf("apply %s: prune: %w", env, err)
 			}
+			frac := opts.MaxDeleteFraction
+			if frac == 0 {
+				frac = 0.5
+			}
+			if float64(len(stale)) > frac*float64(len(old)) {
+				// The new objects are applied; the old ones stay, and stay in the inventory
+				// so that a later, smaller prune still knows them.
+				if err := a.saveInventory(ctx, env, opts.InventoryNamespace, append(append(object.ObjMetadataSet{}, current...), old.Diff(current)...)); err != nil {
+					return nil, fmt.Errorf("apply %s: %w", env, err)
+				}
+				return res, fmt.Errorf("apply %s: %w: %d of %d objects would go (limit %.0f%%); applied, nothing deleted",
+					env, ErrTooManyDeletions, len(stale), len(old), frac*100)
+			}
+			if stale, err = a.prunable(ctx, stale); err != nil {
+				return nil, fmt.Errorf("apply %s: prune: %w", env, err)
+			}
 			dcs, err := a.rm.DeleteAll(ctx, stale, ssa.DeleteOptions{
 				PropagationPolicy: metav1.DeletePropagationBackground,
 				Inclusions:        a.rm.GetOwnerLabels(env, "circle"),
@@ -152,6 +181,31 @@ func (a *Applier) Apply(ctx context.Context, env string, manifests []byte, opts 
 		sort.Strings(l)
 	}
 	return res, nil
+}
+
+// prunable keeps the stale objects a prune may delete: not opted out by annotation, and
+// not a Namespace or PersistentVolumeClaim unless opted in.
+func (a *Applier) prunable(ctx context.Context, stale []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+	var out []*unstructured.Unstructured
+	for _, u := range stale {
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(u.GroupVersionKind())
+		err := a.client.Get(ctx, client.ObjectKeyFromObject(u), live)
+		if apierrors.IsNotFound(err) {
+			continue // gone already
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch mode := live.GetAnnotations()[PruneAnnotation]; {
+		case mode == "disabled":
+			continue
+		case mode != "enabled" && (u.GetKind() == "Namespace" || u.GetKind() == "PersistentVolumeClaim") && u.GroupVersionKind().Group == "":
+			continue
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 // resolveVersions fills in a served version for each stale object's kind, which the

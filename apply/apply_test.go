@@ -2,6 +2,7 @@ package apply_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -156,5 +157,61 @@ func TestApply_BadManifests(t *testing.T) {
 	unknown := fmt.Sprintf("apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: %s\n", ns)
 	if _, err := a.Apply(context.Background(), "dev", []byte(unknown), apply.Options{InventoryNamespace: ns}); err == nil || !strings.Contains(err.Error(), "Widget") {
 		t.Errorf("unknown kind: %v", err)
+	}
+}
+
+// Prune guards: a revision dropping most objects is stopped and reported; Namespaces and
+// PVCs are never pruned unless opted in; an object annotated prune: disabled stays.
+func TestApply_PruneGuards(t *testing.T) {
+	kube := testenv.StartKube(t)
+	ns := kube.Namespace(t)
+	cs := kube.Clientset(t)
+	ctx := context.Background()
+	a, err := apply.New(kube.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := apply.Options{InventoryNamespace: ns, Prune: true}
+	extraNS := fmt.Sprintf("guarded-%d", time.Now().UnixNano()%1e9)
+	pvc := fmt.Sprintf("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\n  namespace: %s\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 1Gi\n", ns)
+	all := manifests(cm(ns, "a", "1"), cm(ns, "b", "1"), cm(ns, "c", "1"), cm(ns, "keep", "1"), pvc,
+		fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n", extraNS))
+	if _, err := a.Apply(ctx, "dev", all, opts); err != nil {
+		t.Fatal(err)
+	}
+
+	// Dropping five of six objects at once is stopped; nothing is deleted.
+	_, err = a.Apply(ctx, "dev", manifests(cm(ns, "a", "1")), opts)
+	if !errors.Is(err, apply.ErrTooManyDeletions) || !strings.Contains(err.Error(), "5 of 6") {
+		t.Fatalf("a mass deletion: %v", err)
+	}
+	for _, name := range []string{"b", "c", "keep"} {
+		if _, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+			t.Errorf("%s was deleted by a stopped prune: %v", name, err)
+		}
+	}
+
+	// Opt one object out, then allow the prune.
+	keep, _ := cs.CoreV1().ConfigMaps(ns).Get(ctx, "keep", metav1.GetOptions{})
+	keep.Annotations = map[string]string{apply.PruneAnnotation: "disabled"}
+	if _, err := cs.CoreV1().ConfigMaps(ns).Update(ctx, keep, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	opts.MaxDeleteFraction = 1
+	res, err := a.Apply(ctx, "dev", manifests(cm(ns, "a", "1")), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Deleted, []string{"ConfigMap/" + ns + "/b", "ConfigMap/" + ns + "/c"}) {
+		t.Errorf("deleted = %v", res.Deleted)
+	}
+	if _, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "keep", metav1.GetOptions{}); err != nil {
+		t.Errorf("an object annotated prune: disabled was deleted: %v", err)
+	}
+	if _, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data", metav1.GetOptions{}); err != nil {
+		t.Errorf("a PVC was pruned: %v", err)
+	}
+	if n, err := cs.CoreV1().Namespaces().Get(ctx, extraNS, metav1.GetOptions{}); err != nil || n.DeletionTimestamp != nil {
+		t.Errorf("a Namespace was pruned: %v", err)
 	}
 }
