@@ -21,11 +21,3 @@ func newPackageCmd() *cobra.Command {
 		RunE:  notImplemented,
 	}
 }
-
-func newLicenseCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "license",
-		Short: "Generate keys, issue, verify and revoke signed license files",
-		RunE:  notImplemented,
-	}
-}
