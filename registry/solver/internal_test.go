@@ -36,7 +36,7 @@ func TestResolve_PartialSatisfierLearnsRootCause(t *testing.T) {
 	}
 	got := learnt(s)
 	for _, want := range []string{
-		"foo >=1.1.0 requires target ^1.0.0",             // step 28, the root cause
+		"foo >=1.1.0 requires target ^1.0.0", // step 28, the root cause
 	} {
 		if !slices.Contains(got, want) {
 			t.Errorf("learnt %q, want %q", got, want)
