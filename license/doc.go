@@ -3,7 +3,8 @@
 // time, what it is licensed for:
 //
 //	keys, err := license.ReadKeyring("/etc/circle/license/issuers.pub")
-//	v, err := license.NewVerifier(keys, license.VerifyOptions{Product: "shop", ClockSkew: 5 * time.Minute})
+//	v, err := license.NewVerifier(keys, license.DefaultVerifyOptions("shop"))
+//	_, err = v.LoadRevocations(revokedListBytes)
 //	lic, err := v.VerifyFile("/etc/circle/license/license.lic", time.Now())
 //	if errors.Is(err, license.ErrExpired) { ... }
 //	if lic.Allows("sso") && lic.Limit("seats") >= users { ... }
@@ -25,7 +26,8 @@
 //   - Payload: the license's content in its canonical encoding (below); the signature is
 //     over exactly these bytes.
 //   - License file: the armored payload, signature and key id. Revocation list: the same
-//     armor with its own label and payload.
+//     armor with its own label and payload. In a repository they are licenses/*.lic and
+//     licenses/revoked.list, beside the keyring licenses/issuers.pub.
 //
 // # License file format, version 1
 //
@@ -126,10 +128,14 @@
 //
 // # Schema on the hot path
 //
-// [Verify] checks the payload with Go code equivalent to the CUE schema (a test holds the
-// two to the same verdicts), not with CUE itself: CUE costs more than the Ed25519
-// signature check and serialises callers, while services verify on every reload and some
-// on every request. The CUE schema runs where speed does not matter: [Issue] refuses to
-// sign a payload it rejects, `circle license verify` runs it after the Go checks, and
-// [VerifyOptions].Schema turns it on for any verifier. The package benchmark reports both.
+// [Verify] checks the payload with Go code equivalent to the CUE schema, not with CUE
+// itself. A test holds the two to the same verdict on some 150 payloads built to sit on
+// either side of each rule, and the fuzz target checks that every payload the Go code
+// accepts, CUE accepts too. Measured with BenchmarkVerify on one core of a shared Xeon:
+// a whole verification takes 63 µs (16,000 a second), of which Ed25519 is 43 µs; the CUE
+// schema, compiled once and kept, adds 265 µs and 800 allocations (3,000 a second) and
+// serialises callers, since CUE values are not safe for concurrent use. Services verify
+// on every reload and some on every request, so the CUE schema runs where speed does not
+// matter: [Issue] refuses to sign a payload it rejects, `circle license verify` runs it
+// after the Go checks, and [VerifyOptions].Schema turns it on for any verifier.
 package license

@@ -81,9 +81,6 @@ func ReasonOf(err error) Reason {
 
 // refuse wraps a reason with what was refused and why, as "subject: reason: detail".
 func refuse(subject string, r Reason, format string, args ...any) error {
-	if format == "" {
-		return fmt.Errorf("%s: %w", subject, r)
-	}
 	return fmt.Errorf("%s: %w: %s", subject, r, fmt.Sprintf(format, args...))
 }
 
@@ -134,8 +131,8 @@ func (b Binding) IsZero() bool { return b.Cluster == "" && b.Domain == "" }
 
 // License is a license's content. [Parse] and [Verify] fill it from a file, and keep the
 // signed bytes so [License.Marshal] gives the file back unchanged; [Issue] signs one built
-// by hand. A License from Verify must not be modified: it is shared with its verifier's
-// callers as is.
+// by hand. The License a [Watcher] holds is shared by everyone who asks for it: treat it
+// as read-only.
 type License struct {
 	// ID names the license; revocation lists refer to it.
 	ID string

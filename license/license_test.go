@@ -50,7 +50,9 @@ func TestIssue_RoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lic, err := license.Verify(data, keys, nil, t0, opts())
+	o := opts()
+	o.Schema = true // the CUE schema agrees
+	lic, err := license.Verify(data, keys, nil, t0, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +113,7 @@ func TestIssue_RoundTrip(t *testing.T) {
 func TestIssue_Defaults(t *testing.T) {
 	iss := newIssuer(t)
 	in := &license.License{
-		Licensee: "Ünïcode \"quoted\"\n\u0001 Ltd", Product: "p",
+		Licensee: "Ünïcode \"quoted\"\n\u0001\b\f\r\t\\ Ltd\u2028", Product: "p",
 		Features:  []string{"b", "a", "b"},
 		ExpiresAt: time.Now().Add(time.Hour).In(time.FixedZone("CET", 3600)),
 		Binding:   license.Binding{Domain: "Example.COM."},
@@ -136,7 +138,7 @@ func TestIssue_Defaults(t *testing.T) {
 	if !reflect.DeepEqual(*in, before) {
 		t.Error("Issue modified its input")
 	}
-	if !strings.Contains(string(lic.Payload()), `"licensee":"Ünïcode \"quoted\"\n\u0001 Ltd"`) {
+	if !strings.Contains(string(lic.Payload()), `"licensee":"Ünïcode \"quoted\"\n\u0001\b\f\r\t\\ Ltd`+"\u2028"+`"`) {
 		t.Errorf("string escapes: %s", lic.Payload())
 	}
 }
@@ -163,6 +165,7 @@ func TestIssue_Refuses(t *testing.T) {
 		{"metadata key", "metadata", func(l *license.License) { l.Metadata = map[string]string{"a b": "x"} }},
 		{"metadata value", "metadata", func(l *license.License) { l.Metadata = map[string]string{"k": strings.Repeat("x", 1025)} }},
 		{"id", "id", func(l *license.License) { l.ID = "-x" }},
+		{"not UTF-8", "licensee", func(l *license.License) { l.Licensee = "caf\xe9" }},
 		{"year", "year", func(l *license.License) { l.ExpiresAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,7 +215,7 @@ func TestVerify_Refusals(t *testing.T) {
 		{name: "re-signed with another key", data: armor(license.LicenseLabel, keyID, ed25519.Sign(other.priv, payload), payload), want: license.ErrBadSignature, msg: keyID},
 		{name: "re-signed with another key naming it", data: other.issue(t, sample()), want: license.ErrUnknownKey, msg: other.id},
 		{name: "keyring without the key", data: good, keys: other.keyring(), want: license.ErrUnknownKey},
-		{name: "no keyring", data: good, keys: &license.Keyring{}, want: license.ErrUnknownKey},
+		{name: "empty keyring", data: good, keys: &license.Keyring{}, want: license.ErrUnknownKey},
 		{name: "expired", data: good, now: t0.Add(30*24*time.Hour + 5*time.Minute + 14*24*time.Hour), want: license.ErrExpired, msg: "grace"},
 		{name: "expired, no grace", data: with(func(l *license.License) { l.Grace = 0 }), now: t0.Add(31 * 24 * time.Hour), want: license.ErrExpired},
 		{name: "not yet valid", data: with(func(l *license.License) { l.NotBefore = t0.Add(time.Hour) }), want: license.ErrNotYetValid},
@@ -271,6 +274,9 @@ func TestVerify_Refusals(t *testing.T) {
 	o.Product, o.AnyProduct = "", true
 	if _, err := license.Verify(good, iss.keyring(), nil, t0, o); err != nil {
 		t.Errorf("AnyProduct: %v", err)
+	}
+	if _, err := license.Verify(good, nil, nil, t0, opts()); !errors.Is(err, license.ErrUnknownKey) {
+		t.Errorf("no keyring: %v", err)
 	}
 	if _, err := license.Verify(good, iss.keyring(), nil, t0, license.VerifyOptions{}); err == nil || license.ReasonOf(err) != "" {
 		t.Errorf("options without a product: %v", err)
