@@ -175,5 +175,12 @@ func TestResolve_Examples(t *testing.T) {
 		if got := resolved(res); got != "api 1.2.0, worker 0.3.1" {
 			t.Errorf("%s = %s", env, got)
 		}
+		// The example advisory hits worker before 0.3.1 only; the licenses are allowed.
+		if rep := r.Scan(res, now); rep.Failed || len(rep.Vulnerabilities) != 0 || len(rep.Licenses) != 2 || len(rep.Notes) != 0 {
+			t.Errorf("%s scan = %+v", env, rep)
+		}
+	}
+	if len(r.Advisories) != 1 || r.Advisories[0].Match(Ecosystem, "worker", "0.3.0", now).Fixed[0] != "0.3.1" {
+		t.Errorf("the example advisory does not hit worker 0.3.0, fixed in 0.3.1")
 	}
 }
