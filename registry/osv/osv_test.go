@@ -229,7 +229,7 @@ func TestScore_RealRecords(t *testing.T) {
 		{"github-advisory-database/GHSA-v554-xwgw-hc3w.json", 5.1, "MEDIUM"},
 		{"google-osv-scanner/RUSTSEC-2022-0013.json", 7.5, "HIGH"},
 		{"google-osv.dev/gcp/workers/oss_fuzz_worker/testdata/GHSA-838r-hvwh-24h8.json", 9.1, "CRITICAL"},
-		{"google-osv-scanner/GHSA-wcg3-cvx6-7396.json", 4, "MEDIUM"},                                 // database_specific "MODERATE"
+		{"google-osv-scanner/GHSA-wcg3-cvx6-7396.json", 4, "MEDIUM"},                                    // database_specific "MODERATE"
 		{"google-osv.dev/gcp/workers/oss_fuzz_worker/testdata/UBUNTU-CVE-2025-38094.json", 4, "MEDIUM"}, // severity type Ubuntu, "medium"
 		{"golang-vulndb/GO-2024-2456.json", -1, "UNKNOWN"},
 	} {
