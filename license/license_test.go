@@ -514,7 +514,7 @@ func TestReadFile_TooLarge(t *testing.T) {
 			t.Errorf("%s: %v, want too large", name, err)
 		}
 	}
-	if d := time.Since(start); d > 200*time.Millisecond {
+	if d := time.Since(start); d > time.Second {
 		t.Errorf("refusing two huge files took %s", d)
 	}
 	if _, err := v.VerifyFile(filepath.Join(t.TempDir(), "missing.lic"), t0); !errors.Is(err, os.ErrNotExist) {
@@ -523,7 +523,7 @@ func TestReadFile_TooLarge(t *testing.T) {
 	data := bytes.Repeat([]byte("A"), 10<<20)
 	start = time.Now()
 	_, err = license.Verify(data, newIssuer(t).keyring(), nil, t0, opts())
-	if !errors.Is(err, license.ErrTooLarge) || time.Since(start) > 10*time.Millisecond {
+	if !errors.Is(err, license.ErrTooLarge) || time.Since(start) > 50*time.Millisecond {
 		t.Errorf("10 MB in memory: %v after %s", err, time.Since(start))
 	}
 }

@@ -12,60 +12,65 @@ import (
 	"github.com/circlecore/circle/license"
 )
 
-// events collects a Watcher's callbacks.
-type events struct {
-	changes chan *license.License
-	errs    chan error
+// events collects a Watcher's callbacks, in the order they were made.
+type events struct{ ch chan event }
+
+type event struct {
+	lic *license.License
+	err error
 }
 
-func newEvents() *events {
-	return &events{changes: make(chan *license.License, 16), errs: make(chan error, 16)}
-}
+func newEvents() *events { return &events{ch: make(chan event, 32)} }
 
 func (e *events) options(file string) license.WatchOptions {
 	o := license.DefaultWatchOptions(file)
 	o.Debounce = 20 * time.Millisecond
-	o.OnChange = func(l *license.License) { e.changes <- l }
-	o.OnError = func(err error) { e.errs <- err }
+	o.OnChange = func(l *license.License) { e.ch <- event{lic: l} }
+	o.OnError = func(err error) { e.ch <- event{err: err} }
 	return o
 }
 
+func (e *events) next(t *testing.T) event {
+	t.Helper()
+	select {
+	case ev := <-e.ch:
+		return ev
+	case <-time.After(5 * time.Second):
+		t.Fatal("no callback within 5s")
+	}
+	return event{}
+}
+
+// change waits for the next callback and wants it to be OnChange.
 func (e *events) change(t *testing.T) *license.License {
 	t.Helper()
-	select {
-	case l := <-e.changes:
-		return l
-	case err := <-e.errs:
-		t.Fatalf("error instead of a change: %v", err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("no change within 5s")
+	ev := e.next(t)
+	if ev.err != nil {
+		t.Fatalf("error instead of a change: %v", ev.err)
 	}
-	return nil
+	return ev.lic
 }
 
+// err waits for the next callback and wants it to be OnError with the reason (any
+// error for "").
 func (e *events) err(t *testing.T, want license.Reason) error {
 	t.Helper()
-	select {
-	case err := <-e.errs:
-		if want != "" && !errors.Is(err, want) {
-			t.Fatalf("error %v, want %s", err, want)
-		}
-		return err
-	case l := <-e.changes:
-		t.Fatalf("change to %v instead of an error", l)
-	case <-time.After(5 * time.Second):
-		t.Fatal("no error within 5s")
+	ev := e.next(t)
+	if ev.err == nil {
+		t.Fatalf("change to %v instead of an error", ev.lic)
 	}
-	return nil
+	if want != "" && !errors.Is(ev.err, want) {
+		t.Fatalf("error %v, want %s", ev.err, want)
+	}
+	return ev.err
 }
 
+// quiet wants no callback for a while.
 func (e *events) quiet(t *testing.T) {
 	t.Helper()
 	select {
-	case l := <-e.changes:
-		t.Fatalf("unexpected change: %+v", l)
-	case err := <-e.errs:
-		t.Fatalf("unexpected error: %v", err)
+	case ev := <-e.ch:
+		t.Fatalf("unexpected callback: %+v", ev)
 	case <-time.After(150 * time.Millisecond):
 	}
 }
