@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/github/go-spdx/v2/spdxexp"
 	"github.com/github/go-spdx/v2/spdxexp/spdxlicenses"
@@ -153,15 +154,49 @@ func (p Policy) allowed(ids []string) []string {
 	return out
 }
 
-// denied reports whether id ("X" or "X WITH E") is on the deny list.
+// denied reports whether the deny list takes id ("X" or "X WITH E") away. A denied "D"
+// takes away every X that would satisfy D under go-spdx's rules — D itself, its deprecated
+// spellings, and "or later" ranges that include it ("GPL-2.0-or-later" when GPL-3.0-only
+// is denied) — with or without an exception; a denied "D WITH E" takes away only those
+// combinations.
 func (p Policy) denied(id string) bool {
-	lic, _, _ := strings.Cut(id, " WITH ")
+	lic, exc, hasExc := strings.Cut(id, " WITH ")
 	for _, d := range p.Deny {
-		if strings.EqualFold(d, id) || strings.EqualFold(d, lic) {
+		if strings.EqualFold(d, id) {
+			return true
+		}
+		dl, de, dHasExc := strings.Cut(d, " WITH ")
+		if dHasExc && (!hasExc || !strings.EqualFold(de, exc)) {
+			continue
+		}
+		if covers(dl, lic) {
 			return true
 		}
 	}
 	return false
+}
+
+var (
+	coversMu    sync.Mutex
+	coversCache = map[[2]string]bool{}
+)
+
+// covers reports whether allowing lic would satisfy the license denied, cached: a deny
+// list is checked against the whole license list for every expression.
+func covers(denied, lic string) bool {
+	key := [2]string{denied, lic}
+	coversMu.Lock()
+	ok, found := coversCache[key]
+	coversMu.Unlock()
+	if found {
+		return ok
+	}
+	ok, err := spdxexp.Satisfies(denied, []string{lic})
+	ok = ok && err == nil
+	coversMu.Lock()
+	coversCache[key] = ok
+	coversMu.Unlock()
+	return ok
 }
 
 // blame names what stands in the way: the denied licenses, and those outside the allow
