@@ -42,9 +42,9 @@ func TestValidID(t *testing.T) {
 		}
 	}
 	for bad, want := range map[string]string{
-		"MIT OR Apache-2.0":               "not a single license identifier",
-		"GPL-2.0+":                        "not a single license identifier",
-		"Nope-1.0":                        "unknown license",
+		"MIT OR Apache-2.0":                "not a single license identifier",
+		"GPL-2.0+":                         "not a single license identifier",
+		"Nope-1.0":                         "unknown license",
 		"GPL-2.0-only WITH Nope-exception": "not an SPDX license exception",
 	} {
 		if err := ValidID(bad); err == nil || !strings.Contains(err.Error(), want) {
