@@ -118,16 +118,21 @@ func (p Policy) Check(expr string) Result {
 	return res
 }
 
-// allowed is the list handed to go-spdx's Satisfies: the allow list (or, without one, every
-// license on the list plus the expression's own LicenseRefs), each also with the
-// expression's exceptions, minus what the deny list removes.
+// allowed is the list handed to go-spdx's Satisfies: the allow list or, without one, the
+// licenses on the list that could satisfy one of the expression's licenses (so Satisfies
+// compares a handful, not the whole list), each also with the expression's exceptions,
+// minus what the deny list removes.
 func (p Policy) allowed(ids []string) []string {
 	base := p.Allow
 	if len(base) == 0 {
-		base = append(spdxlicenses.GetLicenses(), spdxlicenses.GetDeprecated()...)
+		seen := map[string]bool{}
 		for _, id := range ids {
-			if lic, _, _ := strings.Cut(id, " WITH "); strings.HasPrefix(lic, "LicenseRef-") || strings.Contains(lic, ":LicenseRef-") {
-				base = append(base, lic)
+			lic, _, _ := strings.Cut(id, " WITH ")
+			for _, c := range candidates(lic) {
+				if !seen[c] {
+					seen[c] = true
+					base = append(base, c)
+				}
 			}
 		}
 	}
@@ -152,6 +157,36 @@ func (p Policy) allowed(ids []string) []string {
 		}
 	}
 	return out
+}
+
+var (
+	candidatesMu    sync.Mutex
+	candidatesCache = map[string][]string{}
+)
+
+// candidates are the identifiers that satisfy lic: itself, its deprecated spellings, and
+// for "X+" the later versions; a LicenseRef is its own only candidate. Cached: the first
+// question about a license walks the whole list.
+func candidates(lic string) []string {
+	candidatesMu.Lock()
+	c, ok := candidatesCache[lic]
+	candidatesMu.Unlock()
+	if ok {
+		return c
+	}
+	if strings.Contains(lic, "LicenseRef-") {
+		c = []string{lic}
+	} else {
+		for _, id := range append(spdxlicenses.GetLicenses(), spdxlicenses.GetDeprecated()...) {
+			if covers(lic, id) {
+				c = append(c, id)
+			}
+		}
+	}
+	candidatesMu.Lock()
+	candidatesCache[lic] = c
+	candidatesMu.Unlock()
+	return c
 }
 
 // denied reports whether the deny list takes id ("X" or "X WITH E") away. A denied "D"
