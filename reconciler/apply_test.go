@@ -42,7 +42,7 @@ func TestReconcile_AppliesToCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	dev := envByName(st, "dev")
-	if !st.Ready || !strings.HasSuffix(strings.Join(st.Stages, ","), "build,apply,record") || dev.Applied["kind"] == nil || dev.Applied["kind"].Objects != 4 {
+	if !st.Ready || !strings.HasSuffix(strings.Join(st.Stages, ","), "build,apply,record") || dev.Applied["kind"] == nil || dev.Applied["kind"].Objects != 5 {
 		t.Fatalf("status = %+v; dev = %+v", st, dev)
 	}
 	if envByName(st, "prod").Applied != nil {

@@ -43,7 +43,7 @@ func TestReconcile_PublishesEachEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Ready || !strings.Contains(strings.Join(st.Stages, ","), "load,build,publish,record") {
+	if !st.Ready || !strings.Contains(strings.Join(st.Stages, ","), "licenses,build,publish,record") {
 		t.Fatalf("status = %+v", st)
 	}
 	for _, env := range []string{"dev", "staging", "prod"} {
@@ -184,7 +184,7 @@ func TestReconcile_BuildFailure(t *testing.T) {
 	if st.Ready || dev.Reason != reconciler.ReasonBuildFailed || !strings.Contains(dev.Message, "remote kustomize resources are not allowed") || dev.LastGood != nil || dev.Published != nil {
 		t.Errorf("dev = %+v", dev)
 	}
-	if !prod.Ready || prod.Published == nil || prod.Published.Files != 2 {
+	if !prod.Ready || prod.Published == nil || prod.Published.Files != 5 {
 		t.Errorf("prod = %+v", prod)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/circlecore/circle/apply"
+	"github.com/circlecore/circle/license"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/render"
 	"github.com/circlecore/circle/repo"
@@ -46,6 +47,7 @@ const (
 	ReasonInvalid          = "Invalid"
 	ReasonSignatureRefused = "SignatureRefused"
 	ReasonBuildFailed      = "BuildFailed"
+	ReasonLicenseRefused   = "LicenseRefused"
 	ReasonPublishFailed    = "PublishFailed"
 	ReasonApplyFailed      = "ApplyFailed"
 )
@@ -70,6 +72,8 @@ type Status struct {
 	Stages []string `json:"stages"`
 	// Environments is each environment's state, in circle.yaml's order.
 	Environments []EnvStatus `json:"environments,omitempty"`
+	// Licenses are the revision's license files as the licenses stage found them.
+	Licenses []LicenseStatus `json:"licenses,omitempty"`
 
 	started time.Time
 }
@@ -134,6 +138,10 @@ type Options struct {
 	Clusters map[string]*apply.Applier
 	// Apply tunes every apply (inventory namespace, prune, health wait).
 	Apply apply.Options
+	// LicenseKeys are the issuer keys license files must be signed with. Nil uses the
+	// repository's own licenses/issuers.pub (which proves the files intact, not who made
+	// them).
+	LicenseKeys *license.Keyring
 }
 
 // Reconciler turns snapshots into published state.
@@ -156,6 +164,8 @@ type Reconciler struct {
 	// pendingKeys are the keys listed at the revision being reconciled; they replace
 	// repoKeys for the environments that accept it.
 	pendingKeys map[string]*signature.Keys
+	// revSerial is the highest revocation-list serial accepted: a lower one is a replay.
+	revSerial uint64
 }
 
 // New returns a reconciler reading from source and writing to the publish bucket.
@@ -248,6 +258,28 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 		return r.fail(ctx, st, ReasonInvalid, err)
 	}
 
+	// Licenses: every license file verified; an environment that uses a refused one (or any,
+	// when the revocation list is bad or replayed) stays on its last good revision.
+	st.Stages = append(st.Stages, "licenses")
+	lics, err := r.checkLicenses(snap, loaded.Settings, r.now())
+	if err != nil {
+		return r.fail(ctx, st, ReasonLicenseRefused, err)
+	}
+	st.Licenses = lics.status
+	for i := range envs {
+		name := envs[i].Name
+		if why, ok := lics.refused[name]; ok && accepted[name] {
+			accepted[name] = false
+			envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonLicenseRefused, why
+			log.Error().Str("env", name).Str("reason", why).Msg("license refused; last good revision kept")
+		}
+	}
+	for _, l := range lics.status {
+		if l.Expiring {
+			log.Warn().Str("license", l.File).Time("expiresAt", l.ExpiresAt).Msg("license expires within 30 days")
+		}
+	}
+
 	// Build: each verified environment's output. One that fails to build stays on its last
 	// good revision; the others go on.
 	st.Stages = append(st.Stages, "build")
@@ -257,7 +289,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 		if !accepted[name] {
 			continue
 		}
-		files, err := build(snap, loaded.Settings, loaded.Env(name))
+		files, err := build(snap, loaded.Settings, loaded.Env(name), lics.forEnv(name, loaded.Settings))
 		if err != nil {
 			accepted[name] = false
 			envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonBuildFailed, r.opts.Redactor.String(err.Error())
@@ -269,6 +301,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 
 	// Accept: the revision becomes each built environment's last good.
 	at := r.now().UTC()
+	if lics.serial > r.revSerial {
+		r.revSerial = lics.serial
+	}
 	for i := range envs {
 		if !accepted[envs[i].Name] {
 			continue
@@ -330,17 +365,24 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 // build makes one environment's output: its merged configuration, secrets included, and,
 // when the repository has an overlay for it, its rendered manifests (with the generated
 // ConfigMap and Secret). Both go to storage only through the encrypting target.
-func build(snap *sources.Snapshot, s *repo.Settings, e *repo.Env) ([]publish.File, error) {
+func build(snap *sources.Snapshot, s *repo.Settings, e *repo.Env, lics []publish.File) ([]publish.File, error) {
 	cfg, err := json.MarshalIndent(e.Config, "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	files := []publish.File{{Path: "config.json", Data: append(cfg, '\n'), ContentType: "application/json"}}
+	files := append([]publish.File{{Path: "config.json", Data: append(cfg, '\n'), ContentType: "application/json"}}, lics...)
 	if _, err := fs.Stat(snap.FS, path.Join(s.Paths.Manifests, e.Name)); err != nil {
 		return files, nil // no overlay: nothing to deploy to a cluster
 	}
+	var licSecret map[string][]byte
+	for _, f := range lics {
+		if licSecret == nil {
+			licSecret = map[string][]byte{}
+		}
+		licSecret[path.Base(f.Path)] = f.Data
+	}
 	plain, sensitive := e.Split()
-	y, err := render.Render(render.Input{FS: snap.FS, Manifests: s.Paths.Manifests, Env: e.Name, Config: plain, Secrets: sensitive})
+	y, err := render.Render(render.Input{FS: snap.FS, Manifests: s.Paths.Manifests, Env: e.Name, Config: plain, Secrets: sensitive, Licenses: licSecret})
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"sort"
 	"strings"
 
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -32,8 +33,9 @@ import (
 
 // Names of the generated objects, before kustomize adds its hash suffix.
 const (
-	ConfigMapName = "circle-config"
-	SecretName    = "circle-secrets"
+	ConfigMapName     = "circle-config"
+	SecretName        = "circle-secrets"
+	LicenseSecretName = "circle-licenses"
 )
 
 // genDir is the in-memory folder of the generated kustomization, at the snapshot's root. A
@@ -54,6 +56,9 @@ type Input struct {
 	// Config and Secrets are the environment's plain and sensitive values; either may be
 	// nil, and no object is generated for an empty one.
 	Config, Secrets map[string]any
+	// Licenses are license files (and the revocation list and issuer keys) by base name,
+	// for the Secret LicenseSecretName that services mount; nil generates none.
+	Licenses map[string][]byte
 }
 
 // Render builds the environment's manifests as one multi-document YAML stream, in
@@ -102,6 +107,17 @@ func Render(in Input) ([]byte, error) {
 	} else if f != "" {
 		k.SecretGenerator = append(k.SecretGenerator, types.SecretArgs{GeneratorArgs: types.GeneratorArgs{
 			Name: SecretName, KvPairSources: types.KvPairSources{FileSources: []string{f}}}, Type: "Opaque"})
+	}
+	if len(in.Licenses) > 0 {
+		names := make([]string, 0, len(in.Licenses))
+		for name, b := range in.Licenses {
+			// The overlay folder is flat; "key=file" keeps the Secret's keys the files' names.
+			extra[path.Join(genDir, "license-"+name)] = b
+			names = append(names, name+"=license-"+name)
+		}
+		sort.Strings(names)
+		k.SecretGenerator = append(k.SecretGenerator, types.SecretArgs{GeneratorArgs: types.GeneratorArgs{
+			Name: LicenseSecretName, KvPairSources: types.KvPairSources{FileSources: names}}, Type: "Opaque"})
 	}
 	kb, err := yaml.Marshal(k)
 	if err != nil {

@@ -140,6 +140,12 @@ func TestServe_Examples(t *testing.T) {
 			t.Errorf("status.json lacks %s:\n%s", env, st)
 		}
 	}
+	if !strings.Contains(string(st), `"id": "lic_example_corp"`) || !strings.Contains(string(st), `"state": "valid"`) {
+		t.Errorf("status.json lacks the example license:\n%s", st)
+	}
+	if code, _, errOut := run(t, "serve", "--source", examplesDir, "--license-keyring", "/nonexistent.pub"); code != exitUsage || !strings.Contains(errOut, "/nonexistent.pub") {
+		t.Errorf("missing license keyring: exit %d, %q", code, errOut)
+	}
 	if code, _, errOut := run(t, "serve", "--source", examplesDir, "--trusted-ssh-keys", "/nonexistent.pub"); code != exitUsage || !strings.Contains(errOut, "/nonexistent.pub") {
 		t.Errorf("missing trusted keys file: exit %d, %q", code, errOut)
 	}

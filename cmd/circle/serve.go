@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/circlecore/circle/apply"
+	"github.com/circlecore/circle/license"
 	"github.com/circlecore/circle/reconciler"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/sources"
@@ -52,6 +53,7 @@ type serveOptions struct {
 	listen     string
 	clusters   []string
 	applyOpts  apply.Options
+	licKeys    string
 }
 
 func newServeCmd() *cobra.Command {
@@ -111,6 +113,8 @@ policy.requireSignedCommits, which adds the key files the repository lists.`,
 	o.keys.register(cmd)
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:9090",
 		"address of the HTTP API: /healthz, /readyz, /metrics, /api/v1/status (empty: none)")
+	cmd.Flags().StringVar(&o.licKeys, "license-keyring", "",
+		"issuer public keys license files must be signed with (default: the repository's licenses/issuers.pub)")
 	cmd.Flags().StringArrayVar(&o.clusters, "cluster", nil,
 		"cluster target NAME=KUBECONFIG[@CONTEXT]: the target of that name in circle.yaml gets its environments'\n"+
 			"manifests, server-side applied and pruned (repeatable)")
@@ -150,6 +154,12 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 			return fmt.Errorf("%s: %w", f, err)
 		}
 	}
+	var licKeys *license.Keyring
+	if o.licKeys != "" {
+		if licKeys, err = license.ReadKeyring(o.licKeys); err != nil {
+			return err
+		}
+	}
 	clusters, err := o.openClusters()
 	if err != nil {
 		return err
@@ -168,7 +178,7 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 		return err
 	}
 	rec := reconciler.New(src, bucket, log, reconciler.Options{Keyring: ring, Redactor: red, TrustedKeys: trusted, Target: target,
-		Clusters: clusters, Apply: o.applyOpts})
+		Clusters: clusters, Apply: o.applyOpts, LicenseKeys: licKeys})
 	if o.listen != "" {
 		ln, err := net.Listen("tcp", o.listen)
 		if err != nil {
