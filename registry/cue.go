@@ -118,6 +118,13 @@ func (d *document) validate(def string, out any) error {
 	}
 	v, issues := s.Validate(def, d.expr)
 	if issues != nil {
+		for i := range issues {
+			// A required field the file lacks has only the schema's position; the file is
+			// where it is fixed.
+			if issues[i].File == SchemaFile {
+				issues[i].File, issues[i].Line, issues[i].Column = d.file, 0, 0
+			}
+		}
 		return issues
 	}
 	b, err := json.Marshal(v)

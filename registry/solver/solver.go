@@ -1,6 +1,7 @@
 package solver
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"sort"
@@ -97,6 +98,10 @@ type assignment struct {
 	decision bool
 	level    int
 	cause    *incompat
+	// after is the intersection of the package's assignments up to this one: what the
+	// partial solution says of the package here. Kept so backtracking and satisfier search
+	// need no recomputation.
+	after term
 }
 
 type runKey struct {
@@ -112,7 +117,7 @@ type solver struct {
 	pkgs     []*pkgInfo
 	ids      map[string]int
 	incs     [][]*incompat // by package, oldest first
-	added    map[runKey]bool
+	added    map[runKey]*incompat
 	ranges   map[string]*semver.Constraints
 	// The partial solution.
 	assigns []assignment
@@ -124,6 +129,42 @@ type solver struct {
 	stats   Stats
 	// partial counts resolution steps whose satisfier did not satisfy its term alone.
 	partial int
+	// candidates holds the packages decision making may choose, ordered by allowed
+	// versions then name; entries go stale as the partial solution moves and are dropped
+	// when popped.
+	candidates candidateHeap
+}
+
+type candidate struct {
+	count int
+	name  string
+	pkg   int
+}
+
+type candidateHeap []candidate
+
+func (h candidateHeap) Len() int { return len(h) }
+func (h candidateHeap) Less(i, j int) bool {
+	if h[i].count != h[j].count {
+		return h[i].count < h[j].count
+	}
+	return h[i].name < h[j].name
+}
+func (h candidateHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *candidateHeap) Push(x any)   { *h = append(*h, x.(candidate)) }
+func (h *candidateHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// offer makes p a decision candidate when the partial solution requires it and it has no
+// version yet.
+func (s *solver) offer(p int) {
+	if s.hasAcc[p] && s.acc[p].pos && s.decided[p] < 0 {
+		heap.Push(&s.candidates, candidate{count: s.acc[p].set.count(), name: s.pkgs[p].name, pkg: p})
+	}
 }
 
 // Solve selects versions for everything requires needs, transitively. root names the
@@ -147,7 +188,7 @@ func Solve(ctx context.Context, src Source, root string, requires []Dependency, 
 func newSolver(ctx context.Context, src Source, root string, requires []Dependency, opts Options) *solver {
 	s := &solver{
 		ctx: ctx, src: src, opts: opts, rootName: root,
-		ids: map[string]int{}, added: map[runKey]bool{}, ranges: map[string]*semver.Constraints{},
+		ids: map[string]int{}, added: map[runKey]*incompat{}, ranges: map[string]*semver.Constraints{},
 	}
 	reqs := append([]Dependency(nil), requires...)
 	sort.SliceStable(reqs, func(i, j int) bool { return reqs[i].Name < reqs[j].Name })
@@ -159,24 +200,24 @@ func newSolver(ctx context.Context, src Source, root string, requires []Dependen
 
 // run is the main loop: propagate from the last package decided, then decide the next.
 func (s *solver) run() error {
-	next := rootID
+	next, first := rootID, []*incompat(nil)
 	for steps := 0; ; steps++ {
 		if steps%64 == 0 {
 			if err := s.ctx.Err(); err != nil {
 				return err
 			}
 		}
-		if err := s.propagate(next); err != nil {
+		if err := s.propagate(next, first); err != nil {
 			return err
 		}
-		p, done, err := s.decide()
+		p, f, done, err := s.decide()
 		if err != nil {
 			return err
 		}
 		if done {
 			return nil
 		}
-		next = p
+		next, first = p, f
 	}
 }
 
@@ -273,7 +314,11 @@ func (s *solver) addIncompat(inc *incompat) {
 	}
 }
 
-// dependencyIncompats turns the dependencies of p's version vi into incompatibilities,
+// dependencyIncompats returns the incompatibilities of the dependencies of p's version vi,
+// making them the first time: they are added once, and asked for again when vi is chosen
+// again after a backjump.
+//
+// Each dependency becomes an incompatibility
 // each widened to the run of adjacent versions that depend on the same range, so
 // "foo 1.0.0 and 1.1.0 depend on bar ^1" is one incompatibility {foo <1.2.0, not bar ^1}.
 func (s *solver) dependencyIncompats(p, vi int) ([]*incompat, error) {
@@ -306,10 +351,10 @@ func (s *solver) dependencyIncompats(p, vi int) ([]*incompat, error) {
 			hi++
 		}
 		key := runKey{p, lo, hi, d}
-		if s.added[key] {
+		if inc, ok := s.added[key]; ok {
+			out = append(out, inc)
 			continue
 		}
-		s.added[key] = true
 		run := newBitset(len(info.versions))
 		for i := lo; i <= hi; i++ {
 			run.set(i)
@@ -330,6 +375,7 @@ func (s *solver) dependencyIncompats(p, vi int) ([]*incompat, error) {
 			inc = &incompat{kind: kindDependency, terms: []term{depender, {pkg: target, set: set, label: d.Range}}, dep: d}
 		}
 		s.addIncompat(inc)
+		s.added[key] = inc
 		out = append(out, inc)
 	}
 	return out, nil
@@ -395,19 +441,26 @@ func (s *solver) relationInc(inc *incompat) (rel incRelation, unsat int) {
 
 func (s *solver) assign(a assignment) {
 	p := a.term.pkg
-	s.byPkg[p] = append(s.byPkg[p], len(s.assigns))
-	s.assigns = append(s.assigns, a)
 	if s.hasAcc[p] {
 		s.acc[p] = intersect(s.acc[p], a.term)
 	} else {
 		s.acc[p], s.hasAcc[p] = a.term, true
+	}
+	a.after = s.acc[p]
+	s.byPkg[p] = append(s.byPkg[p], len(s.assigns))
+	s.assigns = append(s.assigns, a)
+	if !a.decision {
+		s.offer(p)
 	}
 }
 
 // propagate is unit propagation from package p: every incompatibility that mentions a
 // changed package, newest first, either derives the negation of its one undecided term
 // or, when satisfied, goes to conflict resolution.
-func (s *solver) propagate(p int) error {
+//
+// When first is given, the first look at p examines only those incompatibilities (the
+// others are known not to have changed status); every later look takes them all.
+func (s *solver) propagate(p int, first []*incompat) error {
 	queue := []int{p}
 	queued := map[int]bool{p: true}
 next:
@@ -416,6 +469,9 @@ next:
 		queue = queue[1:]
 		delete(queued, pkg)
 		incs := s.incs[pkg]
+		if pkg == p && first != nil {
+			incs, first = first, nil
+		}
 		for i := len(incs) - 1; i >= 0; i-- {
 			inc := incs[i]
 			rel, unsat := s.relationInc(inc)
@@ -449,15 +505,8 @@ next:
 
 // satisfier is the earliest assignment after which the partial solution satisfies t.
 func (s *solver) satisfier(t term) int {
-	var acc term
-	for n, ai := range s.byPkg[t.pkg] {
-		a := s.assigns[ai].term
-		if n == 0 {
-			acc = a
-		} else {
-			acc = intersect(acc, a)
-		}
-		if relate(acc, t) == subset {
+	for _, ai := range s.byPkg[t.pkg] {
+		if relate(s.assigns[ai].after, t) == subset {
 			return ai
 		}
 	}
@@ -527,7 +576,8 @@ func (s *solver) resolve(conflict *incompat) (*incompat, error) {
 
 // backtrack removes every assignment above level.
 func (s *solver) backtrack(level int) {
-	touched := map[int]bool{}
+	var touched []int
+	seen := map[int]bool{}
 	for len(s.assigns) > 0 && s.assigns[len(s.assigns)-1].level > level {
 		a := s.assigns[len(s.assigns)-1]
 		s.assigns = s.assigns[:len(s.assigns)-1]
@@ -536,17 +586,18 @@ func (s *solver) backtrack(level int) {
 		if a.decision {
 			s.decided[p] = -1
 		}
-		touched[p] = true
-	}
-	for p := range touched {
-		s.hasAcc[p] = false
-		for n, ai := range s.byPkg[p] {
-			if n == 0 {
-				s.acc[p], s.hasAcc[p] = s.assigns[ai].term, true
-			} else {
-				s.acc[p] = intersect(s.acc[p], s.assigns[ai].term)
-			}
+		if !seen[p] {
+			seen[p] = true
+			touched = append(touched, p)
 		}
+	}
+	for _, p := range touched {
+		if n := len(s.byPkg[p]); n > 0 {
+			s.acc[p], s.hasAcc[p] = s.assigns[s.byPkg[p][n-1]].after, true
+		} else {
+			s.acc[p], s.hasAcc[p] = term{}, false
+		}
+		s.offer(p)
 	}
 	s.level = level
 }
@@ -556,19 +607,18 @@ func (s *solver) backtrack(level int) {
 // surface early; ties by name), and its preferred or newest allowed version, unless that
 // version's dependencies conflict at once. It returns the package to propagate from, or
 // done when every required package has a version.
-func (s *solver) decide() (int, bool, error) {
-	best, bestCount := -1, 0
-	for p := range s.pkgs {
-		if !s.hasAcc[p] || !s.acc[p].pos || s.decided[p] >= 0 {
-			continue
-		}
-		c := s.acc[p].set.count()
-		if best < 0 || c < bestCount || c == bestCount && s.pkgs[p].name < s.pkgs[best].name {
-			best, bestCount = p, c
+func (s *solver) decide() (int, []*incompat, bool, error) {
+	best := -1
+	for s.candidates.Len() > 0 {
+		c := heap.Pop(&s.candidates).(candidate)
+		p := c.pkg
+		if s.hasAcc[p] && s.acc[p].pos && s.decided[p] < 0 && s.acc[p].set.count() == c.count {
+			best = p
+			break
 		}
 	}
 	if best < 0 {
-		return 0, true, nil
+		return 0, nil, true, nil
 	}
 	p, info, allowed := best, s.pkgs[best], s.acc[best].set
 	vi := allowed.highest()
@@ -581,7 +631,15 @@ func (s *solver) decide() (int, bool, error) {
 	}
 	incs, err := s.dependencyIncompats(p, vi)
 	if err != nil {
-		return 0, false, err
+		return 0, nil, false, err
+	}
+	// When the partial solution already allows only vi, the decision changes nothing
+	// propagation reads but vi's dependencies: they may have been added, or had their
+	// conclusions undone by a backjump, while vi's premise stayed. Only they need looking
+	// at; otherwise every incompatibility of p does.
+	var first []*incompat
+	if allowed.count() == 1 {
+		first = append([]*incompat{}, incs...) // non-nil, even when empty
 	}
 	chosen := term{pkg: p, pos: true, set: newBitset(len(info.versions)), label: info.versions[vi].Original()}
 	chosen.set.set(vi)
@@ -601,12 +659,12 @@ func (s *solver) decide() (int, bool, error) {
 		}
 		if conflict {
 			// Choosing vi would satisfy inc at once: let propagation derive around it.
-			return p, false, nil
+			return p, first, false, nil
 		}
 	}
 	s.level++
 	s.stats.Decisions++
 	s.assign(assignment{term: chosen, decision: true, level: s.level})
 	s.decided[p] = vi
-	return p, false, nil
+	return p, first, false, nil
 }
