@@ -13,11 +13,3 @@ func newPlanCmd() *cobra.Command {
 		RunE:  notImplemented,
 	}
 }
-
-func newPackageCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "package",
-		Short: "Resolve, scan and publish the package registry",
-		RunE:  notImplemented,
-	}
-}
