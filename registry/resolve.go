@@ -66,6 +66,7 @@ type envSource struct {
 	env string
 }
 
+// Versions lists the versions of name enabled in the environment.
 func (s *envSource) Versions(name string) ([]*semver.Version, error) {
 	p := s.r.packages[name]
 	if p == nil {
@@ -78,6 +79,7 @@ func (s *envSource) Versions(name string) ([]*semver.Version, error) {
 	return out, nil
 }
 
+// Dependencies lists a version's dependencies in name order.
 func (s *envSource) Dependencies(name string, v *semver.Version) ([]solver.Dependency, error) {
 	m := s.r.packages[name].Version(v.Original())
 	if m == nil {

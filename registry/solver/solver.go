@@ -143,15 +143,25 @@ type candidate struct {
 
 type candidateHeap []candidate
 
+// Len, Less, Swap, Push and Pop make candidateHeap a container/heap: fewest allowed
+// versions first, then name.
 func (h candidateHeap) Len() int { return len(h) }
+
+// Less orders by allowed versions, then name.
 func (h candidateHeap) Less(i, j int) bool {
 	if h[i].count != h[j].count {
 		return h[i].count < h[j].count
 	}
 	return h[i].name < h[j].name
 }
+
+// Swap is heap.Interface's.
 func (h candidateHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *candidateHeap) Push(x any)   { *h = append(*h, x.(candidate)) }
+
+// Push is heap.Interface's.
+func (h *candidateHeap) Push(x any) { *h = append(*h, x.(candidate)) }
+
+// Pop is heap.Interface's.
 func (h *candidateHeap) Pop() any {
 	old := *h
 	x := old[len(old)-1]
