@@ -118,7 +118,9 @@ type solver struct {
 	ids      map[string]int
 	incs     [][]*incompat // by package, oldest first
 	added    map[runKey]*incompat
-	ranges   map[string]*semver.Constraints
+	// byVersion caches dependencyIncompats per package and version index.
+	byVersion map[[2]int][]*incompat
+	ranges    map[string]*semver.Constraints
 	// The partial solution.
 	assigns []assignment
 	byPkg   [][]int // assignment indices per package, ascending
@@ -198,7 +200,7 @@ func Solve(ctx context.Context, src Source, root string, requires []Dependency, 
 func newSolver(ctx context.Context, src Source, root string, requires []Dependency, opts Options) *solver {
 	s := &solver{
 		ctx: ctx, src: src, opts: opts, rootName: root,
-		ids: map[string]int{}, added: map[runKey]*incompat{}, ranges: map[string]*semver.Constraints{},
+		ids: map[string]int{}, added: map[runKey]*incompat{}, byVersion: map[[2]int][]*incompat{}, ranges: map[string]*semver.Constraints{},
 	}
 	reqs := append([]Dependency(nil), requires...)
 	sort.SliceStable(reqs, func(i, j int) bool { return reqs[i].Name < reqs[j].Name })
@@ -332,6 +334,9 @@ func (s *solver) addIncompat(inc *incompat) {
 // each widened to the run of adjacent versions that depend on the same range, so
 // "foo 1.0.0 and 1.1.0 depend on bar ^1" is one incompatibility {foo <1.2.0, not bar ^1}.
 func (s *solver) dependencyIncompats(p, vi int) ([]*incompat, error) {
+	if incs, ok := s.byVersion[[2]int{p, vi}]; ok {
+		return incs, nil
+	}
 	ds, err := s.deps(p, vi)
 	if err != nil {
 		return nil, err
@@ -388,6 +393,7 @@ func (s *solver) dependencyIncompats(p, vi int) ([]*incompat, error) {
 		s.added[key] = inc
 		out = append(out, inc)
 	}
+	s.byVersion[[2]int{p, vi}] = out
 	return out, nil
 }
 
