@@ -43,7 +43,7 @@ func TestReconcile_PublishesEachEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Ready || !strings.Contains(strings.Join(st.Stages, ","), "licenses,build,publish,record") {
+	if !st.Ready || !strings.Contains(strings.Join(st.Stages, ","), "packages,build,publish,record") {
 		t.Fatalf("status = %+v", st)
 	}
 	for _, env := range []string{"dev", "staging", "prod"} {
@@ -184,7 +184,41 @@ func TestReconcile_BuildFailure(t *testing.T) {
 	if st.Ready || dev.Reason != reconciler.ReasonBuildFailed || !strings.Contains(dev.Message, "remote kustomize resources are not allowed") || dev.LastGood != nil || dev.Published != nil {
 		t.Errorf("dev = %+v", dev)
 	}
-	if !prod.Ready || prod.Published == nil || prod.Published.Files != 5 {
+	if !prod.Ready || prod.Published == nil || prod.Published.Files != 6 {
 		t.Errorf("prod = %+v", prod)
+	}
+}
+
+// Packages fail closed: a prod license policy that its resolved packages break keeps prod
+// on its last good revision with the reason; the others publish their index. (A
+// requirement no version satisfies is caught earlier, as a problem of the repository.)
+func TestReconcile_PackagesFailClosed(t *testing.T) {
+	ctx := context.Background()
+	backend, err := storage.Open(ctx, "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	keys, _ := envelope.NewKeyring()
+	target := publish.New(envelope.New(backend, keys, "test"), "")
+	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
+	root := copyExamples(t)
+	cfg := readFile(t, root, "packages/environments.yaml")
+	write(t, root, "packages/environments.yaml", strings.Replace(cfg, "      api: ~1.2.0\n", "      api: ~1.2.0\n    licenses:\n      allow: [MIT]\n", 1))
+	st, err := d.Reconcile(ctx, snapshot(t, root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod := envByName(st, "prod")
+	if prod.Ready || prod.Reason != reconciler.ReasonBuildFailed || !strings.Contains(prod.Message, "packages fail the prod policy") || !strings.Contains(prod.Message, "api@1.2.0: license Apache-2.0") {
+		t.Errorf("prod = %+v", prod)
+	}
+	m, err := target.Current(ctx, "staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := target.ReadFile(ctx, m, "packages/index.json")
+	if err != nil || !bytes.Contains(ix, []byte(`"resolved":true`)) && !bytes.Contains(ix, []byte(`"resolved": true`)) {
+		t.Errorf("staging's package index: %v\n%s", err, ix)
 	}
 }

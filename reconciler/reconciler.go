@@ -280,6 +280,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 		}
 	}
 
+	// Packages: the registry read and checked once; each environment resolves and scans
+	// its own set in the build stage.
+	st.Stages = append(st.Stages, "packages")
+	reg, problems, err := loadPackages(ctx, snap, loaded.Settings)
+	if err != nil {
+		st.Problems = problems
+		return r.fail(ctx, st, ReasonInvalid, err)
+	}
+
 	// Build: each verified environment's output. One that fails to build stays on its last
 	// good revision; the others go on.
 	st.Stages = append(st.Stages, "build")
@@ -290,6 +299,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 			continue
 		}
 		files, err := build(snap, loaded.Settings, loaded.Env(name), lics.forEnv(name, loaded.Settings))
+		if err == nil {
+			var pkgs []publish.File
+			if pkgs, err = packageBuild(ctx, reg, name, r.now()); err == nil {
+				files = append(files, pkgs...)
+			}
+		}
 		if err != nil {
 			accepted[name] = false
 			envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonBuildFailed, r.opts.Redactor.String(err.Error())

@@ -66,7 +66,7 @@ func TestHelpListsCommandTree(t *testing.T) {
 }
 
 func TestNotImplementedExitsThree(t *testing.T) {
-	for _, c := range []string{"plan", "package"} {
+	for _, c := range []string{"plan"} {
 		code, out, errOut := run(t, c)
 		if code != exitNotImplemented || !strings.Contains(errOut, "not implemented yet") || out != "" {
 			t.Errorf("circle %s: exit %d, stderr %q, stdout %q", c, code, errOut, out)
