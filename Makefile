@@ -20,8 +20,9 @@ all: build
 build: ## build bin/circle
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/circle
 
-run: build ## run the daemon on examples/, publishing to ./.circle/
-	$(BIN) serve --source examples --publish file://$(CURDIR)/.circle --key-file examples/keys/age.example.key \
+run: build ## run the daemon on examples/, publishing to ./.circle/storage, state in ./.circle/state
+	$(BIN) serve --source examples --publish file://$(CURDIR)/.circle/storage --state-dir $(CURDIR)/.circle/state \
+		--key-file examples/keys/age.example.key \
 		--storage-keyring $(CURDIR)/.circle-keyring.json
 
 testenv: ## build or install the test servers into ~/.cache/circle-testenv (cached by version)

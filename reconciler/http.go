@@ -3,6 +3,7 @@ package reconciler
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,6 +72,7 @@ func (m *metrics) observe(st *Status, took time.Duration) {
 //	/readyz           200 once a first revision has been reconciled, else 503
 //	/metrics          Prometheus metrics (circle_* and the Go runtime's)
 //	/api/v1/status    the last recorded Status, as in status.json
+//	/api/v1/history   ?env=E[&limit=N]: E's reconciles, newest first (with a state store)
 func (r *Reconciler) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -94,6 +96,25 @@ func (r *Reconciler) Handler() http.Handler {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(st)
+	})
+	mux.HandleFunc("GET /api/v1/history", func(w http.ResponseWriter, req *http.Request) {
+		if r.opts.State == nil {
+			http.Error(w, `{"error": "no state store (circle serve --state-dir)"}`, http.StatusNotFound)
+			return
+		}
+		env := req.URL.Query().Get("env")
+		if env == "" {
+			http.Error(w, `{"error": "give ?env="}`, http.StatusBadRequest)
+			return
+		}
+		limit, _ := strconv.Atoi(req.URL.Query().Get("limit"))
+		h, err := r.opts.State.History(env, limit)
+		if err != nil {
+			http.Error(w, `{"error": "history unreadable"}`, http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"env": env, "history": h})
 	})
 	return mux
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/circlecore/circle/secrets"
 	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/signature"
+	"github.com/circlecore/circle/state"
 	"github.com/circlecore/circle/storage/publish"
 )
 
@@ -138,6 +139,9 @@ type Options struct {
 	Clusters map[string]*apply.Applier
 	// Apply tunes every apply (inventory namespace, prune, health wait).
 	Apply apply.Options
+	// State, when set, keeps the status, the revocation serial and each environment's
+	// history across restarts (the state directory; in a cluster, the PVC).
+	State *state.Store
 	// LicenseKeys are the issuer keys license files must be signed with. Nil uses the
 	// repository's own licenses/issuers.pub (which proves the files intact, not who made
 	// them).
@@ -202,6 +206,22 @@ func (r *Reconciler) Run(ctx context.Context) error {
 // resume reads the status a previous run recorded, so last good revisions survive a
 // restart.
 func (r *Reconciler) resume(ctx context.Context) error {
+	if r.opts.State != nil {
+		var st Status
+		ok, err := r.opts.State.Get(stateStatus, &st)
+		if err != nil {
+			return err
+		}
+		if _, err := r.opts.State.Get(stateSerial, &r.revSerial); err != nil {
+			return err
+		}
+		if ok {
+			r.mu.Lock()
+			r.last = &st
+			r.mu.Unlock()
+			return nil
+		}
+	}
 	st, err := ReadStatus(ctx, r.publish)
 	if gcerrors.Code(errors.Unwrap(err)) == gcerrors.NotFound {
 		return nil
@@ -513,11 +533,39 @@ func (r *Reconciler) record(ctx context.Context, st *Status) (*Status, error) {
 	if err := r.publish.WriteAll(ctx, StatusKey, append(b, '\n'), &blob.WriterOptions{ContentType: "application/json"}); err != nil {
 		return nil, fmt.Errorf("record %s: %w", st.Revision, err)
 	}
+	if r.opts.State != nil {
+		if err := r.remember(st); err != nil {
+			return nil, fmt.Errorf("record %s: %w", st.Revision, err)
+		}
+	}
 	r.mu.Lock()
 	r.last = st
 	r.mu.Unlock()
 	r.metrics.observe(st, r.now().Sub(st.started))
 	return st, nil
+}
+
+// Keys of the daemon's documents in the state store.
+const (
+	stateStatus = "status"
+	stateSerial = "revocation-serial"
+)
+
+// remember writes the status, the revocation serial and each environment's history entry
+// to the state store.
+func (r *Reconciler) remember(st *Status) error {
+	if err := r.opts.State.Put(stateStatus, st); err != nil {
+		return err
+	}
+	if err := r.opts.State.Put(stateSerial, r.revSerial); err != nil {
+		return err
+	}
+	entries := map[string]state.Entry{}
+	for _, e := range st.Environments {
+		entries[e.Name] = state.Entry{Revision: st.Revision, At: st.ReconciledAt, Duration: st.ReconciledAt.Sub(st.started),
+			Ready: e.Ready, Reason: e.Reason, Message: e.Message}
+	}
+	return r.opts.State.Append(entries)
 }
 
 // ReadStatus reads the status the record stage last wrote.

@@ -30,6 +30,7 @@ import (
 	"github.com/circlecore/circle/sources/git"
 	"github.com/circlecore/circle/sources/signature"
 	"github.com/circlecore/circle/sources/webhook"
+	"github.com/circlecore/circle/state"
 	"github.com/circlecore/circle/storage/envelope"
 	"github.com/circlecore/circle/storage/publish"
 )
@@ -54,6 +55,7 @@ type serveOptions struct {
 	clusters   []string
 	applyOpts  apply.Options
 	licKeys    string
+	stateDir   string
 }
 
 func newServeCmd() *cobra.Command {
@@ -113,6 +115,8 @@ policy.requireSignedCommits, which adds the key files the repository lists.`,
 	o.keys.register(cmd)
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:9090",
 		"address of the HTTP API: /healthz, /readyz, /metrics, /api/v1/status (empty: none)")
+	cmd.Flags().StringVar(&o.stateDir, "state-dir", "",
+		"state directory (bbolt): status, revocation serial and history survive restarts; /api/v1/history")
 	cmd.Flags().StringVar(&o.licKeys, "license-keyring", "",
 		"issuer public keys license files must be signed with (default: the repository's licenses/issuers.pub)")
 	cmd.Flags().StringArrayVar(&o.clusters, "cluster", nil,
@@ -164,6 +168,13 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	var store *state.Store
+	if o.stateDir != "" {
+		if store, err = state.Open(o.stateDir); err != nil {
+			return err
+		}
+		defer store.Close()
+	}
 	src, err := o.openSource(ctx, log)
 	if err != nil {
 		return err
@@ -178,7 +189,7 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 		return err
 	}
 	rec := reconciler.New(src, bucket, log, reconciler.Options{Keyring: ring, Redactor: red, TrustedKeys: trusted, Target: target,
-		Clusters: clusters, Apply: o.applyOpts, LicenseKeys: licKeys})
+		Clusters: clusters, Apply: o.applyOpts, LicenseKeys: licKeys, State: store})
 	if o.listen != "" {
 		ln, err := net.Listen("tcp", o.listen)
 		if err != nil {

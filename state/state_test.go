@@ -1,0 +1,93 @@
+package state_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/circlecore/circle/state"
+)
+
+func TestDocsAndHistory(t *testing.T) {
+	dir := t.TempDir()
+	s, err := state.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Keep = 3
+	var got struct{ Serial int }
+	if ok, err := s.Get("licenses", &got); ok || err != nil {
+		t.Errorf("Get of nothing: %v %v", ok, err)
+	}
+	if err := s.Put("licenses", map[string]int{"Serial": 7}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := s.Append(map[string]state.Entry{"dev": {Revision: fmt.Sprint("r", i), Ready: i%2 == 0, At: time.Now()}, "prod": {Revision: fmt.Sprint("p", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := s.History("dev", 0)
+	if err != nil || len(h) != 3 || h[0].Revision != "r4" || h[2].Revision != "r2" || !h[0].Ready {
+		t.Errorf("dev history = %+v %v", h, err)
+	}
+	if h, _ := s.History("prod", 1); len(h) != 1 || h[0].Revision != "p4" {
+		t.Errorf("prod's last = %+v", h)
+	}
+	if h, _ := s.History("none", 0); len(h) != 0 {
+		t.Errorf("unknown env history = %+v", h)
+	}
+
+	// Another process cannot open the same state while this one holds it.
+	if os.Getenv("STATE_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run", "TestLockedChild")
+		cmd.Env = append(os.Environ(), "STATE_CHILD="+dir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("child: %v\n%s", err, out)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reopened: what was committed is there.
+	s, err = state.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if ok, err := s.Get("licenses", &got); !ok || err != nil || got.Serial != 7 {
+		t.Errorf("after reopening: %+v %v %v", got, ok, err)
+	}
+	if h, _ := s.History("dev", 0); len(h) != 3 {
+		t.Errorf("history after reopening: %d entries", len(h))
+	}
+}
+
+// TestLockedChild runs in a child process of TestDocsAndHistory.
+func TestLockedChild(t *testing.T) {
+	dir := os.Getenv("STATE_CHILD")
+	if dir == "" {
+		t.Skip("run by TestDocsAndHistory in a child process")
+	}
+	if _, err := state.Open(dir); !errors.Is(err, state.ErrLocked) {
+		t.Fatalf("a second process opened the state: %v", err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(f, []byte("x"), 0o600)
+	if _, err := state.Open(filepath.Join(f, "sub")); err == nil {
+		t.Error("a state under a file opened")
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, state.FileName), []byte("not a database"), 0o600)
+	if _, err := state.Open(dir); err == nil {
+		t.Error("a corrupt database opened")
+	}
+}
