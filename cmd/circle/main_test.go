@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/circlecore/circle/state"
 	"github.com/circlecore/circle/testenv"
 )
 
@@ -237,5 +238,23 @@ func TestServe_Cluster(t *testing.T) {
 	}
 	if code, _, errOut := run(t, "serve", "--source", dir, "--cluster", "nokubeconfig"); code != exitUsage || !strings.Contains(errOut, "NAME=KUBECONFIG") {
 		t.Errorf("bad --cluster: exit %d %q", code, errOut)
+	}
+}
+
+// serve --state-dir keeps the status and each environment's history in the bbolt store,
+// which the next start reads.
+func TestServe_StateDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	serveUntil(t, `"ready": true`, "--source", examplesDir, "--key-file", exampleKey, "--state-dir", dir)
+	store, err := state.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if h, err := store.History("prod", 0); err != nil || len(h) != 1 || !h[0].Ready {
+		t.Errorf("prod's history: %+v %v", h, err)
+	}
+	if code, _, errOut := run(t, "serve", "--source", examplesDir, "--state-dir", dir); code != exitUsage || !strings.Contains(errOut, "in use") {
+		t.Errorf("a second daemon on the same state: exit %d %q", code, errOut)
 	}
 }
