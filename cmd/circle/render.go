@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"path"
 
+	"github.com/fluxcd/pkg/ssa/utils"
 	"github.com/spf13/cobra"
 
 	"github.com/circlecore/circle/redact"
@@ -14,8 +16,9 @@ import (
 
 func newRenderCmd() *cobra.Command {
 	var (
-		env  string
-		keys keyFlags
+		env    string
+		keys   keyFlags
+		format string
 	)
 	cmd := &cobra.Command{
 		Use:   "render [path] --env ENV",
@@ -26,6 +29,8 @@ values) that Circle generates from the environment's configuration, exactly as t
 does: content-hash name suffixes, and the workloads' references rewritten to them.
 
 The repository is loaded and validated first; an invalid one exits 1 with its problems.
+The circle-licenses Secret the daemon adds (from verified licenses/*.lic) is not rendered
+here.
 Secret values are masked in this output (**redacted:<hash>**), so the Secret's name
 suffix here differs from the one the daemon applies.`,
 		Example: `  circle render examples --env prod --key-file examples/keys/age.example.key`,
@@ -56,12 +61,30 @@ suffix here differs from the one the daemon applies.`,
 			if err != nil {
 				return &exitError{code: exitFailed, err: err}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "# circle render %s --env %s (revision %s)\n", path.Clean(root), env, snap.Revision)
-			_, err = cmd.OutOrStdout().Write(out)
-			return err
+			switch format {
+			case "yaml", "":
+				fmt.Fprintf(cmd.OutOrStdout(), "# circle render %s --env %s (revision %s)\n", path.Clean(root), env, snap.Revision)
+				_, err = cmd.OutOrStdout().Write(out)
+				return err
+			case "json":
+				objects, err := utils.ReadObjects(bytes.NewReader(out))
+				if err != nil {
+					return err
+				}
+				list := make([]map[string]any, len(objects))
+				for i, o := range objects {
+					list[i] = o.Object
+				}
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(list)
+			default:
+				return fmt.Errorf("unknown output format %q: use yaml or json", format)
+			}
 		},
 	}
 	cmd.Flags().StringVar(&env, "env", "", "the environment to render (required)")
+	cmd.Flags().StringVarP(&format, "output", "o", "yaml", "output format: yaml (a multi-document stream) or json (a list)")
 	_ = cmd.MarkFlagRequired("env")
 	keys.register(cmd)
 	return cmd

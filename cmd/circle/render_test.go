@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
@@ -34,6 +35,14 @@ func TestRender(t *testing.T) {
 		t.Errorf("secret data = %s", b)
 	}
 
+	code, out, _ = run(t, "render", dir, "--env", "prod", "--key-file", exampleKey, "-o", "json")
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(out), &list); err != nil || code != exitOK || len(list) != 4 {
+		t.Errorf("-o json: exit %d, %d objects, %v", code, len(list), err)
+	}
+	if code, _, _ := run(t, "render", dir, "--env", "prod", "--key-file", exampleKey, "-o", "xml"); code != exitUsage {
+		t.Errorf("-o xml: exit %d", code)
+	}
 	if code, _, errOut := run(t, "render", dir, "--key-file", exampleKey); code != exitUsage || !strings.Contains(errOut, "env") {
 		t.Errorf("without --env: exit %d %q", code, errOut)
 	}
