@@ -222,3 +222,35 @@ func TestReconcile_PackagesFailClosed(t *testing.T) {
 		t.Errorf("staging's package index: %v\n%s", err, ix)
 	}
 }
+
+// The S3 target goes away: the revision's publish fails and is retried with backoff; once
+// the server is back, the same revision lands without a new commit.
+func TestRun_RetriesAFailedTarget(t *testing.T) {
+	srv := testenv.NewS3(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	backend, err := storage.Open(ctx, srv.NewBucket(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	keys, _ := envelope.NewKeyring()
+	target := publish.New(envelope.New(backend, keys, "test"), "")
+	status := memblob.OpenBucket(nil)
+	snap := snapshot(t, copyExamples(t))
+	d := newDaemon(t, staticSource{snap: snap}, status, reconciler.Options{Keyring: exampleKeys(t), Target: target, RetryBase: 100 * time.Millisecond})
+
+	srv.Kill()
+	go func() { _ = d.Run(ctx) }()
+	waitStatus(t, ctx, status, func(st *reconciler.Status) bool {
+		return envByName(st, "prod").Reason == reconciler.ReasonPublishFailed
+	})
+	srv.Restart(t)
+	st := waitStatus(t, ctx, status, func(st *reconciler.Status) bool { return st.Ready })
+	if p := envByName(st, "prod").Published; p == nil || p.Revision != snap.Revision {
+		t.Errorf("prod after the server came back: %+v", envByName(st, "prod"))
+	}
+	if !strings.Contains(d.logs.String(), "trying the revision again") {
+		t.Error("no retry was logged")
+	}
+}

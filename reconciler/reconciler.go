@@ -18,8 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"path"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -139,6 +141,9 @@ type Options struct {
 	Clusters map[string]*apply.Applier
 	// Apply tunes every apply (inventory namespace, prune, health wait).
 	Apply apply.Options
+	// RetryBase is the first delay before a revision whose target failed is tried again;
+	// it doubles each time, up to 5 minutes. 0 means one second.
+	RetryBase time.Duration
 	// State, when set, keeps the status, the revocation serial and each environment's
 	// history across restarts (the state directory; in a cluster, the PVC).
 	State *state.Store
@@ -170,6 +175,10 @@ type Reconciler struct {
 	pendingKeys map[string]*signature.Keys
 	// revSerial is the highest revocation-list serial accepted: a lower one is a replay.
 	revSerial uint64
+	// run serialises reconciles (a retry and a new revision never overlap); generation
+	// counts revisions, so a retry of an older one gives up.
+	run        sync.Mutex
+	generation atomic.Int64
 }
 
 // New returns a reconciler reading from source and writing to the publish bucket.
@@ -188,19 +197,67 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		return err
 	}
 	return r.source.Watch(ctx, func(snap *sources.Snapshot) error {
-		log := r.log.With().Str("revision", snap.Revision).Logger()
-		st, err := r.Reconcile(ctx, snap)
-		switch {
-		case err != nil:
-			log.Error().Err(r.opts.Redactor.Error(err)).Msg("reconcile failed; last good state kept")
-		case !st.Ready:
-			log.Error().Str("reason", st.Reason).Str("message", st.Message).Int("problems", len(st.Problems)).
-				Msg("revision not accepted everywhere; last good state kept")
-		default:
-			log.Info().Int("files", st.Files).Strs("stages", st.Stages).Msg("reconciled")
-		}
+		r.attempt(ctx, snap, r.generation.Add(1), 0)
 		return nil
 	})
+}
+
+// attempt reconciles snap, and when a target failed (publish, apply, or the record
+// itself) tries the same revision again after a growing, jittered delay, until it
+// succeeds, a newer revision arrives (its generation moves on), or ctx ends. The targets
+// that did not fail are not touched again: publish skips unchanged content and apply is
+// idempotent.
+func (r *Reconciler) attempt(ctx context.Context, snap *sources.Snapshot, gen int64, n int) {
+	r.run.Lock()
+	if r.generation.Load() != gen || ctx.Err() != nil {
+		r.run.Unlock()
+		return
+	}
+	st, err := r.Reconcile(ctx, snap)
+	r.run.Unlock()
+	log := r.log.With().Str("revision", snap.Revision).Logger()
+	switch {
+	case err != nil:
+		log.Error().Err(r.opts.Redactor.Error(err)).Msg("reconcile failed; last good state kept")
+	case !st.Ready:
+		log.Error().Str("reason", st.Reason).Str("message", st.Message).Int("problems", len(st.Problems)).
+			Msg("revision not accepted everywhere; last good state kept")
+	default:
+		log.Info().Int("files", st.Files).Strs("stages", st.Stages).Msg("reconciled")
+	}
+	if !retryable(st, err) {
+		return
+	}
+	delay := backoff(r.opts.RetryBase, n)
+	log.Warn().Dur("in", delay).Int("attempt", n+1).Msg("a target failed; trying the revision again")
+	time.AfterFunc(delay, func() { r.attempt(ctx, snap, gen, n+1) })
+}
+
+// retryable reports whether a reconcile failed at a target, where trying again can help;
+// an invalid revision or a refused license stays refused until the repository changes.
+func retryable(st *Status, err error) bool {
+	if err != nil {
+		return true
+	}
+	for _, e := range st.Environments {
+		if e.Reason == ReasonPublishFailed || e.Reason == ReasonApplyFailed {
+			return true
+		}
+	}
+	return false
+}
+
+// backoff is base·2ⁿ, at most 5 minutes, with ±20% jitter so replicas and targets do not
+// retry in step.
+func backoff(base time.Duration, n int) time.Duration {
+	if base <= 0 {
+		base = time.Second
+	}
+	d := base << min(n, 20)
+	if d > 5*time.Minute || d <= 0 {
+		d = 5 * time.Minute
+	}
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
 // resume reads the status a previous run recorded, so last good revisions survive a
