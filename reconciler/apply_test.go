@@ -109,3 +109,57 @@ func readFile(t *testing.T, root, name string) string {
 	}
 	return string(b)
 }
+
+// An object changed outside Git (as kubectl edit would) is put back by the drift check.
+func TestRun_CorrectsDrift(t *testing.T) {
+	kube := testenv.StartKube(t)
+	cs := kube.Clientset(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop-staging"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := apply.New(kube.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := copyExamples(t)
+	write(t, root, "circle.yaml", readFile(t, root, "circle.yaml")+"  - name: kind\n    kind: cluster\n    environments: [staging]\n")
+	status := memblob.OpenBucket(nil)
+	d := newDaemon(t, staticSource{snap: snapshot(t, root)}, status, reconciler.Options{Keyring: exampleKeys(t),
+		Clusters: map[string]*apply.Applier{"kind": cluster}, DriftInterval: 200 * time.Millisecond,
+		Apply: apply.Options{InventoryNamespace: "shop-staging", Prune: true}})
+	go func() { _ = d.Run(ctx) }()
+	waitStatus(t, ctx, status, func(st *reconciler.Status) bool { return envByName(st, "staging").Applied["kind"] != nil })
+
+	name := configMapName(t, cs.CoreV1().ConfigMaps("shop-staging"))
+	cm, err := cs.CoreV1().ConfigMaps("shop-staging").Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := cm.Data["config.json"]
+	cm.Data["config.json"] = "{}"
+	if _, err := cs.CoreV1().ConfigMaps("shop-staging").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := cs.CoreV1().ConfigMaps("shop-staging").Get(ctx, name, metav1.GetOptions{}); after.Data["config.json"] == want {
+		t.Fatalf("the edit did not take: %q", after.Data)
+	}
+	for {
+		cm, err := cs.CoreV1().ConfigMaps("shop-staging").Get(ctx, name, metav1.GetOptions{})
+		if err == nil && cm.Data["config.json"] == want {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the edited ConfigMap was not put back: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The log line follows the API server's answer: give it a moment.
+	for !strings.Contains(d.logs.String(), `"corrected":["ConfigMap/shop-staging/`+name+`"]`) {
+		if ctx.Err() != nil {
+			t.Fatalf("the correction was not logged:\n%s", d.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -19,6 +19,7 @@ type metrics struct {
 	envReady  *prometheus.GaugeVec
 	revision  *prometheus.GaugeVec
 	published *prometheus.CounterVec
+	drift     *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -40,8 +41,11 @@ func newMetrics() *metrics {
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "circle_published_objects_total", Help: "Objects uploaded by the publish stage, by environment.",
 		}, []string{"env"}),
+		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "circle_drift_corrected_objects_total", Help: "Objects found changed outside Git and put back, by environment and target.",
+		}, []string{"env", "target"}),
 	}
-	m.registry.MustRegister(m.duration, m.results, m.envReady, m.revision, m.published,
+	m.registry.MustRegister(m.duration, m.results, m.envReady, m.revision, m.published, m.drift,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

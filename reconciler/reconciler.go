@@ -141,6 +141,9 @@ type Options struct {
 	Clusters map[string]*apply.Applier
 	// Apply tunes every apply (inventory namespace, prune, health wait).
 	Apply apply.Options
+	// DriftInterval, when set, re-applies each cluster target's last applied manifests on
+	// that interval, so objects changed outside Git (kubectl edit) are put back.
+	DriftInterval time.Duration
 	// RetryBase is the first delay before a revision whose target failed is tried again;
 	// it doubles each time, up to 5 minutes. 0 means one second.
 	RetryBase time.Duration
@@ -179,6 +182,9 @@ type Reconciler struct {
 	// counts revisions, so a retry of an older one gives up.
 	run        sync.Mutex
 	generation atomic.Int64
+	// applied is what each cluster target last received per environment, by
+	// "target/env": the drift check applies it again.
+	applied map[string]appliedBuild
 }
 
 // New returns a reconciler reading from source and writing to the publish bucket.
@@ -187,7 +193,7 @@ func New(source sources.Source, publish *blob.Bucket, log zerolog.Logger, opts O
 		opts.Redactor = redact.New()
 	}
 	return &Reconciler{source: source, publish: publish, log: log, opts: opts, now: time.Now,
-		repoKeys: map[string]*signature.Keys{}, metrics: newMetrics()}
+		repoKeys: map[string]*signature.Keys{}, metrics: newMetrics(), applied: map[string]appliedBuild{}}
 }
 
 // Run reconciles every revision the source produces until ctx is done. A failed revision
@@ -196,10 +202,47 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	if err := r.resume(ctx); err != nil {
 		return err
 	}
+	if r.opts.DriftInterval > 0 && len(r.opts.Clusters) > 0 {
+		go r.driftLoop(ctx)
+	}
 	return r.source.Watch(ctx, func(snap *sources.Snapshot) error {
 		r.attempt(ctx, snap, r.generation.Add(1), 0)
 		return nil
 	})
+}
+
+// appliedBuild is one environment's manifests as last applied to one cluster target.
+type appliedBuild struct {
+	target, env, revision string
+	manifests             []byte
+}
+
+// driftLoop applies each target's last manifests again on every tick. Server-side apply
+// with the same field manager changes nothing when nothing drifted, and puts back the
+// fields it owns when something did.
+func (r *Reconciler) driftLoop(ctx context.Context) {
+	tick := time.NewTicker(r.opts.DriftInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		r.run.Lock()
+		for _, b := range r.applied {
+			res, err := r.opts.Clusters[b.target].Apply(ctx, b.env, b.manifests, r.opts.Apply)
+			log := r.log.With().Str("revision", b.revision).Str("env", b.env).Str("target", b.target).Logger()
+			switch {
+			case err != nil:
+				log.Warn().Err(r.opts.Redactor.Error(err)).Msg("drift check failed")
+			case len(res.Created)+len(res.Configured) > 0:
+				r.metrics.drift.WithLabelValues(b.env, b.target).Add(float64(len(res.Created) + len(res.Configured)))
+				log.Warn().Strs("corrected", append(res.Created, res.Configured...)).Msg("drift corrected")
+			}
+		}
+		r.run.Unlock()
+	}
 }
 
 // attempt reconciles snap, and when a target failed (publish, apply, or the record
@@ -508,6 +551,9 @@ func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Sett
 				continue
 			}
 			res, err := cluster.Apply(ctx, name, manifests, r.opts.Apply)
+			if err == nil {
+				r.applied[t.Name+"/"+name] = appliedBuild{target: t.Name, env: name, revision: revision, manifests: manifests}
+			}
 			if err != nil {
 				envs[i].Ready, envs[i].Reason = false, ReasonApplyFailed
 				envs[i].Message = r.opts.Redactor.String(fmt.Sprintf("target %s: %v", t.Name, err))

@@ -56,6 +56,7 @@ type serveOptions struct {
 	applyOpts  apply.Options
 	licKeys    string
 	stateDir   string
+	drift      time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -115,6 +116,8 @@ policy.requireSignedCommits, which adds the key files the repository lists.`,
 	o.keys.register(cmd)
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:9090",
 		"address of the HTTP API: /healthz, /readyz, /metrics, /api/v1/status (empty: none)")
+	cmd.Flags().DurationVar(&o.drift, "drift-interval", 5*time.Minute,
+		"re-apply each cluster target's last manifests this often, putting back objects changed outside Git (0: never)")
 	cmd.Flags().StringVar(&o.stateDir, "state-dir", "",
 		"state directory (bbolt): status, revocation serial and history survive restarts; /api/v1/history")
 	cmd.Flags().StringVar(&o.licKeys, "license-keyring", "",
@@ -189,7 +192,7 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 		return err
 	}
 	rec := reconciler.New(src, bucket, log, reconciler.Options{Keyring: ring, Redactor: red, TrustedKeys: trusted, Target: target,
-		Clusters: clusters, Apply: o.applyOpts, LicenseKeys: licKeys, State: store})
+		Clusters: clusters, Apply: o.applyOpts, LicenseKeys: licKeys, State: store, DriftInterval: o.drift})
 	if o.listen != "" {
 		ln, err := net.Listen("tcp", o.listen)
 		if err != nil {
