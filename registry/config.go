@@ -191,17 +191,10 @@ func (c *Config) EnvNames() []string {
 }
 
 func readConfig(fsys fs.FS, file string) (*Config, schema.Issues) {
-	data, err := fs.ReadFile(fsys, file)
-	if err != nil {
-		return nil, schema.Issues{{File: file, Message: fmt.Sprintf("read: %v", err)}}
-	}
-	doc, err := parseYAML(file, data)
-	if err != nil {
-		return nil, asIssues(file, err)
-	}
 	var c Config
-	if err := doc.validate("#Environments", &c); err != nil {
-		return nil, asIssues(file, err)
+	doc, issues := readDocument(fsys, file, "#Environments", &c)
+	if issues != nil {
+		return nil, issues
 	}
 	c.File, c.doc = file, doc
 	return &c, nil

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,6 +52,23 @@ type document struct {
 }
 
 // parseYAML reads a YAML file whose top level is a mapping.
+// readDocument reads a YAML file of the repository and decodes it into out through the
+// schema definition def: what every registry file goes through before its own checks.
+func readDocument(fsys fs.FS, file, def string, out any) (*document, schema.Issues) {
+	data, err := fs.ReadFile(fsys, file)
+	if err != nil {
+		return nil, schema.Issues{{File: file, Message: fmt.Sprintf("read: %v", err)}}
+	}
+	doc, err := parseYAML(file, data)
+	if err != nil {
+		return nil, asIssues(file, err)
+	}
+	if err := doc.validate(def, out); err != nil {
+		return nil, asIssues(file, err)
+	}
+	return doc, nil
+}
+
 func parseYAML(file string, data []byte) (*document, error) {
 	f, err := cueyaml.Extract(file, data)
 	if err != nil {

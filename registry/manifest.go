@@ -107,20 +107,13 @@ func ValidName(s string) bool { return len(s) <= 64 && packageName.MatchString(s
 // readManifest parses and checks one manifest on its own; checks that need the other
 // manifests come later.
 func readManifest(fsys fs.FS, file string, envs []string) (*Manifest, schema.Issues) {
-	data, err := fs.ReadFile(fsys, file)
-	if err != nil {
-		return nil, schema.Issues{{File: file, Message: fmt.Sprintf("read: %v", err)}}
-	}
-	doc, err := parseYAML(file, data)
-	if err != nil {
-		return nil, asIssues(file, err)
-	}
 	var m Manifest
-	if err := doc.validate("#Manifest", &m); err != nil {
-		return nil, asIssues(file, err)
+	doc, issues := readDocument(fsys, file, "#Manifest", &m)
+	if issues != nil {
+		return nil, issues
 	}
 	m.File, m.doc = file, doc
-	var issues schema.Issues
+	var err error
 	dir, base := path.Split(file)
 	if folder := path.Base(dir); m.Name != folder {
 		issues = append(issues, doc.issue("name", true, "name %q does not match its folder %q: a manifest lives at <packages>/<name>/<version>.yaml", m.Name, folder))
