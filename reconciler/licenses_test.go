@@ -12,9 +12,6 @@ import (
 
 	"github.com/circlecore/circle/license"
 	"github.com/circlecore/circle/reconciler"
-	"github.com/circlecore/circle/storage"
-	"github.com/circlecore/circle/storage/envelope"
-	"github.com/circlecore/circle/storage/publish"
 )
 
 type issuer struct {
@@ -72,13 +69,7 @@ func TestReconcile_Licenses(t *testing.T) {
 	write(t, root, "licenses/dev.lic", iss.license("lic_dev", "dev", time.Now().Add(-24*time.Hour)))
 	write(t, root, "licenses/revoked.list", iss.revoked(2))
 
-	backend, err := storage.Open(ctx, "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer backend.Close()
-	keys, _ := envelope.NewKeyring()
-	target := publish.New(envelope.New(backend, keys, "test"), "")
+	target, _ := newTarget(t, "mem://")
 	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
 
 	st, err := d.Reconcile(ctx, snapshot(t, root))

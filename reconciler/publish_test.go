@@ -26,16 +26,7 @@ func TestReconcile_PublishesEachEnvironment(t *testing.T) {
 	ctx := context.Background()
 	root := copyExamples(t)
 	encrypt(t, root, "secrets/prod.sops.yaml", "db:\n  password: "+canary+"\n")
-	backend, err := storage.Open(ctx, testenv.StartS3(t).NewBucket(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer backend.Close()
-	keys, err := envelope.NewKeyring()
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := publish.New(envelope.New(backend, keys, "test"), "")
+	target, backend := newTarget(t, testenv.StartS3(t).NewBucket(t))
 	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
 
 	good := snapshot(t, root)
@@ -100,12 +91,7 @@ func TestReconcile_PublishesEachEnvironment(t *testing.T) {
 // A target that fails keeps the environment's last published build, with the reason.
 func TestReconcile_PublishFailure(t *testing.T) {
 	ctx := context.Background()
-	backend, err := storage.Open(ctx, "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, _ := envelope.NewKeyring()
-	target := publish.New(envelope.New(backend, keys, "test"), "")
+	target, backend := newTarget(t, "mem://")
 	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
 	backend.Close() // every publish now fails
 	st, err := d.Reconcile(ctx, snapshot(t, copyExamples(t)))
@@ -125,13 +111,7 @@ func TestReconcile_PublishFailure(t *testing.T) {
 // still reads.
 func TestReconcile_CollectsOldBuilds(t *testing.T) {
 	ctx := context.Background()
-	backend, err := storage.Open(ctx, "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer backend.Close()
-	keys, _ := envelope.NewKeyring()
-	target := publish.New(envelope.New(backend, keys, "test"), "")
+	target, backend := newTarget(t, "mem://")
 	target.Keep, target.GracePeriod = 1, time.Nanosecond
 	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
 	root := copyExamples(t)
@@ -166,13 +146,7 @@ func TestReconcile_CollectsOldBuilds(t *testing.T) {
 // are accepted and published.
 func TestReconcile_BuildFailure(t *testing.T) {
 	ctx := context.Background()
-	backend, err := storage.Open(ctx, "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer backend.Close()
-	keys, _ := envelope.NewKeyring()
-	target := publish.New(envelope.New(backend, keys, "test"), "")
+	target, _ := newTarget(t, "mem://")
 	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
 	root := copyExamples(t)
 	write(t, root, "deploy/dev/kustomization.yaml", "resources:\n  - ../base\n  - https://example.com/remote.yaml\n")
@@ -194,13 +168,7 @@ func TestReconcile_BuildFailure(t *testing.T) {
 // requirement no version satisfies is caught earlier, as a problem of the repository.)
 func TestReconcile_PackagesFailClosed(t *testing.T) {
 	ctx := context.Background()
-	backend, err := storage.Open(ctx, "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer backend.Close()
-	keys, _ := envelope.NewKeyring()
-	target := publish.New(envelope.New(backend, keys, "test"), "")
+	target, _ := newTarget(t, "mem://")
 	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
 	root := copyExamples(t)
 	cfg := readFile(t, root, "packages/environments.yaml")
@@ -229,13 +197,7 @@ func TestRun_RetriesAFailedTarget(t *testing.T) {
 	srv := testenv.NewS3(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	backend, err := storage.Open(ctx, srv.NewBucket(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer backend.Close()
-	keys, _ := envelope.NewKeyring()
-	target := publish.New(envelope.New(backend, keys, "test"), "")
+	target, _ := newTarget(t, srv.NewBucket(t))
 	status := memblob.OpenBucket(nil)
 	snap := snapshot(t, copyExamples(t))
 	d := newDaemon(t, staticSource{snap: snap}, status, reconciler.Options{Keyring: exampleKeys(t), Target: target, RetryBase: 100 * time.Millisecond})
@@ -253,4 +215,19 @@ func TestRun_RetriesAFailedTarget(t *testing.T) {
 	if !strings.Contains(d.logs.String(), "trying the revision again") {
 		t.Error("no retry was logged")
 	}
+}
+
+// newTarget is an encrypting publish target on the store at url, closed with the test.
+func newTarget(t *testing.T, url string) (*publish.Target, *storage.Store) {
+	t.Helper()
+	backend, err := storage.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { backend.Close() })
+	keys, err := envelope.NewKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return publish.New(envelope.New(backend, keys, "test"), ""), backend
 }
