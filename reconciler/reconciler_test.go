@@ -2,10 +2,6 @@ package reconciler_test
 
 import (
 	"context"
-	"io/fs"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,55 +24,12 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 const canary = "CANARY-9e1b-never-in-plaintext"
 
 // copyExamples copies the example repository into a folder the test may change.
-func copyExamples(t *testing.T) string {
-	t.Helper()
-	dst := t.TempDir()
-	src := "../examples"
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
+func copyExamples(t *testing.T) string { return testenv.CopyTree(t, "../examples") }
 
-func write(t *testing.T, root, name, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, name), []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
+func write(t *testing.T, root, name, content string) { testenv.WriteFile(t, root, name, content) }
 
 // encrypt replaces a secrets file with plain encrypted by the real sops CLI for the example key.
-func encrypt(t *testing.T, root, name, plain string) {
-	t.Helper()
-	bin, err := testenv.Tool(testenv.ToolSOPS)
-	if err != nil {
-		t.Fatal(err) // make testenv installs it; a missing tool fails, never skips
-	}
-	write(t, root, name, plain)
-	cmd := exec.Command(bin, "encrypt", "--in-place", name)
-	cmd.Dir = root
-	cmd.Env = []string{"HOME=" + t.TempDir()}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("sops: %v\n%s", err, out)
-	}
-}
+func encrypt(t *testing.T, root, name, plain string) { testenv.SOPSEncrypt(t, root, name, plain) }
 
 func exampleKeys(t *testing.T) *secrets.Keyring {
 	t.Helper()

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,52 +23,12 @@ const (
 )
 
 // copyExamples copies the example repository into a temporary folder a test may break.
-func copyExamples(t *testing.T) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir(examplesDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(examplesDir, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
+func copyExamples(t *testing.T) string { return testenv.CopyTree(t, examplesDir) }
 
-func write(t *testing.T, dir, name, content string) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
+func write(t *testing.T, dir, name, content string) { testenv.WriteFile(t, dir, name, content) }
 
 // encryptWithSOPS encrypts plain for the example key with the real sops CLI, as a user would.
-func encryptWithSOPS(t *testing.T, dir, name, plain string) {
-	t.Helper()
-	bin, err := testenv.Tool(testenv.ToolSOPS)
-	if err != nil {
-		t.Fatal(err) // make testenv installs it; a missing tool fails, never skips
-	}
-	f := filepath.Join(dir, name)
-	write(t, dir, name, plain)
-	cmd := exec.Command(bin, "encrypt", "--in-place", f)
-	cmd.Dir = dir // the example .sops.yaml names the recipient
-	cmd.Env = []string{"HOME=" + t.TempDir()}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("sops encrypt: %v\n%s", err, out)
-	}
-}
+func encryptWithSOPS(t *testing.T, dir, name, plain string) { testenv.SOPSEncrypt(t, dir, name, plain) }
 
 func TestValidate_Examples(t *testing.T) {
 	code, out, errOut := run(t, "validate", examplesDir, "--key-file", exampleKey)
