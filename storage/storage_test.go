@@ -43,7 +43,12 @@ func TestConformance_File(t *testing.T) {
 func TestConformance_S3(t *testing.T) {
 	needTool(t, testenv.ToolVersityGW)
 	srv := testenv.StartS3(t)
-	storagetest.Run(t, func(t *testing.T) *storage.Store { return open(t, srv.NewBucket(t)) })
+	storagetest.Run(t, func(t *testing.T) *storage.Store { return open(t, srv.NewBucket(t)) },
+		// Seen about one run in five: versitygw's posix backend keeps user metadata in
+		// extended attributes written apart from the file, so one GET (not only a HEAD)
+		// can answer with one version's body and another's metadata. Real S3 replaces an
+		// object atomically; Azure and GCS run the case.
+		storagetest.Skip("ConsistentGet", "versitygw can pair one version's body with another's metadata in a single GET"))
 }
 
 func TestConformance_Azure(t *testing.T) {
