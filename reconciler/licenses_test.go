@@ -10,6 +10,7 @@ import (
 
 	"gocloud.dev/blob/memblob"
 
+	"github.com/circlecore/circle/build"
 	"github.com/circlecore/circle/license"
 	"github.com/circlecore/circle/reconciler"
 )
@@ -83,7 +84,7 @@ func TestReconcile_Licenses(t *testing.T) {
 	if !prod.Ready || !staging.Ready {
 		t.Errorf("prod = %+v, staging = %+v", prod, staging)
 	}
-	var prodLic reconciler.LicenseStatus
+	var prodLic build.LicenseStatus
 	for _, l := range st.Licenses {
 		if l.ID == "lic_prod" {
 			prodLic = l

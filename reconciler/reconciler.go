@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
-	"path"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,9 +28,9 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/circlecore/circle/apply"
+	"github.com/circlecore/circle/build"
 	"github.com/circlecore/circle/license"
 	"github.com/circlecore/circle/redact"
-	"github.com/circlecore/circle/render"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/secrets"
 	"github.com/circlecore/circle/sources"
@@ -76,7 +75,7 @@ type Status struct {
 	// Environments is each environment's state, in circle.yaml's order.
 	Environments []EnvStatus `json:"environments,omitempty"`
 	// Licenses are the revision's license files as the licenses stage found them.
-	Licenses []LicenseStatus `json:"licenses,omitempty"`
+	Licenses []build.LicenseStatus `json:"licenses,omitempty"`
 
 	started time.Time
 }
@@ -381,20 +380,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 	// Licenses: every license file verified; an environment that uses a refused one (or any,
 	// when the revocation list is bad or replayed) stays on its last good revision.
 	st.Stages = append(st.Stages, "licenses")
-	lics, err := r.checkLicenses(snap, loaded.Settings, r.now())
+	lics, err := build.CheckLicenses(snap.FS, loaded.Settings, build.LicenseOptions{Keys: r.opts.LicenseKeys, MinSerial: r.revSerial}, r.now())
 	if err != nil {
 		return r.fail(ctx, st, ReasonLicenseRefused, err)
 	}
-	st.Licenses = lics.status
+	st.Licenses = lics.Status
 	for i := range envs {
 		name := envs[i].Name
-		if why, ok := lics.refused[name]; ok && accepted[name] {
+		if why, ok := lics.Refused[name]; ok && accepted[name] {
 			accepted[name] = false
 			envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonLicenseRefused, why
 			log.Error().Str("env", name).Str("reason", why).Msg("license refused; last good revision kept")
 		}
 	}
-	for _, l := range lics.status {
+	for _, l := range lics.Status {
 		if l.Expiring {
 			log.Warn().Str("license", l.File).Time("expiresAt", l.ExpiresAt).Msg("license expires within 30 days")
 		}
@@ -403,7 +402,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 	// Packages: the registry read and checked once; each environment resolves and scans
 	// its own set in the build stage.
 	st.Stages = append(st.Stages, "packages")
-	reg, problems, err := loadPackages(ctx, snap, loaded.Settings)
+	reg, problems, err := build.Packages(ctx, snap.FS, loaded.Settings)
 	if err != nil {
 		st.Problems = problems
 		return r.fail(ctx, st, ReasonInvalid, err)
@@ -412,32 +411,26 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 	// Build: each verified environment's output. One that fails to build stays on its last
 	// good revision; the others go on.
 	st.Stages = append(st.Stages, "build")
-	builds := map[string][]publish.File{}
+	builds := map[string]*build.Output{}
 	for i := range envs {
 		name := envs[i].Name
 		if !accepted[name] {
 			continue
 		}
-		files, err := build(snap, loaded.Settings, loaded.Env(name), lics.forEnv(name, loaded.Settings))
-		if err == nil {
-			var pkgs []publish.File
-			if pkgs, err = packageBuild(ctx, reg, name, r.now()); err == nil {
-				files = append(files, pkgs...)
-			}
-		}
+		out, err := build.Env(ctx, snap.FS, loaded.Settings, loaded.Env(name), lics.ForEnv(name), reg, r.now())
 		if err != nil {
 			accepted[name] = false
 			envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonBuildFailed, r.opts.Redactor.String(err.Error())
 			log.Error().Str("env", name).Err(r.opts.Redactor.Error(err)).Msg("build failed; last good revision kept")
 			continue
 		}
-		builds[name] = files
+		builds[name] = out
 	}
 
 	// Accept: the revision becomes each built environment's last good.
 	at := r.now().UTC()
-	if lics.serial > r.revSerial {
-		r.revSerial = lics.serial
+	if lics.Serial > r.revSerial {
+		r.revSerial = lics.Serial
 	}
 	for i := range envs {
 		if !accepted[envs[i].Name] {
@@ -466,7 +459,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 			if !accepted[envs[i].Name] {
 				continue
 			}
-			if err := r.publishEnv(ctx, snap.Revision, envs[i].Name, builds[envs[i].Name], &envs[i]); err != nil {
+			if err := r.publishEnv(ctx, snap.Revision, envs[i].Name, builds[envs[i].Name].Files, &envs[i]); err != nil {
 				envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonPublishFailed, r.opts.Redactor.String(err.Error())
 				log.Error().Str("env", envs[i].Name).Err(r.opts.Redactor.Error(err)).Msg("publish failed; last published build kept")
 			}
@@ -497,36 +490,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 	return r.record(ctx, st)
 }
 
-// build makes one environment's output: its merged configuration, secrets included, and,
-// when the repository has an overlay for it, its rendered manifests (with the generated
-// ConfigMap and Secret). Both go to storage only through the encrypting target.
-func build(snap *sources.Snapshot, s *repo.Settings, e *repo.Env, lics []publish.File) ([]publish.File, error) {
-	cfg, err := json.MarshalIndent(e.Config, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	files := append([]publish.File{{Path: "config.json", Data: append(cfg, '\n'), ContentType: "application/json"}}, lics...)
-	if _, err := fs.Stat(snap.FS, path.Join(s.Paths.Manifests, e.Name)); err != nil {
-		return files, nil // no overlay: nothing to deploy to a cluster
-	}
-	var licSecret map[string][]byte
-	for _, f := range lics {
-		if licSecret == nil {
-			licSecret = map[string][]byte{}
-		}
-		licSecret[path.Base(f.Path)] = f.Data
-	}
-	plain, sensitive := e.Split()
-	y, err := render.Render(render.Input{FS: snap.FS, Manifests: s.Paths.Manifests, Env: e.Name, Config: plain, Secrets: sensitive, Licenses: licSecret})
-	if err != nil {
-		return nil, err
-	}
-	return append(files, publish.File{Path: "manifests.yaml", Data: y, ContentType: "application/yaml"}), nil
-}
-
 // applyAll runs the apply stage: every cluster target of circle.yaml that the daemon has
 // a connection for, each environment it lists that was accepted and has manifests.
-func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Settings, envs []EnvStatus, accepted map[string]bool, builds map[string][]publish.File, log zerolog.Logger) {
+func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Settings, envs []EnvStatus, accepted map[string]bool, builds map[string]*build.Output, log zerolog.Logger) {
 	index := map[string]int{}
 	for i, e := range envs {
 		index[e.Name] = i
@@ -541,12 +507,7 @@ func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Sett
 			if !ok || !accepted[name] {
 				continue
 			}
-			var manifests []byte
-			for _, f := range builds[name] {
-				if f.Path == "manifests.yaml" {
-					manifests = f.Data
-				}
-			}
+			manifests := builds[name].Manifests
 			if manifests == nil {
 				continue
 			}

@@ -10,8 +10,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/circlecore/circle/apply"
+	"github.com/circlecore/circle/build"
 	"github.com/circlecore/circle/redact"
-	"github.com/circlecore/circle/render"
 	"github.com/circlecore/circle/repo"
 )
 
@@ -36,8 +36,8 @@ func (f *clusterFlags) register(cmd *cobra.Command) {
 	f.out.register(cmd)
 }
 
-// build loads and validates the repository and renders the environment with its real
-// secret values (they go to the cluster, never to output).
+// build builds the environment as the daemon does (load and validate, licenses, packages,
+// render) with its real secret values: they go to the cluster, never to output.
 func (f *clusterFlags) build(ctx context.Context, root string) ([]byte, *redact.Redactor, error) {
 	snap, err := snapshotOf(ctx, root)
 	if err != nil {
@@ -48,16 +48,21 @@ func (f *clusterFlags) build(ctx context.Context, root string) ([]byte, *redact.
 		return nil, nil, err
 	}
 	red := redact.New()
-	r, err := repo.Load(ctx, snap.FS, repo.Options{Keyring: ring, Redactor: red, Envs: []string{f.env}})
+	res, err := build.Revision(ctx, snap.FS, build.Options{Load: repo.Options{Keyring: ring, Redactor: red, Envs: []string{f.env}}})
 	if err != nil {
-		return nil, nil, &exitError{code: exitFailed, err: err}
+		return nil, nil, err
 	}
-	plain, sensitive := r.Env(f.env).Split()
-	y, err := render.Render(render.Input{FS: snap.FS, Manifests: r.Settings.Paths.Manifests, Env: f.env, Config: plain, Secrets: sensitive})
-	if err != nil {
-		return nil, nil, &exitError{code: exitFailed, err: err}
+	if len(res.Problems) > 0 {
+		return nil, nil, &exitError{code: exitFailed, err: &repo.Invalid{Problems: res.Problems}}
 	}
-	return y, red, nil
+	if why, ok := res.Failed[f.env]; ok {
+		return nil, nil, &exitError{code: exitFailed, err: fmt.Errorf("build %s: %s", f.env, why)}
+	}
+	out := res.Output(f.env)
+	if out == nil || out.Manifests == nil {
+		return nil, nil, &exitError{code: exitFailed, err: fmt.Errorf("environment %s has no overlay %s/%s", f.env, res.Settings.Paths.Manifests, f.env)}
+	}
+	return out.Manifests, red, nil
 }
 
 func (f *clusterFlags) applier() (*apply.Applier, error) {

@@ -12,7 +12,8 @@ import (
 )
 
 // circle diff then circle apply of examples' staging against a real kube-apiserver: diff
-// changes nothing and masks secrets; apply creates; a second diff says nothing would change.
+// changes nothing and masks secrets; apply creates what the daemon would (the license Secret
+// too); a second diff says nothing would change.
 func TestApplyAndDiff(t *testing.T) {
 	kube := testenv.StartKube(t)
 	ctx := context.Background()
@@ -25,7 +26,7 @@ func TestApplyAndDiff(t *testing.T) {
 	common := []string{dir, "--env", "staging", "--key-file", exampleKey, "--kubeconfig", kc, "--inventory-namespace", "shop-staging"}
 
 	code, out, errOut := run(t, append([]string{"diff"}, common...)...)
-	if code != exitOK || !strings.Contains(out, "create Deployment/shop-staging/shop-api") || !strings.Contains(out, "4 of 4 object(s) would change") {
+	if code != exitOK || !strings.Contains(out, "create Deployment/shop-staging/shop-api") || !strings.Contains(out, "5 of 5 object(s) would change") {
 		t.Fatalf("diff before apply: exit %d\n%s%s", code, out, errOut)
 	}
 	if strings.Contains(out+errOut, canary) {
@@ -36,11 +37,11 @@ func TestApplyAndDiff(t *testing.T) {
 	}
 
 	code, out, errOut = run(t, append([]string{"apply"}, common...)...)
-	if code != exitOK || strings.Count(out, " created") != 4 {
+	if code != exitOK || strings.Count(out, " created") != 5 || !strings.Contains(out, "Secret/shop-staging/circle-licenses") {
 		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, _ = run(t, append([]string{"diff", "--exit-code"}, common...)...)
-	if code != exitOK || !strings.Contains(out, "0 of 4 object(s) would change") {
+	if code != exitOK || !strings.Contains(out, "0 of 5 object(s) would change") {
 		t.Errorf("diff after apply: exit %d\n%s", code, out)
 	}
 	write(t, dir, "config/staging/db.yaml", "db:\n  host: db.staging.internal\n  port: 5433\n")

@@ -1,4 +1,4 @@
-package reconciler
+package build
 
 import (
 	"context"
@@ -11,18 +11,17 @@ import (
 	"github.com/circlecore/circle/registry"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/schema"
-	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/storage/publish"
 )
 
-// loadPackages reads the repository's package registry (manifests, environments.yaml,
-// locks, advisories), checked. A repository without a packages folder has none. Problems
-// in the manifests are the repository's problems: the revision is invalid.
-func loadPackages(ctx context.Context, snap *sources.Snapshot, s *repo.Settings) (*registry.Registry, []repo.Problem, error) {
-	if _, err := fs.Stat(snap.FS, s.Paths.Packages); errors.Is(err, fs.ErrNotExist) {
+// Packages reads the repository's package registry (manifests, environments.yaml, locks,
+// advisories), checked. A repository without a packages folder has none. Problems in the
+// manifests are the repository's problems: the revision is invalid.
+func Packages(ctx context.Context, fsys fs.FS, s *repo.Settings) (*registry.Registry, []repo.Problem, error) {
+	if _, err := fs.Stat(fsys, s.Paths.Packages); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
 	}
-	reg, err := registry.Load(ctx, snap.FS, registry.Options{Packages: s.Paths.Packages, Advisories: s.Paths.Advisories, Environments: s.EnvNames()})
+	reg, err := registry.Load(ctx, fsys, registry.Options{Packages: s.Paths.Packages, Advisories: s.Paths.Advisories, Environments: s.EnvNames()})
 	var issues schema.Issues
 	if errors.As(err, &issues) {
 		problems := make([]repo.Problem, len(issues))
@@ -38,16 +37,16 @@ func loadPackages(ctx context.Context, snap *sources.Snapshot, s *repo.Settings)
 // set that does not resolve, or a scan that fails the policy, fails the build (closed):
 // the environment stays on its last good revision. Otherwise the build carries the
 // environment's package index (resolution, lock, scan, every version).
-func packageBuild(ctx context.Context, reg *registry.Registry, env string, now time.Time) ([]publish.File, error) {
+func packageBuild(ctx context.Context, reg *registry.Registry, env string, now time.Time) (*registry.Index, []publish.File, error) {
 	if reg == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ix, err := reg.Index(ctx, env, now)
 	if err != nil {
-		return nil, fmt.Errorf("packages: %w", err)
+		return nil, nil, fmt.Errorf("packages: %w", err)
 	}
 	if !ix.Resolved {
-		return nil, fmt.Errorf("packages do not resolve: %s", ix.Explanation)
+		return ix, nil, fmt.Errorf("packages do not resolve: %s", ix.Explanation)
 	}
 	if ix.Report != nil && ix.Report.Failed {
 		var why []string
@@ -61,7 +60,7 @@ func packageBuild(ctx context.Context, reg *registry.Registry, env string, now t
 				why = append(why, fmt.Sprintf("%s@%s: license %s (%s)", l.Package, l.Version, l.License, l.Reason))
 			}
 		}
-		return nil, fmt.Errorf("packages fail the %s policy: %s", env, strings.Join(why, "; "))
+		return ix, nil, fmt.Errorf("packages fail the %s policy: %s", env, strings.Join(why, "; "))
 	}
-	return []publish.File{{Path: "packages/index.json", Data: ix.JSON(), ContentType: "application/json"}}, nil
+	return ix, []publish.File{{Path: "packages/index.json", Data: ix.JSON(), ContentType: "application/json"}}, nil
 }

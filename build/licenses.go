@@ -1,4 +1,4 @@
-package reconciler
+package build
 
 import (
 	"errors"
@@ -11,7 +11,6 @@ import (
 
 	"github.com/circlecore/circle/license"
 	"github.com/circlecore/circle/repo"
-	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/storage/publish"
 )
 
@@ -36,24 +35,38 @@ type LicenseStatus struct {
 	Environments []string `json:"environments"`
 }
 
-// licenses is what the licenses stage found in a revision.
-type licenses struct {
-	status []LicenseStatus
+// LicenseOptions are what the licenses step checks files against.
+type LicenseOptions struct {
+	// Keys are the issuer keys license files must be signed with. Nil uses the
+	// repository's own licenses/issuers.pub (which proves the files intact, not who made
+	// them).
+	Keys *license.Keyring
+	// MinSerial is the highest revocation-list serial accepted before: a lower one is a
+	// replay and puts every license in doubt.
+	MinSerial uint64
+}
+
+// Licenses is what the licenses step found in a revision.
+type Licenses struct {
+	// Status is each license file, by path.
+	Status []LicenseStatus
+	// Refused is why each environment cannot take the revision, if a license it uses
+	// fails (or the revocation list does).
+	Refused map[string]string
+	// Serial is the revocation list's serial, or MinSerial without one.
+	Serial uint64
 	// files are the license files, revocation list and issuer keys, by path, to go out with
 	// the builds of the environments they apply to.
 	files map[string][]byte
-	// refused is why each environment cannot take the revision, if a license it uses fails.
-	refused map[string]string
-	serial  uint64
 }
 
-// checkLicenses verifies every license file in the repository's licenses folder against
-// the daemon's issuer keys, or, without them, the repository's own licenses/issuers.pub,
-// and the revocation list licenses/revoked.list, whose serial may never go down.
-func (r *Reconciler) checkLicenses(snap *sources.Snapshot, s *repo.Settings, now time.Time) (*licenses, error) {
+// CheckLicenses verifies every license file in the repository's licenses folder against
+// the issuer keys, and the revocation list licenses/revoked.list, whose serial may never go
+// down.
+func CheckLicenses(fsys fs.FS, s *repo.Settings, lo LicenseOptions, now time.Time) (*Licenses, error) {
 	dir := s.Paths.Licenses
-	out := &licenses{files: map[string][]byte{}, refused: map[string]string{}, serial: r.revSerial}
-	entries, err := fs.ReadDir(snap.FS, dir)
+	out := &Licenses{files: map[string][]byte{}, Refused: map[string]string{}, Serial: lo.MinSerial}
+	entries, err := fs.ReadDir(fsys, dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return out, nil
 	}
@@ -69,9 +82,9 @@ func (r *Reconciler) checkLicenses(snap *sources.Snapshot, s *repo.Settings, now
 	if len(lics) == 0 {
 		return out, nil
 	}
-	keys := r.opts.LicenseKeys
+	keys := lo.Keys
 	if keys == nil {
-		b, err := fs.ReadFile(snap.FS, path.Join(dir, "issuers.pub"))
+		b, err := fs.ReadFile(fsys, path.Join(dir, "issuers.pub"))
 		if err != nil {
 			return nil, fmt.Errorf("licenses: no issuer keys configured and no %s/issuers.pub: %w", dir, err)
 		}
@@ -87,23 +100,23 @@ func (r *Reconciler) checkLicenses(snap *sources.Snapshot, s *repo.Settings, now
 		return nil, err
 	}
 	all := s.EnvNames()
-	if b, err := fs.ReadFile(snap.FS, path.Join(dir, "revoked.list")); err == nil {
-		list, err := license.VerifyRevocations(b, keys, r.revSerial)
+	if b, err := fs.ReadFile(fsys, path.Join(dir, "revoked.list")); err == nil {
+		list, err := license.VerifyRevocations(b, keys, lo.MinSerial)
 		if err != nil {
 			// A bad or replayed list puts every license in doubt.
 			for _, env := range all {
-				out.refused[env] = fmt.Sprintf("%s/revoked.list: %v", dir, err)
+				out.Refused[env] = fmt.Sprintf("%s/revoked.list: %v", dir, err)
 			}
 			return out, nil
 		}
 		if _, err := v.LoadRevocations(b); err != nil {
 			return nil, err
 		}
-		out.serial = list.Serial
+		out.Serial = list.Serial
 		out.files[path.Join(dir, "revoked.list")] = b
 	}
 	for _, f := range lics {
-		b, err := fs.ReadFile(snap.FS, f)
+		b, err := fs.ReadFile(fsys, f)
 		if err != nil {
 			return nil, err
 		}
@@ -121,8 +134,8 @@ func (r *Reconciler) checkLicenses(snap *sources.Snapshot, s *repo.Settings, now
 		if err != nil {
 			st.Reason, st.Error = string(license.ReasonOf(err)), err.Error()
 			for _, env := range st.Environments {
-				if _, ok := out.refused[env]; !ok {
-					out.refused[env] = fmt.Sprintf("license %s: %v", f, err)
+				if _, ok := out.Refused[env]; !ok {
+					out.Refused[env] = fmt.Sprintf("license %s: %v", f, err)
 				}
 			}
 		} else {
@@ -130,16 +143,17 @@ func (r *Reconciler) checkLicenses(snap *sources.Snapshot, s *repo.Settings, now
 			st.Expiring = l.ExpiresAt.Sub(now) < ExpiryWarning
 			out.files[f] = b
 		}
-		out.status = append(out.status, st)
+		out.Status = append(out.Status, st)
 	}
-	sort.Slice(out.status, func(i, j int) bool { return out.status[i].File < out.status[j].File })
+	sort.Slice(out.Status, func(i, j int) bool { return out.Status[i].File < out.Status[j].File })
 	return out, nil
 }
 
-// forEnv is the license files that go out with env's build.
-func (l *licenses) forEnv(env string, s *repo.Settings) []publish.File {
+// ForEnv is the license files that go out with env's build: the accepted licenses that
+// apply to it, with the revocation list and issuer keys they were checked against.
+func (l *Licenses) ForEnv(env string) []publish.File {
 	applies := map[string]bool{}
-	for _, st := range l.status {
+	for _, st := range l.Status {
 		if st.Reason == "" && contains(st.Environments, env) {
 			applies[st.File] = true
 		}
