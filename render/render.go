@@ -25,6 +25,7 @@ import (
 	"strings"
 
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/yaml"
 
@@ -38,9 +39,18 @@ const (
 	LicenseSecretName = "circle-licenses"
 )
 
-// genDir is the in-memory folder of the generated kustomization, at the snapshot's root. A
-// repository with a folder of that name is refused rather than shadowed.
-const genDir = ".circle-generated"
+// GeneratedDir is the in-memory folder of the generated kustomization, at the snapshot's
+// root. A repository with a folder of that name is refused rather than shadowed. With
+// Input.Origins, the objects Circle generates name it as the origin they were configured
+// in, which is how a reader of the stream tells them from objects a user wrote.
+const GeneratedDir = ".circle-generated"
+
+const genDir = GeneratedDir
+
+// OriginAnnotation is the annotation kustomize records an object's origin in, with
+// Input.Origins: a YAML map with path (the file the object came from) or configuredIn (the
+// kustomization whose generator made it), both relative to the snapshot's root here.
+const OriginAnnotation = "config.kubernetes.io/origin"
 
 // ErrRemote is wrapped when a kustomization names a remote resource.
 var ErrRemote = errors.New("remote kustomize resources are not allowed")
@@ -59,6 +69,10 @@ type Input struct {
 	// Licenses are license files (and the revocation list and issuer keys) by base name,
 	// for the Secret LicenseSecretName that services mount; nil generates none.
 	Licenses map[string][]byte
+	// Origins adds kustomize's origin annotation (OriginAnnotation) to every object, so a
+	// check of the output can name the file each object came from. It is for validation
+	// only: the annotation is not part of what the daemon applies.
+	Origins bool
 }
 
 // Render builds the environment's manifests as one multi-document YAML stream, in
@@ -119,6 +133,9 @@ func Render(in Input) ([]byte, error) {
 		k.SecretGenerator = append(k.SecretGenerator, types.SecretArgs{GeneratorArgs: types.GeneratorArgs{
 			Name: LicenseSecretName, KvPairSources: types.KvPairSources{FileSources: names}}, Type: "Opaque"})
 	}
+	if in.Origins {
+		k.BuildMetadata = []string{types.OriginAnnotations}
+	}
 	kb, err := yaml.Marshal(k)
 	if err != nil {
 		return nil, err
@@ -135,11 +152,42 @@ func Render(in Input) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", in.Env, err)
 	}
+	if in.Origins {
+		if err := rootOrigins(m); err != nil {
+			return nil, fmt.Errorf("render %s: %w", in.Env, err)
+		}
+	}
 	out, err := m.AsYaml()
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", in.Env, err)
 	}
 	return out, nil
+}
+
+// rootOrigins rewrites the origin annotations kustomize wrote, which are relative to the
+// generated kustomization's folder ("../deploy/base/deployment.yaml"), to be relative to
+// the snapshot's root ("deploy/base/deployment.yaml"): the paths a user opens.
+func rootOrigins(m resmap.ResMap) error {
+	rel := func(p string) string {
+		if p == "" || path.IsAbs(p) {
+			return p
+		}
+		return path.Join(genDir, p)
+	}
+	for _, r := range m.Resources() {
+		o, err := r.GetOrigin()
+		if err != nil || o == nil {
+			return err
+		}
+		if o.Repo == "" {
+			o.Path = rel(o.Path)
+		}
+		o.ConfiguredIn = rel(o.ConfiguredIn)
+		if err := r.SetOrigin(o); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // kustomizationFile finds a folder's kustomization file under any of the names kustomize

@@ -153,3 +153,43 @@ func TestRender_Refusals(t *testing.T) {
 		t.Errorf("broken kustomization: %v", err)
 	}
 }
+
+// With Origins, every object names the file it came from, relative to the snapshot's root,
+// and Circle's generated objects name the generated kustomization; the objects are
+// otherwise the same as without.
+func TestRender_Origins(t *testing.T) {
+	in := render.Input{FS: os.DirFS("../examples"), Manifests: "deploy", Env: "prod",
+		Config: map[string]any{"db": map[string]any{"host": "db.prod.internal"}}}
+	plain, err := render.Render(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Origins = true
+	out, err := render.Render(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := string(out)
+	for _, want := range []string{
+		render.OriginAnnotation + ": |\n      path: deploy/base/deployment.yaml\n",
+		render.OriginAnnotation + ": |\n      path: deploy/base/service.yaml\n",
+		"configuredIn: " + render.GeneratedDir + "/kustomization.yaml\n",
+	} {
+		if !strings.Contains(y, want) {
+			t.Errorf("output lacks %q:\n%s", want, y)
+		}
+	}
+	stripped := regexp.MustCompile(`(?m)^    `+regexp.QuoteMeta(render.OriginAnnotation)+`: \|\n(      .*\n)+`).ReplaceAllString(y, "")
+	// An annotations map left empty goes too.
+	lines := strings.SplitAfter(stripped, "\n")
+	stripped = ""
+	for i, l := range lines {
+		if l == "  annotations:\n" && (i+1 == len(lines) || !strings.HasPrefix(lines[i+1], "    ")) {
+			continue
+		}
+		stripped += l
+	}
+	if stripped != string(plain) {
+		t.Errorf("origins changed more than the annotation:\n%s\nwant\n%s", stripped, plain)
+	}
+}
