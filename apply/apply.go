@@ -104,6 +104,9 @@ func (a *Applier) Apply(ctx context.Context, env string, manifests []byte, opts 
 		return nil, fmt.Errorf("apply %s: read manifests: %w", env, err)
 	}
 	a.rm.SetOwnerLabels(objects, env, "circle")
+	if err := a.ignoreDrift(ctx, objects); err != nil {
+		return nil, fmt.Errorf("apply %s: %w", env, err)
+	}
 
 	old, err := a.inventory(ctx, env, opts.InventoryNamespace)
 	if err != nil {

@@ -40,6 +40,9 @@ func (a *Applier) Diff(ctx context.Context, env string, manifests []byte, opts O
 		return nil, fmt.Errorf("diff %s: read manifests: %w", env, err)
 	}
 	a.rm.SetOwnerLabels(objects, env, "circle")
+	if err := a.ignoreDrift(ctx, objects); err != nil {
+		return nil, fmt.Errorf("diff %s: %w", env, err)
+	}
 	var out []Change
 	var current []string
 	for _, o := range objects {

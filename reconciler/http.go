@@ -1,9 +1,11 @@
 package reconciler
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +22,8 @@ type metrics struct {
 	revision  *prometheus.GaugeVec
 	published *prometheus.CounterVec
 	drift     *prometheus.CounterVec
+	rollbacks *prometheus.CounterVec
+	triggers  *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -44,8 +48,14 @@ func newMetrics() *metrics {
 		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "circle_drift_corrected_objects_total", Help: "Objects found changed outside Git and put back, by environment and target.",
 		}, []string{"env", "target"}),
+		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "circle_rollbacks_total", Help: "Failed applies followed by a re-apply of the target's last good build, by environment and target.",
+		}, []string{"env", "target"}),
+		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "circle_trigger_requests_total", Help: "Manual reconcile requests (POST /api/v1/reconcile), by result.",
+		}, []string{"result"}),
 	}
-	m.registry.MustRegister(m.duration, m.results, m.envReady, m.revision, m.published, m.drift,
+	m.registry.MustRegister(m.duration, m.results, m.envReady, m.revision, m.published, m.drift, m.rollbacks, m.triggers,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -77,6 +87,8 @@ func (m *metrics) observe(st *Status, took time.Duration) {
 //	/metrics          Prometheus metrics (circle_* and the Go runtime's)
 //	/api/v1/status    the last recorded Status, as in status.json
 //	/api/v1/history   ?env=E[&limit=N]: E's reconciles, newest first (with a state store)
+//	/api/v1/reconcile POST with "Authorization: Bearer <TriggerToken>": look for a new
+//	                  revision now and reconcile the current one again (202)
 func (r *Reconciler) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -119,6 +131,24 @@ func (r *Reconciler) Handler() http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"env": env, "history": h})
+	})
+	mux.HandleFunc("POST /api/v1/reconcile", func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.opts.TriggerToken == "" {
+			http.Error(w, `{"error": "no trigger token configured (circle serve --trigger-token-file)"}`, http.StatusNotFound)
+			return
+		}
+		got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(r.opts.TriggerToken)) != 1 {
+			r.metrics.triggers.WithLabelValues("refused").Inc()
+			w.Header().Set("WWW-Authenticate", `Bearer realm="circle"`)
+			http.Error(w, `{"error": "bad or missing bearer token"}`, http.StatusUnauthorized)
+			return
+		}
+		rev, ok := r.Trigger()
+		r.metrics.triggers.WithLabelValues("accepted").Inc()
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(map[string]any{"accepted": true, "revision": rev, "pending": !ok})
 	})
 	return mux
 }

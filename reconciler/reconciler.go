@@ -14,11 +14,14 @@ package reconciler
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,6 +123,9 @@ type Good struct {
 	// Values and Secrets count the environment's configuration values.
 	Values  int `json:"values"`
 	Secrets int `json:"secrets"`
+	// Inputs is the digest of every file the build read (build.Inputs) and the daemon's
+	// targets: a later revision with the same digest is not built again.
+	Inputs string `json:"inputs,omitempty"`
 }
 
 // Options are what the stages need beyond the source and the publish bucket.
@@ -153,6 +159,16 @@ type Options struct {
 	// repository's own licenses/issuers.pub (which proves the files intact, not who made
 	// them).
 	LicenseKeys *license.Keyring
+	// Concurrency bounds how many environments build, publish and apply at once; 0 means 4.
+	Concurrency int
+	// TriggerToken, when set, enables POST /api/v1/reconcile for a caller that presents it
+	// as a bearer token (circle reconcile --now).
+	TriggerToken string
+	// Poke, when set, asks the source to look for a new revision now (a trigger does).
+	Poke func()
+	// RollbackOnFailure applies a target's last good build again when applying a new one
+	// fails or does not become healthy.
+	RollbackOnFailure bool
 }
 
 // Reconciler turns snapshots into published state.
@@ -182,8 +198,13 @@ type Reconciler struct {
 	run        sync.Mutex
 	generation atomic.Int64
 	// applied is what each cluster target last received per environment, by
-	// "target/env": the drift check applies it again.
-	applied map[string]appliedBuild
+	// "target/env": the drift check applies it again. Guarded by appliedMu: targets apply
+	// in parallel.
+	appliedMu sync.Mutex
+	applied   map[string]appliedBuild
+	// runCtx and lastSnap let a trigger reconcile the current revision again.
+	runCtx   context.Context
+	lastSnap *sources.Snapshot
 }
 
 // New returns a reconciler reading from source and writing to the publish bucket.
@@ -201,13 +222,33 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	if err := r.resume(ctx); err != nil {
 		return err
 	}
+	r.mu.Lock()
+	r.runCtx = ctx
+	r.mu.Unlock()
 	if r.opts.DriftInterval > 0 && len(r.opts.Clusters) > 0 {
 		go r.driftLoop(ctx)
 	}
 	return r.source.Watch(ctx, func(snap *sources.Snapshot) error {
-		r.attempt(ctx, snap, r.generation.Add(1), 0)
+		r.attempt(ctx, snap, r.generation.Add(1), 0, false)
 		return nil
 	})
+}
+
+// Trigger asks the source to look for a new revision and reconciles the current one again
+// in full, inputs unchanged or not (circle reconcile --now). It returns the revision
+// reconciled again, or false before the first one.
+func (r *Reconciler) Trigger() (string, bool) {
+	if r.opts.Poke != nil {
+		r.opts.Poke()
+	}
+	r.mu.RLock()
+	ctx, snap := r.runCtx, r.lastSnap
+	r.mu.RUnlock()
+	if snap == nil || ctx == nil {
+		return "", false
+	}
+	go r.attempt(ctx, snap, r.generation.Add(1), 0, true)
+	return snap.Revision, true
 }
 
 // appliedBuild is one environment's manifests as last applied to one cluster target.
@@ -229,7 +270,7 @@ func (r *Reconciler) driftLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		r.run.Lock()
-		for _, b := range r.applied {
+		for _, b := range r.applied { // the run lock keeps applyAll from writing it meanwhile
 			res, err := r.opts.Clusters[b.target].Apply(ctx, b.env, b.manifests, r.opts.Apply)
 			log := r.log.With().Str("revision", b.revision).Str("env", b.env).Str("target", b.target).Logger()
 			switch {
@@ -249,13 +290,16 @@ func (r *Reconciler) driftLoop(ctx context.Context) {
 // succeeds, a newer revision arrives (its generation moves on), or ctx ends. The targets
 // that did not fail are not touched again: publish skips unchanged content and apply is
 // idempotent.
-func (r *Reconciler) attempt(ctx context.Context, snap *sources.Snapshot, gen int64, n int) {
+func (r *Reconciler) attempt(ctx context.Context, snap *sources.Snapshot, gen int64, n int, force bool) {
 	r.run.Lock()
 	if r.generation.Load() != gen || ctx.Err() != nil {
 		r.run.Unlock()
 		return
 	}
-	st, err := r.Reconcile(ctx, snap)
+	r.mu.Lock()
+	r.lastSnap = snap
+	r.mu.Unlock()
+	st, err := r.reconcile(ctx, snap, force)
 	r.run.Unlock()
 	log := r.log.With().Str("revision", snap.Revision).Logger()
 	switch {
@@ -272,7 +316,7 @@ func (r *Reconciler) attempt(ctx context.Context, snap *sources.Snapshot, gen in
 	}
 	delay := backoff(r.opts.RetryBase, n)
 	log.Warn().Dur("in", delay).Int("attempt", n+1).Msg("a target failed; trying the revision again")
-	time.AfterFunc(delay, func() { r.attempt(ctx, snap, gen, n+1) })
+	time.AfterFunc(delay, func() { r.attempt(ctx, snap, gen, n+1, true) })
 }
 
 // retryable reports whether a reconcile failed at a target, where trying again can help;
@@ -335,8 +379,13 @@ func (r *Reconciler) resume(ctx context.Context) error {
 }
 
 // Reconcile runs the stages for one snapshot, top to bottom, and records the outcome. It
-// returns an error only when the outcome could not be recorded.
+// returns an error only when the outcome could not be recorded. Every environment is built
+// again, unchanged inputs or not; the loop skips those.
 func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*Status, error) {
+	return r.reconcile(ctx, snap, true)
+}
+
+func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, force bool) (*Status, error) {
 	st := &Status{Revision: snap.Revision, Stages: []string{"snapshot"}, started: r.now()}
 	log := r.log.With().Str("revision", snap.Revision).Logger()
 
@@ -359,6 +408,31 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 	// revision; the others go on.
 	st.Stages = append(st.Stages, "verify")
 	accepted := r.verify(snap, settings, envs, log)
+
+	// Inputs: an environment whose files are those of its last good build, and which its
+	// targets took, is not built again. When that is every accepted one, the repository is
+	// as it was (or differs only outside what any build reads): nothing more to do.
+	inputs, err := build.Inputs(snap.FS, settings)
+	if err != nil {
+		return r.fail(ctx, st, ReasonSnapshotFailed, err)
+	}
+	for env, d := range inputs {
+		inputs[env] = r.fingerprint(d)
+	}
+	unchanged := map[string]bool{}
+	if !force {
+		unchanged = r.unchanged(envs, accepted, inputs)
+	}
+	if len(unchanged) > 0 && len(unchanged) == countTrue(accepted) {
+		st.Stages = append(st.Stages, "unchanged")
+		for i := range envs {
+			if unchanged[envs[i].Name] {
+				r.acceptUnchanged(&envs[i], snap.Revision, inputs[envs[i].Name])
+			}
+		}
+		log.Info().Msg("inputs unchanged in every environment: nothing built, published or applied")
+		return r.finish(ctx, st)
+	}
 
 	// Load: layers merged, SOPS decrypted, CUE validated, for every environment (the
 	// refused ones too: a repository is judged whole).
@@ -412,12 +486,27 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 	// good revision; the others go on.
 	st.Stages = append(st.Stages, "build")
 	builds := map[string]*build.Output{}
+	results := make([]struct {
+		out *build.Output
+		err error
+	}, len(envs))
+	g := r.group()
 	for i := range envs {
 		name := envs[i].Name
-		if !accepted[name] {
+		if !accepted[name] || unchanged[name] {
 			continue
 		}
-		out, err := build.Env(ctx, snap.FS, loaded.Settings, loaded.Env(name), lics.ForEnv(name), reg, r.now())
+		g.Go(func() {
+			results[i].out, results[i].err = build.Env(ctx, snap.FS, loaded.Settings, loaded.Env(name), lics.ForEnv(name), reg, r.now())
+		})
+	}
+	g.Wait()
+	for i := range envs {
+		name := envs[i].Name
+		if !accepted[name] || unchanged[name] {
+			continue
+		}
+		out, err := results[i].out, results[i].err
 		if err != nil {
 			accepted[name] = false
 			envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonBuildFailed, r.opts.Redactor.String(err.Error())
@@ -436,8 +525,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 		if !accepted[envs[i].Name] {
 			continue
 		}
+		if unchanged[envs[i].Name] {
+			r.acceptUnchanged(&envs[i], snap.Revision, inputs[envs[i].Name])
+			continue
+		}
 		e := loaded.Env(envs[i].Name)
-		good := &Good{Revision: snap.Revision, At: at}
+		good := &Good{Revision: snap.Revision, At: at, Inputs: inputs[e.Name]}
 		for _, o := range e.Merged.Origins() {
 			good.Values++
 			if e.Sensitive(o.Path) {
@@ -455,13 +548,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 	// keeps its last published build; the environment's reason says why.
 	if r.opts.Target != nil {
 		st.Stages = append(st.Stages, "publish")
+		errs := make([]error, len(envs))
+		published := make([]*Published, len(envs))
+		g := r.group()
 		for i := range envs {
-			if !accepted[envs[i].Name] {
-				continue
+			if b := builds[envs[i].Name]; b != nil {
+				g.Go(func() { published[i], errs[i] = r.publishEnv(ctx, snap.Revision, envs[i].Name, b.Files) })
 			}
-			if err := r.publishEnv(ctx, snap.Revision, envs[i].Name, builds[envs[i].Name].Files, &envs[i]); err != nil {
-				envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonPublishFailed, r.opts.Redactor.String(err.Error())
-				log.Error().Str("env", envs[i].Name).Err(r.opts.Redactor.Error(err)).Msg("publish failed; last published build kept")
+		}
+		g.Wait()
+		for i := range envs {
+			switch {
+			case errs[i] != nil:
+				envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonPublishFailed, r.opts.Redactor.String(errs[i].Error())
+				log.Error().Str("env", envs[i].Name).Err(r.opts.Redactor.Error(errs[i])).Msg("publish failed; last published build kept")
+			case published[i] != nil:
+				envs[i].Published = published[i]
 			}
 		}
 		// Old builds go once the new ones are in; a failed collection is retried next time.
@@ -476,9 +578,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 	// pruning. A failed target keeps what it had; the environment's reason says why.
 	if len(r.opts.Clusters) > 0 {
 		st.Stages = append(st.Stages, "apply")
-		r.applyAll(ctx, snap.Revision, loaded.Settings, envs, accepted, builds, log)
+		r.applyAll(ctx, snap.Revision, loaded.Settings, envs, builds, log)
 	}
+	return r.finish(ctx, st)
+}
 
+// finish sums the environments up into the revision's status and records it.
+func (r *Reconciler) finish(ctx context.Context, st *Status) (*Status, error) {
+	envs := st.Environments
 	st.Ready, st.Reason = true, ReasonSucceeded
 	for _, e := range envs {
 		if !e.Ready {
@@ -491,59 +598,171 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 }
 
 // applyAll runs the apply stage: every cluster target of circle.yaml that the daemon has
-// a connection for, each environment it lists that was accepted and has manifests.
-func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Settings, envs []EnvStatus, accepted map[string]bool, builds map[string]*build.Output, log zerolog.Logger) {
+// a connection for, each environment it lists that was built, in parallel. A target that
+// fails (apply or health) keeps what it had; with RollbackOnFailure the manifests it last
+// took are applied again, so a half-applied revision does not stay.
+func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Settings, envs []EnvStatus, builds map[string]*build.Output, log zerolog.Logger) {
 	index := map[string]int{}
 	for i, e := range envs {
 		index[e.Name] = i
 	}
+	type job struct {
+		target string
+		env    int
+		res    *apply.Result
+		err    error
+	}
+	var jobs []*job
 	for _, t := range s.Targets {
-		cluster := r.opts.Clusters[t.Name]
-		if t.Kind != "cluster" || cluster == nil {
+		if t.Kind != "cluster" || r.opts.Clusters[t.Name] == nil {
 			continue
 		}
 		for _, name := range t.Environments {
-			i, ok := index[name]
-			if !ok || !accepted[name] {
-				continue
+			if i, ok := index[name]; ok && builds[name] != nil && builds[name].Manifests != nil {
+				jobs = append(jobs, &job{target: t.Name, env: i})
 			}
-			manifests := builds[name].Manifests
-			if manifests == nil {
-				continue
-			}
-			res, err := cluster.Apply(ctx, name, manifests, r.opts.Apply)
-			if err == nil {
-				r.applied[t.Name+"/"+name] = appliedBuild{target: t.Name, env: name, revision: revision, manifests: manifests}
-			}
-			if err != nil {
-				envs[i].Ready, envs[i].Reason = false, ReasonApplyFailed
-				envs[i].Message = r.opts.Redactor.String(fmt.Sprintf("target %s: %v", t.Name, err))
-				log.Error().Str("env", name).Str("target", t.Name).Err(r.opts.Redactor.Error(err)).Msg("apply failed")
-				continue
-			}
-			if envs[i].Applied == nil {
-				envs[i].Applied = map[string]*Applied{}
-			}
-			changes := len(res.Created) + len(res.Configured) + len(res.Deleted)
-			envs[i].Applied[t.Name] = &Applied{Revision: revision, At: r.now().UTC(), Changes: changes,
-				Objects: len(res.Created) + len(res.Configured) + len(res.Unchanged)}
-			log.Info().Str("env", name).Str("target", t.Name).Int("created", len(res.Created)).
-				Int("configured", len(res.Configured)).Int("deleted", len(res.Deleted)).Msg("applied")
 		}
+	}
+	g := r.group()
+	for _, j := range jobs {
+		name := envs[j.env].Name
+		g.Go(func() { j.res, j.err = r.opts.Clusters[j.target].Apply(ctx, name, builds[name].Manifests, r.opts.Apply) })
+	}
+	g.Wait()
+	for _, j := range jobs {
+		e, name := &envs[j.env], envs[j.env].Name
+		key := j.target + "/" + name
+		if j.err != nil {
+			e.Ready, e.Reason = false, ReasonApplyFailed
+			e.Message = r.opts.Redactor.String(fmt.Sprintf("target %s: %v", j.target, j.err))
+			log.Error().Str("env", name).Str("target", j.target).Err(r.opts.Redactor.Error(j.err)).Msg("apply failed")
+			r.rollback(ctx, key, log)
+			continue
+		}
+		r.appliedMu.Lock()
+		r.applied[key] = appliedBuild{target: j.target, env: name, revision: revision, manifests: builds[name].Manifests}
+		r.appliedMu.Unlock()
+		if e.Applied == nil {
+			e.Applied = map[string]*Applied{}
+		}
+		res := j.res
+		e.Applied[j.target] = &Applied{Revision: revision, At: r.now().UTC(), Changes: len(res.Created) + len(res.Configured) + len(res.Deleted),
+			Objects: len(res.Created) + len(res.Configured) + len(res.Unchanged)}
+		log.Info().Str("env", name).Str("target", j.target).Int("created", len(res.Created)).
+			Int("configured", len(res.Configured)).Int("deleted", len(res.Deleted)).Msg("applied")
 	}
 }
 
+// rollback applies again what the target last took for the environment, when configured
+// and there is such a build (not after a restart: manifests are not kept in the state).
+func (r *Reconciler) rollback(ctx context.Context, key string, log zerolog.Logger) {
+	if !r.opts.RollbackOnFailure {
+		return
+	}
+	r.appliedMu.Lock()
+	b, ok := r.applied[key]
+	r.appliedMu.Unlock()
+	if !ok {
+		log.Warn().Str("target", key).Msg("no last good build of this target to roll back to")
+		return
+	}
+	opts := r.opts.Apply
+	if _, err := r.opts.Clusters[b.target].Apply(ctx, b.env, b.manifests, opts); err != nil {
+		log.Error().Str("env", b.env).Str("target", b.target).Str("to", b.revision).Err(r.opts.Redactor.Error(err)).Msg("roll back failed")
+		return
+	}
+	r.metrics.rollbacks.WithLabelValues(b.env, b.target).Inc()
+	log.Warn().Str("env", b.env).Str("target", b.target).Str("to", b.revision).Msg("rolled back to the last good build")
+}
+
 // publishEnv writes one environment's build to the storage target.
-func (r *Reconciler) publishEnv(ctx context.Context, revision, env string, files []publish.File, es *EnvStatus) error {
+func (r *Reconciler) publishEnv(ctx context.Context, revision, env string, files []publish.File) (*Published, error) {
 	m, st, err := r.opts.Target.Publish(ctx, env, revision, files)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	es.Published = &Published{Revision: m.Revision, Seq: m.Seq, Files: len(m.Files), Uploaded: st.Uploaded}
 	r.metrics.published.WithLabelValues(env).Add(float64(st.Uploaded))
 	r.log.Info().Str("revision", revision).Str("env", env).Int64("seq", m.Seq).Int("uploaded", st.Uploaded).
 		Bool("unchanged", st.Unchanged).Msg("published")
-	return nil
+	return &Published{Revision: m.Revision, Seq: m.Seq, Files: len(m.Files), Uploaded: st.Uploaded}, nil
+}
+
+// group bounds the environments (or targets) worked on at once.
+func (r *Reconciler) group() *boundedGroup {
+	n := r.opts.Concurrency
+	if n <= 0 {
+		n = 4
+	}
+	return &boundedGroup{sem: make(chan struct{}, n)}
+}
+
+// boundedGroup runs functions with at most cap(sem) at once. Each stage records its own
+// per-environment errors, so errgroup's first-error cancellation is not wanted here.
+type boundedGroup struct {
+	wg  sync.WaitGroup
+	sem chan struct{}
+}
+
+func (g *boundedGroup) Go(fn func()) {
+	g.wg.Go(func() {
+		g.sem <- struct{}{}
+		defer func() { <-g.sem }()
+		fn()
+	})
+}
+
+func (g *boundedGroup) Wait() { g.wg.Wait() }
+
+// unchanged are the accepted environments whose inputs are those of their last good
+// build and whose last reconcile succeeded (so every target took that build).
+func (r *Reconciler) unchanged(envs []EnvStatus, accepted map[string]bool, inputs map[string]string) map[string]bool {
+	out := map[string]bool{}
+	if r.last == nil {
+		return out
+	}
+	prev := map[string]EnvStatus{}
+	for _, e := range r.last.Environments {
+		prev[e.Name] = e
+	}
+	for _, e := range envs {
+		p, ok := prev[e.Name]
+		if ok && accepted[e.Name] && p.Ready && p.LastGood != nil && p.LastGood.Inputs != "" && p.LastGood.Inputs == inputs[e.Name] {
+			out[e.Name] = true
+		}
+	}
+	return out
+}
+
+// acceptUnchanged moves an unchanged environment's last good revision on; what it
+// published and applied stays as it was (the same content, under its first revision).
+func (r *Reconciler) acceptUnchanged(e *EnvStatus, revision, inputs string) {
+	good := *e.LastGood
+	good.Revision, good.At, good.Inputs = revision, r.now().UTC(), inputs
+	e.LastGood, e.Ready, e.Reason, e.Message = &good, true, ReasonSucceeded, ""
+}
+
+// fingerprint folds into an environment's input digest what of the daemon's own settings
+// decides its outputs: which targets get them and who may sign licenses. Restarted with a
+// new cluster target, the daemon builds again instead of skipping the target.
+func (r *Reconciler) fingerprint(inputs string) string {
+	names := make([]string, 0, len(r.opts.Clusters))
+	for n := range r.opts.Clusters {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%v\n%t\n%t\n", inputs, names, r.opts.Target != nil, r.opts.LicenseKeys != nil)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func countTrue(m map[string]bool) int {
+	n := 0
+	for _, v := range m {
+		if v {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *Reconciler) count(snap *sources.Snapshot, st *Status) error {

@@ -1,0 +1,84 @@
+package apply_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/circlecore/circle/apply"
+	"github.com/circlecore/circle/testenv"
+)
+
+// A field listed in the ignore-drift annotation is set from Git when the object is made,
+// then left as the cluster has it: an edit outside Git stays through re-applies and
+// diffs, while the fields not listed are put back.
+func TestApply_IgnoreDrift(t *testing.T) {
+	kube := testenv.StartKube(t)
+	ns := kube.Namespace(t)
+	cs := kube.Clientset(t)
+	ctx := context.Background()
+	a, err := apply.New(kube.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := apply.Options{InventoryNamespace: ns, Prune: true}
+	doc := func(kept, fixed string) []byte {
+		return []byte(fmt.Sprintf(`apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: tuned
+  namespace: %s
+  annotations:
+    %s: /data/kept, /data/absent~1key, /data/gone
+data:
+  kept: %q
+  fixed: %q
+`, ns, apply.IgnoreDriftAnnotation, kept, fixed))
+	}
+	if _, err := a.Apply(ctx, "dev", doc("git", "git"), opts); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "tuned", metav1.GetOptions{})
+	if err != nil || cm.Data["kept"] != "git" {
+		t.Fatalf("created: %v %v", cm.Data, err)
+	}
+
+	// Someone tunes both fields and adds one the annotation lists.
+	cm.Data["kept"], cm.Data["fixed"], cm.Data["gone"] = "tuned", "tuned", "added"
+	if _, err := cs.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := a.Diff(ctx, "dev", doc("git2", "git"), opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || !strings.Contains(changes[0].Diff, "+  fixed: git") {
+		t.Fatalf("diff: %+v", changes)
+	}
+	for _, line := range strings.Split(changes[0].Diff, "\n") {
+		if (strings.HasPrefix(line, "+ ") || strings.HasPrefix(line, "- ")) && (strings.Contains(line, "kept") || strings.Contains(line, "gone")) {
+			t.Errorf("the diff changes an ignored field: %s", line)
+		}
+	}
+	if _, err := a.Apply(ctx, "dev", doc("git2", "git"), opts); err != nil {
+		t.Fatal(err)
+	}
+	cm, err = cs.CoreV1().ConfigMaps(ns).Get(ctx, "tuned", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data["kept"] != "tuned" || cm.Data["gone"] != "added" {
+		t.Errorf("ignored fields were overridden: %v", cm.Data)
+	}
+	if cm.Data["fixed"] != "git" {
+		t.Errorf("a field not listed was not put back: %v", cm.Data)
+	}
+
+	bad := strings.Replace(string(doc("x", "y")), "/data/kept", "data/kept", 1)
+	if _, err := a.Apply(ctx, "dev", []byte(bad), opts); err == nil || !strings.Contains(err.Error(), "not a JSON pointer") {
+		t.Errorf("a bad pointer: %v", err)
+	}
+}
