@@ -626,7 +626,9 @@ func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Sett
 	g := r.group()
 	for _, j := range jobs {
 		name := envs[j.env].Name
-		g.Go(func() { j.res, j.err = r.opts.Clusters[j.target].Apply(ctx, name, builds[name].Manifests, r.opts.Apply) })
+		g.Go(func() {
+			j.res, j.err = r.opts.Clusters[j.target].Apply(ctx, name, builds[name].Manifests, r.opts.Apply)
+		})
 	}
 	g.Wait()
 	for _, j := range jobs {
