@@ -3,19 +3,23 @@ package build
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io/fs"
 	"path"
 	"sort"
 	"strings"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/circlecore/circle/repo"
 )
 
 // Inputs returns, for each environment of s, a digest of every file its build may read:
-// the repository's shared parts (circle.yaml, schemas, the base config, packages,
-// advisories, licenses, all manifests) and its own config folder and secrets, but not
-// another environment's config or secrets. Two revisions with the same digest for an
-// environment build it the same, so the daemon skips it.
+// the repository's shared parts (circle.yaml, schemas, the base config, packages and the
+// artifacts they name, advisories, licenses, all manifests) and its own config folder and
+// secrets, but not another environment's config or secrets, nor files no build reads (a
+// README). Two revisions with the same digest for an environment build it the same, so
+// the daemon skips it.
 //
 // Manifests are counted whole, not per overlay: an overlay may reach any folder under
 // paths.manifests (../staging), and telling which from kustomization files would be
@@ -25,8 +29,12 @@ func Inputs(fsys fs.FS, s *repo.Settings) (map[string]string, error) {
 	envs := s.EnvNames()
 	type file struct{ path, sum string }
 	var files []file
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+	read, err := readBy(fsys, s)
+	if err != nil {
+		return nil, err
+	}
+	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !read(p) {
 			return err
 		}
 		b, err := fs.ReadFile(fsys, p)
@@ -66,4 +74,49 @@ func ownerOf(p string, paths repo.Paths, envs []string) string {
 	return ""
 }
 
-func under(p, dir string) bool { return strings.HasPrefix(p, dir+"/") }
+func under(p, dir string) bool { return dir == "." || strings.HasPrefix(p, dir+"/") }
+
+// readBy tells the files some build reads: circle.yaml, everything under the folders
+// circle.yaml names, and the repository files package manifests name as artifacts.
+func readBy(fsys fs.FS, s *repo.Settings) (func(string) bool, error) {
+	p := s.Paths
+	dirs := []string{p.Schema, p.Config, p.Secrets, p.Packages, p.Advisories, p.Licenses, p.Manifests}
+	artifacts := map[string]bool{}
+	err := fs.WalkDir(fsys, p.Packages, func(f string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && f == p.Packages {
+			return fs.SkipAll
+		}
+		if err != nil || d.IsDir() || (path.Ext(f) != ".yaml" && path.Ext(f) != ".yml") {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			return err
+		}
+		var m struct {
+			Artifacts []struct {
+				Path string `json:"path"`
+			} `json:"artifacts"`
+		}
+		if yaml.Unmarshal(b, &m) == nil { // a broken manifest is the load stage's to report
+			for _, a := range m.Artifacts {
+				artifacts[path.Clean(a.Path)] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func(f string) bool {
+		if f == repo.SettingsFile || artifacts[f] {
+			return true
+		}
+		for _, d := range dirs {
+			if d != "" && under(f, path.Clean(d)) {
+				return true
+			}
+		}
+		return false
+	}, nil
+}

@@ -163,3 +163,70 @@ func TestRun_CorrectsDrift(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A revision whose rollout does not become healthy fails its target, and with
+// RollbackOnFailure the target's last good build is applied again: the new Deployment
+// goes, the old ConfigMap is back.
+func TestReconcile_RollsBackAFailedRollout(t *testing.T) {
+	kube := testenv.StartKube(t)
+	cs := kube.Clientset(t)
+	ctx := context.Background()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop-dev"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := apply.New(kube.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := copyExamples(t)
+	write(t, root, "circle.yaml", readFile(t, root, "circle.yaml")+"  - name: kind\n    kind: cluster\n    environments: [dev]\n")
+	// Revision 1: only ConfigMaps and Secrets, healthy as soon as they exist.
+	write(t, root, "deploy/dev/kustomization.yaml", "namespace: shop-dev\nresources:\n  - settings.yaml\n")
+	write(t, root, "deploy/dev/settings.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: calm\n")
+	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t),
+		Clusters: map[string]*apply.Applier{"kind": cluster}, RollbackOnFailure: true,
+		Apply: apply.Options{InventoryNamespace: "shop-dev", Prune: true, Wait: 3 * time.Second}})
+	st, err := d.Reconcile(ctx, snapshot(t, root))
+	if err != nil || !st.Ready {
+		t.Fatalf("first revision: %+v %v", st, err)
+	}
+	firstRev := st.Revision
+	good := configMapName(t, cs.CoreV1().ConfigMaps("shop-dev"))
+
+	// Revision 2: a config change and a Deployment that never becomes ready (no kubelet).
+	write(t, root, "config/dev/extra.yaml", "replicas: 2\n")
+	write(t, root, "deploy/dev/deployment.yaml", `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: shop-api
+spec:
+  selector:
+    matchLabels: {app: shop-api}
+  template:
+    metadata:
+      labels: {app: shop-api}
+    spec:
+      containers:
+        - name: api
+          image: registry.example.com/shop/api:1.2.0
+`)
+	write(t, root, "deploy/dev/kustomization.yaml", "namespace: shop-dev\nresources:\n  - settings.yaml\n  - deployment.yaml\n")
+	st, err = d.Reconcile(ctx, snapshot(t, root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := envByName(st, "dev")
+	if st.Ready || dev.Reason != reconciler.ReasonApplyFailed || !strings.Contains(dev.Message, "health") {
+		t.Fatalf("a failed rollout: %+v", dev)
+	}
+	if _, err := cs.AppsV1().Deployments("shop-dev").Get(ctx, "shop-api", metav1.GetOptions{}); err == nil {
+		t.Error("the failed revision's Deployment is still there after the rollback")
+	}
+	if now := configMapName(t, cs.CoreV1().ConfigMaps("shop-dev")); now != good {
+		t.Errorf("ConfigMap %s after the rollback, want the last good %s", now, good)
+	}
+	// The target's last good apply stays visible: the revision it runs again.
+	if dev.Applied["kind"].Revision != firstRev || !strings.Contains(d.logs.String(), "rolled back to the last good build") {
+		t.Errorf("applied %+v, want %s; log:\n%s", dev.Applied["kind"], firstRev, d.logs.String())
+	}
+}
