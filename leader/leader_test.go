@@ -86,7 +86,7 @@ func TestRun_TakeOverFromADeadLeader(t *testing.T) {
 	now := metav1.NewMicroTime(time.Now())
 	_, err := kube.Clientset(t).CoordinationV1().Leases(ns).Create(context.Background(), &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Name: "circle", Namespace: ns},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: &dead, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &dead, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
