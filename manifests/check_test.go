@@ -71,6 +71,13 @@ func equal(t *testing.T, what string, got, want []string) {
 	}
 }
 
+// The schemas are those of the Kubernetes version the tests run against.
+func TestKubernetesVersion(t *testing.T) {
+	if v := manifests.KubernetesVersion(); v != "v1.37.2" {
+		t.Errorf("KubernetesVersion() = %q, want v1.37.2 (regenerate with go generate ./manifests/ after a version bump)", v)
+	}
+}
+
 func TestCheck(t *testing.T) {
 	crd, err := os.ReadFile("testdata/crd.yaml")
 	if err != nil {
@@ -208,6 +215,66 @@ spec:
 			},
 			notes: []string{
 				`rendered.yaml:121:1: Widget/unchecked: the CustomResourceDefinition of kind Widget in apiVersion example.com/v2 has no schema: not checked [schema]`,
+			}},
+		{name: "anchors and aliases", env: "dev", policy: dev,
+			yaml: edit(t, "  labels:\n    app.kubernetes.io/name: web\nspec", "  labels: &labels\n    app.kubernetes.io/name: web\nspec",
+				"    matchLabels:\n      app.kubernetes.io/name: web\n", "    matchLabels: *labels\n")},
+		{name: "a Secret's values are hidden in every message", env: "dev", policy: dev,
+			yaml: "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  labels: {app.kubernetes.io/name: web}\n  finalizers: [hunter2, hunter2]\n",
+			want: []string{`rendered.yaml:6:25: Secret/s metadata.finalizers[1]: duplicate entry (value hidden): also at [0] (the list is keyed by value) [schema]`}},
+		{name: "number and boolean enums, exclusive bounds, long values", env: "dev", policy: dev,
+			yaml: `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.example.com, labels: {app.kubernetes.io/name: gadgets}}
+spec:
+  group: example.com
+  names: {kind: Gadget, plural: gadgets}
+  scope: Cluster
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+          properties:
+            replicas: {type: integer, enum: [1, 3]}
+            enabled: {type: boolean, enum: [true]}
+            ratio: {type: number, minimum: 0, exclusiveMinimum: true, maximum: 1, exclusiveMaximum: true}
+            code: {type: string, minLength: 2, pattern: "^[a-z]+$"}
+            list: {type: array, minItems: 1, items: {type: object, properties: {id: {type: integer}}}}
+            any: {}
+---
+apiVersion: example.com/v1
+kind: Gadget
+metadata: {name: g, labels: {app.kubernetes.io/name: gadgets}}
+replicas: 2
+enabled: false
+ratio: 1
+code: "a"
+list: []
+any: [1, {a: b}]
+extra: fields are kept
+---
+apiVersion: example.com/v1
+kind: Gadget
+metadata: {name: h, labels: {app.kubernetes.io/name: gadgets}}
+replicas: 3
+enabled: true
+ratio: 0
+code: ThisIsAVeryLongValueThatGoesOnAndOnAndOnAndOnAndOnForMoreThanSixtyCharacters
+list: [{id: 1.0}, {id: 1.5}]
+`,
+			want: []string{
+				`rendered.yaml:27:1: Gadget/g replicas: unsupported value "2": supported values: 1, 3 [schema]`,
+				`rendered.yaml:28:1: Gadget/g enabled: unsupported value "false": supported values: true [schema]`,
+				`rendered.yaml:29:1: Gadget/g ratio: must be less than 1 [schema]`,
+				`rendered.yaml:30:1: Gadget/g code: must be at least 2 characters long [schema]`,
+				`rendered.yaml:31:1: Gadget/g list: must have at least 1 items [schema]`,
+				`rendered.yaml:40:1: Gadget/h ratio: must be greater than 0 [schema]`,
+				`rendered.yaml:41:1: Gadget/h code: "ThisIsAVeryLongValueThatGoesOnAndOnAndOnAndOnAndOnForMore..." does not match ^[a-z]+$ [schema]`,
+				`rendered.yaml:42:20: Gadget/h list[1].id: expected integer, got number [schema]`,
 			}},
 		{name: "custom resource without its CRD", env: "dev", policy: dev,
 			yaml: "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata:\n  name: tls\n  labels: {app.kubernetes.io/name: web}\nspec: {anything: goes}\n",

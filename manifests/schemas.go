@@ -224,6 +224,10 @@ func (c *compiler) ref(name string) *node {
 	}
 	n := &node{}
 	c.done[name] = n
+	if r := s.Ref.String(); r != "" { // a name for another schema
+		*n = *c.ref(strings.TrimPrefix(r, refPrefix))
+		return n
+	}
 	c.fill(n, s, false)
 	return n
 }

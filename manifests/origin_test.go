@@ -1,0 +1,76 @@
+package manifests_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/circlecore/circle/manifests"
+	"github.com/circlecore/circle/render"
+)
+
+// Rendered with origins, problems name the file each object was written in and the line
+// of the field there; a field an overlay changed points at the nearest field the file has.
+// Circle's generated ConfigMap is not held to the required labels, which no user could
+// add. An Ingress host served by two environments is reported in the second.
+func TestCheck_Origins(t *testing.T) {
+	fsys := os.DirFS("testdata/repo")
+	var envs []manifests.Environment
+	for _, env := range []string{"dev", "prod"} {
+		y, err := render.Render(render.Input{FS: fsys, Manifests: "deploy", Env: env, Origins: true,
+			Config: map[string]any{"greeting": "hello"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs = append(envs, manifests.Environment{Name: env, Manifests: y, Source: "deploy/" + env, Policy: manifests.DefaultPolicy(env)})
+	}
+	r := check(t, manifests.Options{FS: fsys, GeneratedDir: render.GeneratedDir}, envs...)
+	equal(t, "problems", lines(r.Problems), []string{
+		`deploy/base/deployment.yaml:7:3: Deployment/web spec.replica: unknown field "replica" [schema]`,
+		`deploy/base/deployment.yaml:7:3: Deployment/prod-web spec.replica: unknown field "replica" [schema]`,
+		`deploy/base/deployment.yaml:15:11: Deployment/prod-web spec.template.spec.containers[1].image: image tag "latest" is not allowed in prod [no-latest-tag]`,
+		`deploy/base/deployment.yaml:15:11: Deployment/prod-web spec.template.spec.containers[1].securityContext.privileged: container "web" is privileged [no-privileged]`,
+		`deploy/base/ingress.yaml:7:7: Ingress/prod-web spec.rules[0].host: host "web.example.com" is also served in dev by Ingress/web [unique-ingress-hosts]`,
+	})
+	if r.Objects != 6 {
+		t.Errorf("checked %d objects, want 6 (a ConfigMap, a Deployment and an Ingress in each)", r.Objects)
+	}
+	for _, p := range r.Problems {
+		if p.Env == "" || p.Namespace == "" {
+			t.Errorf("%s: no environment or namespace: %+v", p, p)
+		}
+	}
+
+	// Without the files, the same problems have no line; without origins, they have the
+	// line in the stream.
+	r = check(t, manifests.Options{GeneratedDir: render.GeneratedDir}, envs[1])
+	if got := r.Problems[0].String(); got != `deploy/base/deployment.yaml: Deployment/prod-web spec.replica: unknown field "replica" [schema]` {
+		t.Errorf("without FS: %s", got)
+	}
+	y, err := render.Render(render.Input{FS: fsys, Manifests: "deploy", Env: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = check(t, manifests.Options{}, manifests.Environment{Name: "prod", Manifests: y, Source: "deploy/prod (rendered)", Policy: manifests.DefaultPolicy("prod")})
+	if got := r.Problems[0].String(); got != `deploy/prod (rendered):9:3: Deployment/prod-web spec.replica: unknown field "replica" [schema]` {
+		t.Errorf("without origins: %s\n%s", got, y)
+	}
+}
+
+// Disabling a check for an environment, or skipping it on an object, takes that object
+// out of the comparison of Ingress hosts.
+func TestCheck_IngressHostsSkipped(t *testing.T) {
+	ingress := func(name, host, skip string) string {
+		y := "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: " + name + "\n  labels: {app.kubernetes.io/name: web}\n"
+		if skip != "" {
+			y += "  annotations: {circle.circlecore.io/skip-checks: " + skip + "}\n"
+		}
+		return y + "spec:\n  rules:\n    - host: " + host + "\n"
+	}
+	dev := manifests.Environment{Name: "dev", Source: "dev.yaml", Manifests: []byte(ingress("a", "a.example.com", "") + "---\n" + ingress("b", "B.example.com", "unique-ingress-hosts")), Policy: manifests.DefaultPolicy("dev")}
+	staging := manifests.Environment{Name: "staging", Source: "staging.yaml", Manifests: []byte(ingress("a", "A.Example.com", "") + "---\n" + ingress("b", "b.example.com", "")), Policy: manifests.DefaultPolicy("staging")}
+	prod := manifests.Environment{Name: "prod", Source: "prod.yaml", Manifests: []byte(ingress("a", "a.example.com", "")), Policy: manifests.Policy{Disabled: []string{manifests.CheckUniqueIngressHosts}}}
+	r := check(t, manifests.Options{}, dev, staging, prod)
+	equal(t, "problems", lines(r.Problems), []string{
+		`staging.yaml:8:7: Ingress/a spec.rules[0].host: host "A.Example.com" is also served in dev by Ingress/a [unique-ingress-hosts]`,
+	})
+}
