@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/circlecore/circle/secrets"
@@ -63,13 +64,9 @@ func (k *keyFlags) addSecret(ctx context.Context, ring *secrets.Keyring) error {
 	if !ok || ns == "" || name == "" {
 		return fmt.Errorf("--keys-secret %q: want namespace/name", k.secret)
 	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if k.kubeconfig != "" {
-		rules.ExplicitPath = k.kubeconfig
-	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	cfg, err := k.restConfig()
 	if err != nil {
-		return fmt.Errorf("--keys-secret: kubeconfig: %w", err)
+		return fmt.Errorf("--keys-secret: %w", err)
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -83,4 +80,17 @@ func (k *keyFlags) addSecret(ctx context.Context, ring *secrets.Keyring) error {
 		return fmt.Errorf("--keys-secret %s: %w", k.secret, err)
 	}
 	return nil
+}
+
+// restConfig is --kubeconfig's cluster, or KUBECONFIG, ~/.kube/config, or in-cluster.
+func (k *keyFlags) restConfig() (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if k.kubeconfig != "" {
+		rules.ExplicitPath = k.kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	return cfg, nil
 }

@@ -58,7 +58,7 @@ Exit codes:
 		&cobra.Group{ID: "pipeline", Title: "Pipeline commands:"},
 		&cobra.Group{ID: "tools", Title: "Data tools:"},
 	)
-	for _, c := range []*cobra.Command{newServeCmd(), newValidateCmd(), newPlanCmd(), newRenderCmd(), newDiffCmd(), newApplyCmd()} {
+	for _, c := range []*cobra.Command{newServeCmd(), newStatusCmd(), newReconcileCmd(), newValidateCmd(), newPlanCmd(), newRenderCmd(), newDiffCmd(), newApplyCmd()} {
 		c.GroupID = "pipeline"
 		root.AddCommand(c)
 	}

@@ -14,14 +14,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob" // file:// publish targets
 	_ "gocloud.dev/blob/memblob"  // mem:// publish targets, for trying things out
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/circlecore/circle/apply"
+	"github.com/circlecore/circle/leader"
 	"github.com/circlecore/circle/license"
 	"github.com/circlecore/circle/reconciler"
 	"github.com/circlecore/circle/redact"
@@ -57,6 +60,15 @@ type serveOptions struct {
 	licKeys    string
 	stateDir   string
 	drift      time.Duration
+	configFile string
+	leader     leader.Options
+	leaderOn   bool
+	tokenFile  string
+	rollback   bool
+	parallel   int
+	// poke asks a Git source to poll now (a webhook or a trigger); nil for a folder, which
+	// fsnotify already watches.
+	poke func()
 }
 
 func newServeCmd() *cobra.Command {
@@ -82,7 +94,25 @@ apply arrive with their issues.
 
 --trusted-pgp-keys and --trusted-ssh-keys serve two policies: --verify, a daemon-wide one
 checked before a revision is read, and circle.yaml's per-environment
-policy.requireSignedCommits, which adds the key files the repository lists.`,
+policy.requireSignedCommits, which adds the key files the repository lists.
+
+Configuration file (--config), every key optional, each the same as the flag it names;
+credentials stay in files it points to or in CIRCLE_GIT_PASSWORD / CIRCLE_WEBHOOK_SECRET:
+
+  source: {url: https://git.example.com/org/config.git, branch: main, interval: 1m}
+  webhook: {addr: ":9292", provider: github}
+  keys: {sops: [/etc/circle/keys/age.agekey], storage_keyring: /etc/circle/keys/keyring.json}
+  publish: s3://circle-builds?region=eu-west-1
+  clusters: {prod: {kubeconfig: /etc/circle/prod.kubeconfig, context: prod}}
+  apply: {prune: true, wait: 2m, rollback_on_failure: true}
+  state_dir: /var/lib/circle/state
+  listen: ":9090"
+  leader_election: {enabled: true, namespace: circle-system}
+  trigger_token_file: /etc/circle/keys/trigger-token
+
+The file is checked against a CUE schema before anything starts; a problem is reported as
+file:line: key: message. CIRCLE_<KEY> overrides a key ("__" between levels:
+CIRCLE_SOURCE__URL, CIRCLE_APPLY__WAIT, CIRCLE_STATE_DIR); a flag overrides both.`,
 		Example: `  # the daemon on the example repository, publishing to ./.circle
   circle serve --source examples --publish file://$PWD/.circle --key-file examples/keys/age.example.key
 
@@ -91,11 +121,27 @@ policy.requireSignedCommits, which adds the key files the repository lists.`,
     --ssh-key ~/.ssh/circle --known-hosts ~/.ssh/known_hosts`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := loadDaemonConfig(cmd, o.configFile, os.Environ()); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return o.run(ctx, cmd)
 		},
 	}
+	cmd.Flags().StringVar(&o.configFile, "config", "",
+		"daemon configuration file (YAML or JSON; keys in daemon.cue, shown by 'circle serve --help').\n"+
+			"Precedence: defaults < this file < CIRCLE_* environment (CIRCLE_STATE_DIR, CIRCLE_SOURCE__URL) < flags")
+	cmd.Flags().BoolVar(&o.leaderOn, "leader-elect", false,
+		"run several replicas: only the holder of a Kubernetes Lease reconciles; a standby takes over within the lease")
+	cmd.Flags().StringVar(&o.leader.Namespace, "leader-election-namespace", envOr("POD_NAMESPACE", "circle-system"), "namespace of the Lease")
+	cmd.Flags().StringVar(&o.leader.Name, "leader-election-id", "circle", "name of the Lease")
+	cmd.Flags().DurationVar(&o.leader.Lease, "leader-election-lease", 15*time.Second, "how long a dead leader holds the Lease before a standby takes over")
+	cmd.Flags().StringVar(&o.tokenFile, "trigger-token-file", "",
+		"file holding the bearer token for POST /api/v1/reconcile (circle reconcile --now); without it the endpoint is off")
+	cmd.Flags().BoolVar(&o.rollback, "rollback-on-failure", false,
+		"when applying a revision fails or does not become healthy, apply the target's last good build again")
+	cmd.Flags().IntVar(&o.parallel, "concurrency", 4, "environments built, published and applied at once")
 	cmd.Flags().StringVar(&o.source, "source", ".", "folder holding the desired-state repository")
 	here, _ := filepath.Abs(".circle")
 	cmd.Flags().StringVar(&o.publish, "publish", "file://"+filepath.ToSlash(here), "storage URL to publish to: file:///path, s3://…, azblob://…, gs://… (see circle storage --help)")
@@ -191,8 +237,13 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	token, err := o.triggerToken()
+	if err != nil {
+		return err
+	}
 	rec := reconciler.New(src, bucket, log, reconciler.Options{Keyring: ring, Redactor: red, TrustedKeys: trusted, Target: target,
-		Clusters: clusters, Apply: o.applyOpts, LicenseKeys: licKeys, State: store, DriftInterval: o.drift})
+		Clusters: clusters, Apply: o.applyOpts, LicenseKeys: licKeys, State: store, DriftInterval: o.drift,
+		TriggerToken: token, Poke: o.poke, RollbackOnFailure: o.rollback, Concurrency: o.parallel})
 	if o.listen != "" {
 		ln, err := net.Listen("tcp", o.listen)
 		if err != nil {
@@ -208,7 +259,40 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 		log.Info().Str("addr", ln.Addr().String()).Msg("HTTP API: /healthz /readyz /metrics /api/v1/status")
 	}
 	log.Info().Str("source", o.source).Str("publish", where).Msg("circle serve started; status is written to " + where + "/" + reconciler.StatusKey)
-	return rec.Run(ctx)
+	if !o.leaderOn {
+		return rec.Run(ctx)
+	}
+	cfg, err := o.keys.restConfig()
+	if err != nil {
+		return fmt.Errorf("--leader-elect: %w", err)
+	}
+	klog.SetLogger(logr.Discard()) // client-go's own lines are not JSON; leader logs the changes
+	var runErr error
+	err = leader.Run(ctx, cfg, o.leader, log, func(ctx context.Context) { runErr = rec.Run(ctx) })
+	return errors.Join(err, runErr)
+}
+
+// triggerToken reads --trigger-token-file; surrounding white space is not part of it.
+func (o *serveOptions) triggerToken() (string, error) {
+	if o.tokenFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(o.tokenFile)
+	if err != nil {
+		return "", fmt.Errorf("--trigger-token-file: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if len(token) < 16 {
+		return "", fmt.Errorf("--trigger-token-file %s: the token is %d characters; use at least 16 (openssl rand -hex 32)", o.tokenFile, len(token))
+	}
+	return token, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 // openClusters connects to each --cluster NAME=KUBECONFIG[@CONTEXT].
@@ -302,7 +386,14 @@ func (o *serveOptions) openSource(ctx context.Context, log zerolog.Logger) (sour
 	if !isRemote(o.source) {
 		return dir.New(o.source, dir.DefaultOptions())
 	}
-	opts := git.Options{URL: o.source, Ref: o.ref, Interval: o.interval,
+	hints := make(chan struct{}, 1)
+	o.poke = func() {
+		select {
+		case hints <- struct{}{}:
+		default: // one pending poll is enough
+		}
+	}
+	opts := git.Options{URL: o.source, Ref: o.ref, Interval: o.interval, Hints: hints,
 		OnError: func(err error) { log.Warn().Err(err).Msg("poll failed; retrying at the next interval") }}
 	if o.hookAddr != "" {
 		branch := o.ref.Branch
@@ -322,7 +413,16 @@ func (o *serveOptions) openSource(ctx context.Context, log zerolog.Logger) (sour
 		go func() { _ = srv.Serve(ln) }()
 		context.AfterFunc(ctx, func() { _ = srv.Close() })
 		log.Info().Str("addr", ln.Addr().String()).Str("provider", o.hookKind).Msg("receiving push webhooks")
-		opts.Hints = recv.Hints()
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-recv.Hints():
+					o.poke()
+				}
+			}
+		}()
 	}
 	opts.Auth.Username = os.Getenv("CIRCLE_GIT_USERNAME")
 	opts.Auth.Password = os.Getenv("CIRCLE_GIT_PASSWORD")

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// serveFlags parses args into a serve command and applies the daemon configuration from
+// file and environ, as serve's RunE does.
+func serveFlags(t *testing.T, file string, environ []string, args ...string) (*serveFlagsResult, error) {
+	t.Helper()
+	cmd := newServeCmd()
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatal(err)
+	}
+	err := loadDaemonConfig(cmd, file, environ)
+	get := func(name string) string { return cmd.Flags().Lookup(name).Value.String() }
+	return &serveFlagsResult{get: get}, err
+}
+
+type serveFlagsResult struct{ get func(string) string }
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "circle.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Precedence: defaults < file < CIRCLE_* < flags, key by key.
+func TestDaemonConfig_Precedence(t *testing.T) {
+	file := writeConfig(t, `source:
+  url: https://git.example.com/org/config.git
+  interval: 2m
+  branch: release
+state_dir: /from/file
+listen: ":7000"
+keys:
+  sops: [/keys/a.agekey, /keys/b.agekey]
+clusters:
+  prod: {kubeconfig: /kc/prod, context: prod-ctx}
+  dev: {kubeconfig: /kc/dev}
+apply: {prune: false, wait: 30s, rollback_on_failure: true}
+leader_election: {enabled: true, namespace: ops}
+`)
+	env := []string{"CIRCLE_STATE_DIR=/from/env", "CIRCLE_SOURCE__INTERVAL=3m", "CIRCLE_TESTENV_KUBE=ignored", "CIRCLE_GIT_PASSWORD=ignored", "PATH=/bin"}
+	got, err := serveFlags(t, file, env, "--listen", "127.0.0.1:9999")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for flag, want := range map[string]string{
+		"source":                    "https://git.example.com/org/config.git", // file
+		"branch":                    "release",                                // file
+		"interval":                  "3m0s",                                   // env over file
+		"state-dir":                 "/from/env",                              // env over file
+		"listen":                    "127.0.0.1:9999",                         // flag over file
+		"key-file":                  "[/keys/a.agekey,/keys/b.agekey]",
+		"cluster":                   "[dev=/kc/dev,prod=/kc/prod@prod-ctx]",
+		"prune":                     "false",
+		"wait":                      "30s",
+		"rollback-on-failure":       "true",
+		"leader-elect":              "true",
+		"leader-election-namespace": "ops",
+		"leader-election-id":        "circle", // default
+		"drift-interval":            "5m0s",   // default
+	} {
+		if v := got.get(flag); v != want {
+			t.Errorf("--%s = %q, want %q", flag, v, want)
+		}
+	}
+
+	// Without a file, the environment alone.
+	got, err = serveFlags(t, "", []string{"CIRCLE_PUBLISH=s3://bucket?region=x", "CIRCLE_CLUSTERS__KIND__KUBECONFIG=/kc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.get("publish") != "s3://bucket?region=x" || got.get("cluster") != "[kind=/kc]" {
+		t.Errorf("from the environment: publish %q, cluster %q", got.get("publish"), got.get("cluster"))
+	}
+}
+
+// A bad file is refused before anything starts, each problem at its file:line and key; a
+// bad variable is named.
+func TestDaemonConfig_Invalid(t *testing.T) {
+	file := writeConfig(t, `source:
+  url: https://git.example.com/org/config.git
+  interval: soon
+publish: ftp://nope
+colour: blue
+`)
+	_, err := serveFlags(t, file, []string{"CIRCLE_LOG_FORMAT=xml"})
+	if err == nil {
+		t.Fatal("an invalid configuration was accepted")
+	}
+	for _, want := range []string{
+		file + ":3: source.interval:",
+		file + ":4: publish:",
+		file + ":5: colour: field not allowed",
+		"CIRCLE_LOG_FORMAT: log_format:",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+
+	if _, err := serveFlags(t, filepath.Join(t.TempDir(), "missing.yaml"), nil); err == nil || !strings.Contains(err.Error(), "--config") {
+		t.Errorf("a missing file: %v", err)
+	}
+	if _, err := serveFlags(t, writeConfig(t, "source: [unclosed\n"), nil); err == nil {
+		t.Error("a file that does not parse was accepted")
+	}
+}
+
+// serve --config runs the daemon from the file: a bad one exits 2 with the problem.
+func TestServe_Config(t *testing.T) {
+	file := writeConfig(t, "drift_interval: often\n")
+	code, _, errOut := run(t, "serve", "--config", file)
+	if code != exitUsage || !strings.Contains(errOut, file+":1: drift_interval:") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
