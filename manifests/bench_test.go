@@ -38,8 +38,8 @@ func BenchmarkCheck(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		r, err := manifests.Check([]manifests.Environment{env}, manifests.Options{})
-		if err != nil || r.Objects != 1000 || len(r.Problems) != 0 {
-			b.Fatalf("%v %d objects %v", err, r.Objects, r.Problems)
+		if err != nil || r.Objects["prod"] != 1000 || len(r.Problems) != 0 {
+			b.Fatalf("%v %v objects %v", err, r.Objects, r.Problems)
 		}
 	}
 }

@@ -106,8 +106,8 @@ type Report struct {
 	// Notes are objects that were not checked against a schema: custom resources whose
 	// CustomResourceDefinition is not in the same stream.
 	Notes []Problem
-	// Objects counts the objects checked, over all environments.
-	Objects int
+	// Objects counts the objects checked, by environment.
+	Objects map[string]int
 }
 
 // object is one document of a stream.
@@ -142,7 +142,7 @@ func Check(envs []Environment, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &checker{set: set, opts: opts, sources: map[string][]*yaml.Node{}}
+	c := &checker{set: set, opts: opts, sources: map[string][]*yaml.Node{}, report: Report{Objects: map[string]int{}}}
 	all := make([][]*object, len(envs))
 	for i := range envs {
 		all[i] = c.environment(&envs[i])
@@ -155,7 +155,7 @@ func (c *checker) environment(env *Environment) []*object {
 	objs := c.parse(env)
 	crds := c.crds(objs)
 	for _, o := range objs {
-		c.report.Objects++
+		c.report.Objects[env.Name]++
 		c.schema(o, crds)
 		c.policies(o)
 	}

@@ -31,8 +31,8 @@ func TestCheck_Origins(t *testing.T) {
 		`deploy/base/deployment.yaml:15:11: Deployment/prod-web spec.template.spec.containers[1].securityContext.privileged: container "web" is privileged [no-privileged]`,
 		`deploy/base/ingress.yaml:7:7: Ingress/prod-web spec.rules[0].host: host "web.example.com" is also served in dev by Ingress/web [unique-ingress-hosts]`,
 	})
-	if r.Objects != 6 {
-		t.Errorf("checked %d objects, want 6 (a ConfigMap, a Deployment and an Ingress in each)", r.Objects)
+	if r.Objects["dev"] != 3 || r.Objects["prod"] != 3 {
+		t.Errorf("checked %v objects, want 3 in each (a ConfigMap, a Deployment and an Ingress)", r.Objects)
 	}
 	for _, p := range r.Problems {
 		if p.Env == "" || p.Namespace == "" {

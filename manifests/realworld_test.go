@@ -46,7 +46,7 @@ func TestCheck_RealWorld(t *testing.T) {
 			}
 			r := check(t, manifests.Options{}, manifests.Environment{Name: "x", Manifests: b, Source: rel, Policy: schemaOnly})
 			equal(t, "problems", lines(r.Problems), nil)
-			if r.Objects == 0 {
+			if r.Objects["x"] == 0 {
 				t.Error("no objects")
 			}
 			for _, n := range r.Notes {
@@ -54,7 +54,7 @@ func TestCheck_RealWorld(t *testing.T) {
 					t.Errorf("unexpected note: %s", n)
 				}
 			}
-			objects += r.Objects
+			objects += r.Objects["x"]
 			notes += len(r.Notes)
 		})
 	}

@@ -55,6 +55,20 @@ type Environment struct {
 type Policy struct {
 	RequireSignedCommits bool     `json:"requireSignedCommits"`
 	TrustedKeys          []string `json:"trustedKeys,omitempty"`
+	// Manifests is what the environment's rendered manifests are held to; nil keeps the
+	// defaults.
+	Manifests *ManifestPolicy `json:"manifests,omitempty"`
+}
+
+// ManifestPolicy is circle.yaml's say on the policies the manifests package checks. A
+// field left out keeps that package's default for the environment.
+type ManifestPolicy struct {
+	// RequiredLabels replaces the default list when not nil ([] requires none).
+	RequiredLabels []string `json:"requiredLabels,omitempty"`
+	// DenyLatestTag refuses latest and untagged images when true.
+	DenyLatestTag *bool `json:"denyLatestTag,omitempty"`
+	// Disable names checks that do not run.
+	Disable []string `json:"disable,omitempty"`
 }
 
 // Paths says where each part of the repository lives.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/circlecore/circle/manifests"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/sources"
@@ -17,10 +18,12 @@ import (
 )
 
 type validateOptions struct {
-	envs    []string
-	origins bool
-	keys    keyFlags
-	out     outputFlag
+	envs       []string
+	origins    bool
+	serverSide bool
+	kctx       string
+	keys       keyFlags
+	out        outputFlag
 }
 
 // validateResult is what `circle validate -o json` prints.
@@ -28,12 +31,16 @@ type validateResult struct {
 	Valid        bool           `json:"valid"`
 	Environments []envResult    `json:"environments,omitempty"`
 	Problems     []repo.Problem `json:"problems,omitempty"`
+	// Notes are what was not checked (custom resources without their CRD); they do not
+	// make the repository invalid.
+	Notes []repo.Problem `json:"notes,omitempty"`
 }
 
 type envResult struct {
 	Name    string         `json:"name"`
 	Values  int            `json:"values"`
 	Secrets int            `json:"secrets"`
+	Objects int            `json:"objects,omitempty"`
 	Origins []originResult `json:"origins,omitempty"`
 }
 
@@ -47,12 +54,27 @@ func newValidateCmd() *cobra.Command {
 	o := &validateOptions{}
 	cmd := &cobra.Command{
 		Use:   "validate [path]",
-		Short: "Validate a repository against the CUE schemas (exit 0 valid, 1 invalid, 2 usage)",
+		Short: "Validate a repository: config against the CUE schemas, manifests against Kubernetes' (exit 0 valid, 1 invalid, 2 usage)",
 		Long: `Validate loads a repository the way the daemon does: circle.yaml, then for each
 environment the config layers (config/base, config/<env>), the SOPS secrets
 (secrets/<env>.sops.yaml), all merged and unified with the CUE schema in schema/.
 
-Every problem is reported at once, as file:line:col: path: message [environments].
+Then each environment with a kustomize overlay (paths.manifests/<env>) is rendered as
+the daemon renders it, and every object is checked offline against the OpenAPI schema
+of Kubernetes ` + manifests.KubernetesVersion() + ` (unknown fields, types, required fields; custom
+resources against a CRD in the same manifests) and against the environment's policies
+(circle.yaml environments[].policy.manifests): required labels, no latest image tags
+in production, resource requests, no privileged containers or host namespaces, and
+Ingress hosts unique across the environments validated. An object skips named checks
+with the annotation circle.circlecore.io/skip-checks: id1,id2.
+
+With --server-side, each object is also applied to a cluster in a server-side dry run
+(nothing changes), which catches what only the API server knows. An object in a
+namespace the same manifests create is not dry-run (the namespace does not exist yet).
+
+Every problem is reported at once, as file:line:col: path: message [environments]; a
+manifest problem names the file the object was written in, the object and the field:
+deploy/base/deployment.yaml:21:18: Deployment/web spec.template.spec.containers[0].image: ...
 Secret values never appear: they show as **redacted:<hash>**.
 
 Exit codes: 0 valid, 1 invalid, 2 usage or I/O error (a missing key file, say).`,
@@ -63,7 +85,10 @@ Exit codes: 0 valid, 1 invalid, 2 usage or I/O error (a missing key file, say).`
   circle validate examples --env prod --key-file examples/keys/age.example.key --origins
 
   # for CI: machine-readable
-  circle validate -o json`,
+  circle validate -o json
+
+  # also dry-run every object against a cluster
+  circle validate --server-side --context kind-dev`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := "."
@@ -75,7 +100,9 @@ Exit codes: 0 valid, 1 invalid, 2 usage or I/O error (a missing key file, say).`
 	}
 	cmd.Flags().StringSliceVar(&o.envs, "env", nil, "environments to validate (default all)")
 	cmd.Flags().BoolVar(&o.origins, "origins", false, "print every value with the file:line it came from")
-	o.keys.register(cmd)
+	cmd.Flags().BoolVar(&o.serverSide, "server-side", false, "also dry-run every object against the cluster of --kubeconfig/--context")
+	cmd.Flags().StringVar(&o.kctx, "context", "", "kubeconfig context for --server-side (default: the current one)")
+	o.keys.register(cmd) // --kubeconfig serves --keys-secret and --server-side
 	o.out.register(cmd)
 	return cmd
 }
@@ -113,9 +140,21 @@ func (o *validateOptions) run(cmd *cobra.Command, path string) error {
 	if err != nil {
 		return err
 	}
-	res := validateResult{Valid: true}
+	checked, err := o.checkManifests(ctx, snap, r, red)
+	if err != nil {
+		return err
+	}
+	if len(checked.problems) > 0 {
+		res := validateResult{Problems: checked.problems, Notes: checked.notes}
+		inv := &repo.Invalid{Problems: checked.problems}
+		if perr := o.out.print(cmd.OutOrStdout(), res, func() string { return invalidText(inv) + notesText(checked.notes) }); perr != nil {
+			return perr
+		}
+		return &exitError{code: exitFailed, err: fmt.Errorf("%s is invalid: %d problem(s)", path, len(checked.problems))}
+	}
+	res := validateResult{Valid: true, Notes: checked.notes}
 	for _, e := range r.Envs {
-		er := envResult{Name: e.Name}
+		er := envResult{Name: e.Name, Objects: checked.objects[e.Name]}
 		for _, or := range e.Merged.Origins() {
 			er.Values++
 			if e.Sensitive(or.Path) {
@@ -127,7 +166,7 @@ func (o *validateOptions) run(cmd *cobra.Command, path string) error {
 		}
 		res.Environments = append(res.Environments, er)
 	}
-	return o.out.print(cmd.OutOrStdout(), res, func() string { return validText(res) })
+	return o.out.print(cmd.OutOrStdout(), res, func() string { return validText(res) + notesText(res.Notes) })
 }
 
 // shown is a value as output may show it: masked when sensitive.
@@ -193,7 +232,11 @@ func invalidText(inv *repo.Invalid) string {
 func validText(res validateResult) string {
 	var b strings.Builder
 	for _, e := range res.Environments {
-		fmt.Fprintf(&b, "%s: valid (%d values, %d secret)\n", e.Name, e.Values, e.Secrets)
+		fmt.Fprintf(&b, "%s: valid (%d values, %d secret", e.Name, e.Values, e.Secrets)
+		if e.Objects > 0 {
+			fmt.Fprintf(&b, ", %d objects", e.Objects)
+		}
+		b.WriteString(")\n")
 		for _, o := range e.Origins {
 			fmt.Fprintf(&b, "  %s = %s  (%s)\n", o.Path, o.Value, o.From)
 		}
