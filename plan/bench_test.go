@@ -1,0 +1,94 @@
+package plan_test
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/circlecore/circle/plan"
+)
+
+// manyObjects adds n objects to the example's kustomize base: a third each Deployments,
+// Services and ConfigMaps, so every environment renders n more.
+func manyObjects(fsys fstest.MapFS, n int, image string) {
+	var res []string
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("obj-%04d.yaml", i)
+		var doc string
+		switch i % 3 {
+		case 0:
+			doc = fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: svc-%04d
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: svc-%04d}
+  template:
+    metadata:
+      labels: {app: svc-%04d}
+    spec:
+      containers:
+        - name: main
+          image: %s
+          args: ["--port", "8080"]
+          ports:
+            - name: http
+              containerPort: 8080
+          env:
+            - name: INDEX
+              value: "%d"
+`, i, i, i, image, i)
+		case 1:
+			doc = fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: svc-%04d
+spec:
+  selector: {app: svc-%04d}
+  ports:
+    - name: http
+      port: 80
+      targetPort: http
+`, i, i)
+		default:
+			doc = fmt.Sprintf(`apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings-%04d
+data:
+  index: "%d"
+  owner: team-%d
+`, i, i, i%7)
+		}
+		fsys["deploy/base/"+name] = &fstest.MapFile{Data: []byte(doc)}
+		res = append(res, "  - "+name)
+	}
+	k := string(fsys["deploy/base/kustomization.yaml"].Data)
+	k = strings.Replace(k, "resources:\n", "resources:\n"+strings.Join(res, "\n")+"\n", 1)
+	fsys["deploy/base/kustomization.yaml"] = &fstest.MapFile{Data: []byte(k)}
+}
+
+// BenchmarkPlan is `circle plan` of a one-line change (prod's replica count) in a
+// repository with 3 environments and 1,000 objects in its kustomize base (3,000 rendered
+// per revision): both revisions built as the daemon builds them, compared, and written as
+// Markdown. The goal is 3 s.
+func BenchmarkPlan(b *testing.B) {
+	base := examplesFS(b)
+	manyObjects(base, 1000, "registry.example.com/app:1.0.0")
+	head := clone(base)
+	head["config/prod/app.yaml"] = &fstest.MapFile{Data: []byte(strings.Replace(string(base["config/prod/app.yaml"].Data), "replicas: 4", "replicas: 5", 1))}
+	b.ResetTimer()
+	for b.Loop() {
+		p := planOf(b, base, head)
+		if err := p.WriteMarkdown(io.Discard, plan.DefaultMarkdownOptions()); err != nil {
+			b.Fatal(err)
+		}
+		if p.Summary.Changed != 1 {
+			b.Fatalf("%d environments change, want 1", p.Summary.Changed)
+		}
+	}
+}
