@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/circlecore/circle/manifests"
 	"github.com/circlecore/circle/render"
 	"github.com/circlecore/circle/testenv"
 )
@@ -69,6 +70,33 @@ func TestOverlaysDryRun(t *testing.T) {
 				t.Errorf("deploy/%s uses a latest tag", env)
 			}
 		})
+	}
+}
+
+// Every overlay passes Circle's own validation framework: Kubernetes' schemas and every
+// policy with its defaults (required labels, resource requests, no latest tags in prod,
+// no privileged containers or host namespaces, one Ingress host per environment).
+func TestOverlaysValidate(t *testing.T) {
+	fsys := os.DirFS("..")
+	var envs []manifests.Environment
+	for _, env := range []string{"dev", "staging", "prod"} {
+		y, err := render.Render(render.Input{FS: fsys, Manifests: "deploy", Env: env, Origins: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs = append(envs, manifests.Environment{Name: env, Manifests: y, Source: "deploy/" + env, Policy: manifests.DefaultPolicy(env)})
+	}
+	r, err := manifests.Check(envs, manifests.Options{FS: fsys, GeneratedDir: render.GeneratedDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range append(r.Problems, r.Notes...) {
+		t.Errorf("%s [%s]", p, p.Env)
+	}
+	for _, e := range envs {
+		if r.Objects[e.Name] < 12 {
+			t.Errorf("%s: %d objects checked", e.Name, r.Objects[e.Name])
+		}
 	}
 }
 
