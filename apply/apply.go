@@ -108,9 +108,20 @@ func (a *Applier) Apply(ctx context.Context, env string, manifests []byte, opts 
 		return nil, fmt.Errorf("apply %s: %w", env, err)
 	}
 
-	old, err := a.inventory(ctx, env, opts.InventoryNamespace)
+	old, pending, err := a.inventory(ctx, env, opts.InventoryNamespace)
 	if err != nil {
 		return nil, fmt.Errorf("apply %s: %w", env, err)
+	}
+	// Record what is about to be applied before applying it, as cli-utils does: a process
+	// killed between the apply and the inventory write would otherwise leave objects no
+	// inventory names, which no later prune could find (seen in the kill -9 test). They are
+	// kept apart as pending: the last finished apply's set stays what the deletion guard
+	// measures against, so abandoned applies do not look like a revision dropping objects.
+	if next := pending.Union(object.UnstructuredSetToObjMetadataSet(objects).Diff(old)); !next.Equal(pending) {
+		if err := a.saveInventory(ctx, env, opts.InventoryNamespace, old, next); err != nil {
+			return nil, fmt.Errorf("apply %s: %w", env, err)
+		}
+		pending = next
 	}
 	cs, err := a.rm.ApplyAllStaged(ctx, objects, ssa.DefaultApplyOptions())
 	if err != nil {
@@ -131,7 +142,7 @@ func (a *Applier) Apply(ctx context.Context, env string, manifests []byte, opts 
 
 	if opts.Prune {
 		var stale []*unstructured.Unstructured
-		for _, id := range old.Diff(current) {
+		for _, id := range old.Union(pending).Diff(current) {
 			u := &unstructured.Unstructured{}
 			u.SetGroupVersionKind(id.GroupKind.WithVersion(""))
 			u.SetNamespace(id.Namespace)
@@ -146,14 +157,14 @@ func (a *Applier) Apply(ctx context.Context, env string, manifests []byte, opts 
 			if frac == 0 {
 				frac = 0.5
 			}
-			if float64(len(stale)) > frac*float64(len(old)) {
+			if dropped := old.Diff(current); float64(len(dropped)) > frac*float64(len(old)) {
 				// The new objects are applied; the old ones stay, and stay in the inventory
 				// so that a later, smaller prune still knows them.
-				if err := a.saveInventory(ctx, env, opts.InventoryNamespace, append(append(object.ObjMetadataSet{}, current...), old.Diff(current)...)); err != nil {
+				if err := a.saveInventory(ctx, env, opts.InventoryNamespace, current.Union(dropped), pending.Diff(current)); err != nil {
 					return nil, fmt.Errorf("apply %s: %w", env, err)
 				}
 				return res, fmt.Errorf("apply %s: %w: %d of %d objects would go (limit %.0f%%); applied, nothing deleted",
-					env, ErrTooManyDeletions, len(stale), len(old), frac*100)
+					env, ErrTooManyDeletions, len(dropped), len(old), frac*100)
 			}
 			if stale, err = a.prunable(ctx, stale); err != nil {
 				return nil, fmt.Errorf("apply %s: prune: %w", env, err)
@@ -172,7 +183,7 @@ func (a *Applier) Apply(ctx context.Context, env string, manifests []byte, opts 
 			}
 		}
 	}
-	if err := a.saveInventory(ctx, env, opts.InventoryNamespace, current); err != nil {
+	if err := a.saveInventory(ctx, env, opts.InventoryNamespace, current, nil); err != nil {
 		return nil, fmt.Errorf("apply %s: %w", env, err)
 	}
 	if opts.Wait > 0 {
@@ -227,42 +238,53 @@ func (a *Applier) resolveVersions(ctx context.Context, objs []*unstructured.Unst
 
 func inventoryName(env string) string { return "circle-inventory-" + env }
 
-// inventory reads the objects the last apply of env made.
-func (a *Applier) inventory(ctx context.Context, env, ns string) (object.ObjMetadataSet, error) {
+// inventory reads the objects the last finished apply of env made, and those an apply that
+// did not finish may have made.
+func (a *Applier) inventory(ctx context.Context, env, ns string) (objects, pending object.ObjMetadataSet, err error) {
 	var cm corev1.ConfigMap
-	err := a.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: inventoryName(env)}, &cm)
+	err = a.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: inventoryName(env)}, &cm)
 	if apierrors.IsNotFound(err) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read inventory %s/%s: %w", ns, inventoryName(env), err)
+		return nil, nil, fmt.Errorf("read inventory %s/%s: %w", ns, inventoryName(env), err)
 	}
-	var ids []string
-	if err := json.Unmarshal([]byte(cm.Data["objects"]), &ids); err != nil {
-		return nil, fmt.Errorf("inventory %s/%s: %w", ns, inventoryName(env), err)
-	}
-	var set object.ObjMetadataSet
-	for _, id := range ids {
-		m, err := object.ParseObjMetadata(id)
-		if err != nil {
-			return nil, fmt.Errorf("inventory %s/%s: %w", ns, inventoryName(env), err)
+	sets := [2]object.ObjMetadataSet{}
+	for i, key := range []string{"objects", "pending"} {
+		raw, ok := cm.Data[key]
+		if !ok {
+			continue
 		}
-		set = append(set, m)
+		var ids []string
+		if err := json.Unmarshal([]byte(raw), &ids); err != nil {
+			return nil, nil, fmt.Errorf("inventory %s/%s %s: %w", ns, inventoryName(env), key, err)
+		}
+		for _, id := range ids {
+			m, err := object.ParseObjMetadata(id)
+			if err != nil {
+				return nil, nil, fmt.Errorf("inventory %s/%s: %w", ns, inventoryName(env), err)
+			}
+			sets[i] = append(sets[i], m)
+		}
 	}
-	return set, nil
+	return sets[0], sets[1], nil
 }
 
-func (a *Applier) saveInventory(ctx context.Context, env, ns string, set object.ObjMetadataSet) error {
-	ids := make([]string, 0, len(set))
-	for _, m := range set {
-		ids = append(ids, m.String())
+func (a *Applier) saveInventory(ctx context.Context, env, ns string, objects, pending object.ObjMetadataSet) error {
+	data := map[string]string{}
+	for key, set := range map[string]object.ObjMetadataSet{"objects": objects, "pending": pending} {
+		ids := make([]string, 0, len(set))
+		for _, m := range set {
+			ids = append(ids, m.String())
+		}
+		sort.Strings(ids)
+		b, _ := json.Marshal(ids)
+		data[key] = string(b)
 	}
-	sort.Strings(ids)
-	b, _ := json.Marshal(ids)
 	cm := &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: inventoryName(env), Labels: a.rm.GetOwnerLabels(env, "circle")},
-		Data:       map[string]string{"objects": string(b)},
+		Data:       data,
 	}
 	u, err := runtimeToUnstructured(cm)
 	if err != nil {

@@ -63,10 +63,11 @@ func (a *Applier) Diff(ctx context.Context, env string, manifests []byte, opts O
 		out = append(out, c)
 	}
 	if opts.Prune {
-		old, err := a.inventory(ctx, env, opts.InventoryNamespace)
+		old, pending, err := a.inventory(ctx, env, opts.InventoryNamespace)
 		if err != nil {
 			return nil, fmt.Errorf("diff %s: %w", env, err)
 		}
+		old = old.Union(pending)
 		keep := map[string]bool{}
 		for _, id := range current {
 			keep[id] = true

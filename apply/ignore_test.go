@@ -82,3 +82,58 @@ data:
 		t.Errorf("a bad pointer: %v", err)
 	}
 }
+
+// An apply killed before it finished leaves objects its inventory lists as pending: the
+// next apply prunes those it no longer holds, without counting them against the deletion
+// guard (ten abandoned ConfigMaps are not a revision dropping most of one object).
+func TestApply_PendingFromAnAbandonedApply(t *testing.T) {
+	kube := testenv.StartKube(t)
+	ns := kube.Namespace(t)
+	cs := kube.Clientset(t)
+	ctx := context.Background()
+	a, err := apply.New(kube.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := apply.Options{InventoryNamespace: ns, Prune: true}
+	cm := func(name string) string {
+		return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n  namespace: %s\ndata:\n  v: x\n", name, ns)
+	}
+	if _, err := a.Apply(ctx, "dev", []byte(cm("kept")), opts); err != nil {
+		t.Fatal(err)
+	}
+	// What an abandoned apply leaves: objects made under Circle's labels, listed as pending.
+	var pending []string
+	for i := range 10 {
+		name := fmt.Sprintf("abandoned-%d", i)
+		if _, err := a.Apply(ctx, "scratch", []byte(cm(name)), apply.Options{InventoryNamespace: ns}); err != nil {
+			t.Fatal(err)
+		}
+		obj, _ := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+		obj.Labels["circle.circlecore.io/name"] = "dev"
+		if _, err := cs.CoreV1().ConfigMaps(ns).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, fmt.Sprintf("%q", ns+"_"+name+"__ConfigMap"))
+	}
+	inv, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "circle-inventory-dev", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.Data["pending"] = "[" + strings.Join(pending, ",") + "]"
+	if _, err := cs.CoreV1().ConfigMaps(ns).Update(ctx, inv, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := a.Apply(ctx, "dev", []byte(cm("kept")), opts)
+	if err != nil {
+		t.Fatalf("the guard counted abandoned objects: %v", err)
+	}
+	if len(res.Deleted) != 10 {
+		t.Errorf("deleted %v, want the 10 abandoned ConfigMaps", res.Deleted)
+	}
+	inv, _ = cs.CoreV1().ConfigMaps(ns).Get(ctx, "circle-inventory-dev", metav1.GetOptions{})
+	if inv.Data["pending"] != "[]" || !strings.Contains(inv.Data["objects"], "_kept_") {
+		t.Errorf("inventory after: %v", inv.Data)
+	}
+}
