@@ -16,7 +16,7 @@ import (
 // schema.Issue (File, Line, Column, Path, Message) and prints the same way, so `circle
 // validate` lists manifest problems with configuration problems:
 //
-//	deploy/base/deployment.yaml:21:18: Deployment/web spec.template.spec.containers[0].image: image tag "latest" is not allowed in prod [no-latest-tag]
+//	deploy/base/deployment.yaml:11:11: Deployment/shop-api spec.template.spec.containers[0].image: image tag "latest" is not allowed in prod [no-latest-tag]
 type Problem struct {
 	// Env is the environment whose rendering has the problem.
 	Env string `json:"env,omitempty"`

@@ -97,6 +97,9 @@ func TestCheck(t *testing.T) {
 			want: []string{`rendered.yaml:8:3: Deployment/web spec.replica: unknown field "replica" [schema]`}},
 		{name: "wrong type", env: "dev", policy: dev, yaml: edit(t, "replicas: 2", `replicas: "2"`),
 			want: []string{`rendered.yaml:8:3: Deployment/web spec.replicas: expected integer, got string [schema]`}},
+		{name: "wrong type, a fraction for an integer", env: "dev", policy: dev, yaml: edit(t, "replicas: 2", "replicas: 2.5"),
+			want: []string{`rendered.yaml:8:3: Deployment/web spec.replicas: expected integer, got number [schema]`}},
+		{name: "a whole number written as a fraction is an integer", env: "dev", policy: dev, yaml: edit(t, "replicas: 2", "replicas: 2.0")},
 		{name: "wrong type, object for a string", env: "dev", policy: dev, yaml: edit(t, "image: nginx:1.27", "image: {name: nginx}"),
 			want: []string{`rendered.yaml:19:11: Deployment/web spec.template.spec.containers[0].image: expected string, got object [schema]`}},
 		{name: "missing required field", env: "dev", policy: dev, yaml: edit(t, "        - name: web\n          image", "        - image"),
@@ -287,5 +290,25 @@ list: [{id: 1.0}, {id: 1.5}]
 			equal(t, "problems", lines(r.Problems), tc.want)
 			equal(t, "notes", lines(r.Notes), tc.notes)
 		})
+	}
+}
+
+// Check may run from several goroutines at once: the schemas are shared and never written
+// after they are loaded.
+func TestCheck_Concurrent(t *testing.T) {
+	bad := edit(t, "replicas: 2", "replicas: two")
+	done := make(chan []string)
+	for i := 0; i < 8; i++ {
+		go func() {
+			r, err := manifests.Check([]manifests.Environment{{Name: "dev", Manifests: []byte(bad), Policy: manifests.DefaultPolicy("dev")}}, manifests.Options{})
+			if err != nil {
+				done <- []string{err.Error()}
+				return
+			}
+			done <- lines(r.Problems)
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		equal(t, "problems", <-done, []string{`Deployment/web spec.replicas: expected integer, got string [schema]`})
 	}
 }

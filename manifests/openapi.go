@@ -115,7 +115,12 @@ func isYAML11Bool(s string) bool {
 	return false
 }
 
-func typeName(t typeSet) string {
+// typeName names a value's type in messages: 1.0 is a number there, though it is also an
+// integer to the API server.
+func typeName(val *yaml.Node, t typeSet) string {
+	if val.ShortTag() == "!!float" {
+		return "number"
+	}
 	switch {
 	case t&tObject != 0:
 		return "object"
@@ -153,7 +158,7 @@ func (v *validator) value(n *node, val, at *yaml.Node) {
 		return // null is "unset" to the API server's decoder
 	}
 	if n.types != 0 && n.types&t == 0 {
-		msg := fmt.Sprintf("expected %s, got %s", n.types, typeName(t))
+		msg := fmt.Sprintf("expected %s, got %s", n.types, typeName(val, t))
 		if yaml11 {
 			msg += fmt.Sprintf(" (a plain %s is a boolean in YAML 1.1, as kubectl reads it: quote it)", val.Value)
 		}
@@ -266,7 +271,7 @@ func (v *validator) noAlternative(alts []*node, val, at *yaml.Node, t typeSet) {
 		}
 		types |= a.types
 	}
-	v.add(at, val, nil, "expected %s, got %s", types, typeName(t))
+	v.add(at, val, nil, "expected %s, got %s", types, typeName(val, t))
 }
 
 func (v *validator) object(n *node, m, at *yaml.Node) {

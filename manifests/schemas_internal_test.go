@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"go.yaml.in/yaml/v3"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 )
 
@@ -45,7 +46,7 @@ func TestTypeSet(t *testing.T) {
 		if got := typeOf(name).String(); got != name {
 			t.Errorf("typeOf(%q) = %q", name, got)
 		}
-		if got := typeName(typeOf(name)); got != name {
+		if got := typeName(&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str"}, typeOf(name)); got != name {
 			t.Errorf("typeName(%q) = %q", name, got)
 		}
 	}
