@@ -143,7 +143,7 @@ func resolve(v *yaml.Node) *yaml.Node {
 	return v
 }
 
-// value checks v against n; at is the node problems about v point to (its key, when v is
+// value checks val against n; at is the node problems about val point to (its key, when val is
 // a mapping value).
 func (v *validator) value(n *node, val, at *yaml.Node) {
 	if n == nil {

@@ -129,6 +129,7 @@ func TestValidate_ServerSide(t *testing.T) {
 	if code != exitFailed {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
+	t.Logf("circle validate --server-side:\n%s", out)
 	for _, want := range []string{
 		`deploy/dev/bad.yaml: ConfigMap/Not_A_DNS_Name: ConfigMap "Not_A_DNS_Name" is invalid: metadata.name: Invalid value: "Not_A_DNS_Name": `,
 		" [server-side] [dev]\n",
