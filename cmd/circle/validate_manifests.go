@@ -13,6 +13,8 @@ import (
 	"github.com/fluxcd/pkg/ssa/utils"
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
@@ -147,10 +149,17 @@ func (o *validateOptions) dryRun(ctx context.Context, envs []manifests.Environme
 		if err != nil {
 			return fmt.Errorf("--server-side %s: %w", e.Name, err)
 		}
-		created := map[string]bool{}
+		// What the same manifests create cannot be in the cluster yet: objects in a new
+		// namespace, or of a kind a CRD of theirs defines, are not dry-run.
+		created, defined := map[string]bool{}, map[string]bool{}
 		for _, obj := range objects {
-			if obj.GetKind() == "Namespace" && obj.GetAPIVersion() == "v1" {
+			switch obj.GroupVersionKind().GroupKind().String() {
+			case "Namespace":
 				created[obj.GetName()] = true
+			case "CustomResourceDefinition.apiextensions.k8s.io":
+				group, _, _ := unstructured.NestedString(obj.Object, "spec", "group")
+				kind, _, _ := unstructured.NestedString(obj.Object, "spec", "names", "kind")
+				defined[kind+"."+group] = true
 			}
 		}
 		for _, obj := range objects {
@@ -182,6 +191,10 @@ func (o *validateOptions) dryRun(ctx context.Context, envs []manifests.Environme
 			case errors.As(err, &refused) && apierrors.IsNotFound(refused.Unwrap()) && created[obj.GetNamespace()]:
 				notes.add(e.Name, schema.Issue{File: file, Path: subject, Message: fmt.Sprintf(
 					"not dry-run: its namespace %s does not exist yet (these manifests create it) [%s]", obj.GetNamespace(), checkServerSide)})
+			case errors.As(err, &refused) && defined[obj.GroupVersionKind().GroupKind().String()] &&
+				(meta.IsNoMatchError(refused.Unwrap()) || strings.Contains(refused.Unwrap().Error(), "no matches for kind")):
+				notes.add(e.Name, schema.Issue{File: file, Path: subject, Message: fmt.Sprintf(
+					"not dry-run: its kind is not in the cluster yet (a CustomResourceDefinition of these manifests defines it) [%s]", checkServerSide)})
 			case errors.As(err, &refused):
 				problems.add(e.Name, schema.Issue{File: file, Path: subject, Message: red.String(refused.Unwrap().Error()) + " [" + checkServerSide + "]"})
 			default:

@@ -123,7 +123,29 @@ func TestValidate_ServerSide(t *testing.T) {
 	fresh := ns + "-new"
 	write(t, dir, "deploy/dev/bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_DNS_Name\n  labels: {app.kubernetes.io/name: shop}\n")
 	write(t, dir, "deploy/staging/namespace.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: "+fresh+"\n  labels: {app.kubernetes.io/name: shop}\n")
-	write(t, dir, "deploy/dev/kustomization.yaml", "namespace: "+ns+"\nresources:\n  - ../base\n  - bad.yaml\n")
+	write(t, dir, "deploy/dev/crd.yaml", `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gizmos.validate.example.com
+  labels: {app.kubernetes.io/name: shop}
+spec:
+  group: validate.example.com
+  names: {kind: Gizmo, plural: gizmos}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+---
+apiVersion: validate.example.com/v1
+kind: Gizmo
+metadata:
+  name: g
+  labels: {app.kubernetes.io/name: shop}
+`)
+	write(t, dir, "deploy/dev/kustomization.yaml", "namespace: "+ns+"\nresources:\n  - ../base\n  - bad.yaml\n  - crd.yaml\n")
 	write(t, dir, "deploy/staging/kustomization.yaml", "namespace: "+fresh+"\nresources:\n  - namespace.yaml\n  - ../base\n")
 	code, out, errOut = run(t, "validate", dir, "--key-file", exampleKey, "--env", "dev", "--env", "staging", "--server-side", "--kubeconfig", kubeconfig)
 	if code != exitFailed {
@@ -134,13 +156,14 @@ func TestValidate_ServerSide(t *testing.T) {
 		`deploy/dev/bad.yaml: ConfigMap/Not_A_DNS_Name: ConfigMap "Not_A_DNS_Name" is invalid: metadata.name: Invalid value: "Not_A_DNS_Name": `,
 		" [server-side] [dev]\n",
 		"note: deploy/base/deployment.yaml: Deployment/shop-api: not dry-run: its namespace " + fresh + " does not exist yet (these manifests create it) [server-side] [staging]\n",
+		"note: deploy/dev/crd.yaml: Gizmo/g: not dry-run: its kind is not in the cluster yet (a CustomResourceDefinition of these manifests defines it) [server-side] [dev]\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "Namespace/"+fresh) {
-		t.Errorf("the Namespace itself was refused:\n%s", out)
+	if strings.Contains(out, "Namespace/"+fresh) || strings.Contains(out, "CustomResourceDefinition/") {
+		t.Errorf("the Namespace or the CRD itself was refused:\n%s", out)
 	}
 
 	code, _, errOut = run(t, "validate", dir, "--key-file", exampleKey, "--env", "dev", "--server-side", "--kubeconfig", kubeconfig+".missing")
