@@ -135,7 +135,10 @@ func (m *md) header(p *Plan) string {
 		fmt.Fprintf(&b, "### ❌ The head revision is invalid: %d problem(s)\n\n", len(p.Problems))
 		var lines []string
 		for _, pr := range p.Problems {
-			l := "- " + code(pr.Location) + ": "
+			l := "- "
+			if pr.Location != "" {
+				l += code(pr.Location) + ": "
+			}
 			if pr.Path != "" {
 				l += code(pr.Path) + ": "
 			}
