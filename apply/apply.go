@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
@@ -70,6 +71,9 @@ type Result struct {
 type Applier struct {
 	client client.Client
 	rm     *ssa.ResourceManager
+	// seen is what the last apply of each environment left; see unchanged.
+	mu   sync.Mutex
+	seen map[string]map[object.ObjMetadata]seen
 }
 
 // New connects to the cluster at cfg.
@@ -91,7 +95,7 @@ func newWith(cfg *rest.Config, httpClient *http.Client) (*Applier, error) {
 		return nil, fmt.Errorf("cluster %s: %w", cfg.Host, err)
 	}
 	rm := ssa.NewResourceManager(c, polling.NewStatusPoller(c, mapper, polling.Options{}), Owner)
-	return &Applier{client: c, rm: rm}, nil
+	return &Applier{client: c, rm: rm, seen: map[string]map[object.ObjMetadata]seen{}}, nil
 }
 
 // Apply makes the cluster hold the manifests of env (a multi-document YAML stream).
@@ -123,11 +127,21 @@ func (a *Applier) Apply(ctx context.Context, env string, manifests []byte, opts 
 		}
 		pending = next
 	}
-	cs, err := a.rm.ApplyAllStaged(ctx, objects, ssa.DefaultApplyOptions())
+	toApply, skipped, err := a.unchanged(ctx, env, objects)
 	if err != nil {
 		return nil, fmt.Errorf("apply %s: %w", env, err)
 	}
+	a.forget(env) // until this apply is known to have finished
+	cs := ssa.NewChangeSet()
+	if len(toApply) > 0 {
+		if cs, err = a.rm.ApplyAllStaged(ctx, toApply, ssa.DefaultApplyOptions()); err != nil {
+			return nil, fmt.Errorf("apply %s: %w", env, err)
+		}
+	}
 	res := &Result{}
+	for _, id := range skipped {
+		res.Unchanged = append(res.Unchanged, utils.FmtObjMetadata(id))
+	}
 	for _, e := range cs.Entries {
 		switch e.Action {
 		case ssa.CreatedAction:
@@ -138,7 +152,7 @@ func (a *Applier) Apply(ctx context.Context, env string, manifests []byte, opts 
 			res.Unchanged = append(res.Unchanged, e.Subject)
 		}
 	}
-	current := cs.ToObjMetadataSet()
+	current := cs.ToObjMetadataSet().Union(skipped)
 
 	if opts.Prune {
 		var stale []*unstructured.Unstructured
@@ -190,6 +204,9 @@ func (a *Applier) Apply(ctx context.Context, env string, manifests []byte, opts 
 		if err := a.rm.WaitForSetWithContext(ctx, current, ssa.WaitOptions{Interval: time.Second, Timeout: opts.Wait, FailFast: true}); err != nil {
 			return res, fmt.Errorf("apply %s: health: %w", env, err)
 		}
+	}
+	if err := a.remember(ctx, env, objects); err != nil {
+		return nil, fmt.Errorf("apply %s: %w", env, err)
 	}
 	for _, l := range [][]string{res.Created, res.Configured, res.Unchanged, res.Deleted} {
 		sort.Strings(l)

@@ -22,20 +22,19 @@ func TestReconcile_AppliesToCluster(t *testing.T) {
 	kube := testenv.StartKube(t)
 	cs := kube.Clientset(t)
 	ctx := context.Background()
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop-dev"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	ns := kube.Namespace(t)
 	cluster, err := apply.New(kube.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := copyExamples(t)
+	testenv.SetNamespace(t, root, "deploy/dev/kustomization.yaml", ns)
 	settings := readFile(t, root, "circle.yaml") + "  - name: kind\n    kind: cluster\n    environments: [dev]\n"
 	write(t, root, "circle.yaml", settings)
 	encrypt(t, root, "secrets/dev.sops.yaml", "db:\n  password: "+canary+"\n")
 	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t),
 		Clusters: map[string]*apply.Applier{"kind": cluster},
-		Apply:    apply.Options{InventoryNamespace: "shop-dev", Prune: true}})
+		Apply:    apply.Options{InventoryNamespace: ns, Prune: true}})
 
 	st, err := d.Reconcile(ctx, snapshot(t, root))
 	if err != nil {
@@ -48,8 +47,8 @@ func TestReconcile_AppliesToCluster(t *testing.T) {
 	if envByName(st, "prod").Applied != nil {
 		t.Error("prod was applied to a target that does not list it")
 	}
-	first := configMapName(t, cs.CoreV1().ConfigMaps("shop-dev"))
-	deploy, err := cs.AppsV1().Deployments("shop-dev").Get(ctx, "shop-api", metav1.GetOptions{})
+	first := configMapName(t, cs.CoreV1().ConfigMaps(ns))
+	deploy, err := cs.AppsV1().Deployments(ns).Get(ctx, "shop-api", metav1.GetOptions{})
 	if err != nil || !strings.Contains(deploy.Spec.Template.Spec.Volumes[0].Projected.Sources[0].ConfigMap.Name, first) {
 		t.Fatalf("the Deployment does not use %s: %v", first, err)
 	}
@@ -58,7 +57,7 @@ func TestReconcile_AppliesToCluster(t *testing.T) {
 	if st, err = d.Reconcile(ctx, snapshot(t, root)); err != nil || !st.Ready {
 		t.Fatalf("second revision: %+v %v", st, err)
 	}
-	second := configMapName(t, cs.CoreV1().ConfigMaps("shop-dev"))
+	second := configMapName(t, cs.CoreV1().ConfigMaps(ns))
 	if second == first {
 		t.Error("the ConfigMap name did not roll with the config")
 	}
@@ -67,7 +66,7 @@ func TestReconcile_AppliesToCluster(t *testing.T) {
 	if st, _ = d.Reconcile(ctx, snapshot(t, root)); st.Ready || strings.Contains(strings.Join(st.Stages, ","), "apply") {
 		t.Errorf("an invalid revision reached apply: %v", st.Stages)
 	}
-	if configMapName(t, cs.CoreV1().ConfigMaps("shop-dev")) != second {
+	if configMapName(t, cs.CoreV1().ConfigMaps(ns)) != second {
 		t.Error("the cluster changed on an invalid revision")
 	}
 	d.noSecret(t)
@@ -116,37 +115,36 @@ func TestRun_CorrectsDrift(t *testing.T) {
 	cs := kube.Clientset(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop-staging"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	ns := kube.Namespace(t)
 	cluster, err := apply.New(kube.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := copyExamples(t)
+	testenv.SetNamespace(t, root, "deploy/staging/kustomization.yaml", ns)
 	write(t, root, "circle.yaml", readFile(t, root, "circle.yaml")+"  - name: kind\n    kind: cluster\n    environments: [staging]\n")
 	status := memblob.OpenBucket(nil)
 	d := newDaemon(t, staticSource{snap: snapshot(t, root)}, status, reconciler.Options{Keyring: exampleKeys(t),
 		Clusters: map[string]*apply.Applier{"kind": cluster}, DriftInterval: 200 * time.Millisecond,
-		Apply: apply.Options{InventoryNamespace: "shop-staging", Prune: true}})
+		Apply: apply.Options{InventoryNamespace: ns, Prune: true}})
 	go func() { _ = d.Run(ctx) }()
 	waitStatus(t, ctx, status, func(st *reconciler.Status) bool { return envByName(st, "staging").Applied["kind"] != nil })
 
-	name := configMapName(t, cs.CoreV1().ConfigMaps("shop-staging"))
-	cm, err := cs.CoreV1().ConfigMaps("shop-staging").Get(ctx, name, metav1.GetOptions{})
+	name := configMapName(t, cs.CoreV1().ConfigMaps(ns))
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := cm.Data["config.json"]
 	cm.Data["config.json"] = "{}"
-	if _, err := cs.CoreV1().ConfigMaps("shop-staging").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+	if _, err := cs.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if after, _ := cs.CoreV1().ConfigMaps("shop-staging").Get(ctx, name, metav1.GetOptions{}); after.Data["config.json"] == want {
+	if after, _ := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{}); after.Data["config.json"] == want {
 		t.Fatalf("the edit did not take: %q", after.Data)
 	}
 	for {
-		cm, err := cs.CoreV1().ConfigMaps("shop-staging").Get(ctx, name, metav1.GetOptions{})
+		cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
 		if err == nil && cm.Data["config.json"] == want {
 			break
 		}
@@ -156,7 +154,7 @@ func TestRun_CorrectsDrift(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// The log line follows the API server's answer: give it a moment.
-	for !strings.Contains(d.logs.String(), `"corrected":["ConfigMap/shop-staging/`+name+`"]`) {
+	for !strings.Contains(d.logs.String(), `"corrected":["ConfigMap/`+ns+`/`+name+`"]`) {
 		if ctx.Err() != nil {
 			t.Fatalf("the correction was not logged:\n%s", d.logs.String())
 		}
@@ -171,9 +169,7 @@ func TestReconcile_RollsBackAFailedRollout(t *testing.T) {
 	kube := testenv.StartKube(t)
 	cs := kube.Clientset(t)
 	ctx := context.Background()
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop-dev"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	ns := kube.Namespace(t)
 	cluster, err := apply.New(kube.Config)
 	if err != nil {
 		t.Fatal(err)
@@ -181,17 +177,17 @@ func TestReconcile_RollsBackAFailedRollout(t *testing.T) {
 	root := copyExamples(t)
 	write(t, root, "circle.yaml", readFile(t, root, "circle.yaml")+"  - name: kind\n    kind: cluster\n    environments: [dev]\n")
 	// Revision 1: only ConfigMaps and Secrets, healthy as soon as they exist.
-	write(t, root, "deploy/dev/kustomization.yaml", "namespace: shop-dev\nresources:\n  - settings.yaml\n")
+	write(t, root, "deploy/dev/kustomization.yaml", "namespace: "+ns+"\nresources:\n  - settings.yaml\n")
 	write(t, root, "deploy/dev/settings.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: calm\n")
 	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t),
 		Clusters: map[string]*apply.Applier{"kind": cluster}, RollbackOnFailure: true,
-		Apply: apply.Options{InventoryNamespace: "shop-dev", Prune: true, Wait: 3 * time.Second}})
+		Apply: apply.Options{InventoryNamespace: ns, Prune: true, Wait: 3 * time.Second}})
 	st, err := d.Reconcile(ctx, snapshot(t, root))
 	if err != nil || !st.Ready {
 		t.Fatalf("first revision: %+v %v", st, err)
 	}
 	firstRev := st.Revision
-	good := configMapName(t, cs.CoreV1().ConfigMaps("shop-dev"))
+	good := configMapName(t, cs.CoreV1().ConfigMaps(ns))
 
 	// Revision 2: a config change and a Deployment that never becomes ready (no kubelet).
 	write(t, root, "config/dev/extra.yaml", "replicas: 2\n")
@@ -210,7 +206,7 @@ spec:
         - name: api
           image: registry.example.com/shop/api:1.2.0
 `)
-	write(t, root, "deploy/dev/kustomization.yaml", "namespace: shop-dev\nresources:\n  - settings.yaml\n  - deployment.yaml\n")
+	write(t, root, "deploy/dev/kustomization.yaml", "namespace: "+ns+"\nresources:\n  - settings.yaml\n  - deployment.yaml\n")
 	st, err = d.Reconcile(ctx, snapshot(t, root))
 	if err != nil {
 		t.Fatal(err)
@@ -219,10 +215,10 @@ spec:
 	if st.Ready || dev.Reason != reconciler.ReasonApplyFailed || !strings.Contains(dev.Message, "health") {
 		t.Fatalf("a failed rollout: %+v", dev)
 	}
-	if _, err := cs.AppsV1().Deployments("shop-dev").Get(ctx, "shop-api", metav1.GetOptions{}); err == nil {
+	if _, err := cs.AppsV1().Deployments(ns).Get(ctx, "shop-api", metav1.GetOptions{}); err == nil {
 		t.Error("the failed revision's Deployment is still there after the rollback")
 	}
-	if now := configMapName(t, cs.CoreV1().ConfigMaps("shop-dev")); now != good {
+	if now := configMapName(t, cs.CoreV1().ConfigMaps(ns)); now != good {
 		t.Errorf("ConfigMap %s after the rollback, want the last good %s", now, good)
 	}
 	// The target's last good apply stays visible: the revision it runs again.

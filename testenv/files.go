@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -59,5 +60,30 @@ func SOPSEncrypt(t testing.TB, root, name, plain string) {
 	cmd.Env = []string{"HOME=" + t.TempDir()}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sops encrypt %s: %v\n%s", name, err, out)
+	}
+}
+
+// SetNamespace rewrites the namespace: line of the kustomization at root/name (adding one
+// if it has none), so tests sharing one API server each deploy into their own namespace.
+func SetNamespace(t testing.TB, root, name, ns string) {
+	t.Helper()
+	p := filepath.Join(root, filepath.FromSlash(name))
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	found := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "namespace:") {
+			line, found = "namespace: "+ns, true
+		}
+		out = append(out, line)
+	}
+	if !found {
+		out = append([]string{"namespace: " + ns}, out...)
+	}
+	if err := os.WriteFile(p, []byte(strings.Join(out, "\n")), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

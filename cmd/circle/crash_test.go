@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/circlecore/circle/reconciler"
@@ -46,11 +45,10 @@ func TestCrash_KillNineConverges(t *testing.T) {
 	cs := kube.Clientset(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop-dev"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	ns := kube.Namespace(t)
 	bucket := testenv.StartS3(t).NewBucket(t)
 	src := copyExamples(t)
+	testenv.SetNamespace(t, src, "deploy/dev/kustomization.yaml", ns)
 	write(t, src, "circle.yaml", strings.Replace(readFileT(t, src, "circle.yaml"), "targets:\n",
 		"targets:\n  - name: kind\n    kind: cluster\n    environments: [dev]\n", 1))
 	work := t.TempDir()
@@ -60,7 +58,7 @@ func TestCrash_KillNineConverges(t *testing.T) {
 	api := fmt.Sprintf("127.0.0.1:%d", port)
 	start := func(log *os.File) *exec.Cmd {
 		cmd := exec.Command(bin, "serve", "--source", src, "--publish", bucket, "--storage-keyring", ring,
-			"--key-file", exampleKey, "--cluster", "kind="+kubeconfig, "--inventory-namespace", "shop-dev",
+			"--key-file", exampleKey, "--cluster", "kind="+kubeconfig, "--inventory-namespace", ns,
 			"--state-dir", stateDir, "--listen", api, "--log-format", "json")
 		cmd.Stdout, cmd.Stderr = log, log
 		if err := cmd.Start(); err != nil {
@@ -142,8 +140,8 @@ func TestCrash_KillNineConverges(t *testing.T) {
 	}
 
 	// Cluster: one generated ConfigMap, holding the latest config.
-	name := configMapNameIn(t, cs, "shop-dev")
-	cm, err := cs.CoreV1().ConfigMaps("shop-dev").Get(ctx, name, metav1.GetOptions{})
+	name := configMapNameIn(t, cs, ns)
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil || !strings.Contains(cm.Data["config.json"], `"replicas": 20`) {
 		t.Errorf("cluster config: %v %v", cm.Data, err)
 	}

@@ -55,14 +55,13 @@ func TestEndToEnd_PushToStorageAndCluster(t *testing.T) {
 	cs := kube.Clientset(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop-dev"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	ns := kube.Namespace(t)
 	s3 := testenv.StartS3(t)
 	bucket := s3.NewBucket(t)
 	gitHTTP := testenv.StartGitHTTP(t)
 
 	dir := copyExamples(t)
+	testenv.SetNamespace(t, dir, "deploy/dev/kustomization.yaml", ns)
 	write(t, dir, "circle.yaml", strings.Replace(readFileT(t, dir, "circle.yaml"), "targets:\n",
 		"targets:\n  - name: kind\n    kind: cluster\n    environments: [dev]\n", 1))
 	encryptWithSOPS(t, dir, "secrets/dev.sops.yaml", "db:\n  password: "+canary+"\n")
@@ -79,7 +78,7 @@ func TestEndToEnd_PushToStorageAndCluster(t *testing.T) {
 	cmd.SetArgs([]string{"serve", "--source", gitHTTP.PublicURL(repo), "--interval", "1h",
 		"--webhook-addr", fmt.Sprintf("127.0.0.1:%d", hookPort), "--webhook-repository", "org/config",
 		"--publish", bucket, "--storage-keyring", ring, "--key-file", exampleKey,
-		"--cluster", "kind=" + writeKubeconfig(t, kube), "--inventory-namespace", "shop-dev",
+		"--cluster", "kind=" + writeKubeconfig(t, kube), "--inventory-namespace", ns,
 		"--listen", fmt.Sprintf("127.0.0.1:%d", apiPort), "--state-dir", t.TempDir(), "--log-format", "json"})
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()
@@ -133,8 +132,8 @@ func TestEndToEnd_PushToStorageAndCluster(t *testing.T) {
 	}
 	configMap := func() *corev1.ConfigMap {
 		t.Helper()
-		name := configMapNameIn(t, cs, "shop-dev")
-		cm, err := cs.CoreV1().ConfigMaps("shop-dev").Get(ctx, name, metav1.GetOptions{})
+		name := configMapNameIn(t, cs, ns)
+		cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/circlecore/circle/state"
@@ -229,15 +228,14 @@ func TestServe_VerifyNeedsKeys(t *testing.T) {
 func TestServe_Cluster(t *testing.T) {
 	kube := testenv.StartKube(t)
 	ctx := context.Background()
-	if _, err := kube.Clientset(t).CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop-dev"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	ns := kube.Namespace(t)
 	dir := copyExamples(t)
+	testenv.SetNamespace(t, dir, "deploy/dev/kustomization.yaml", ns)
 	b, _ := os.ReadFile(filepath.Join(dir, "circle.yaml"))
 	write(t, dir, "circle.yaml", string(b)+"  - name: test-cluster\n    kind: cluster\n    environments: [dev]\n")
 	serveUntil(t, `"test-cluster": {`, "--source", dir, "--key-file", exampleKey,
-		"--cluster", "test-cluster="+writeKubeconfig(t, kube), "--inventory-namespace", "shop-dev")
-	if _, err := kube.Clientset(t).AppsV1().Deployments("shop-dev").Get(ctx, "shop-api", metav1.GetOptions{}); err != nil {
+		"--cluster", "test-cluster="+writeKubeconfig(t, kube), "--inventory-namespace", ns)
+	if _, err := kube.Clientset(t).AppsV1().Deployments(ns).Get(ctx, "shop-api", metav1.GetOptions{}); err != nil {
 		t.Errorf("dev's Deployment is not in the cluster: %v", err)
 	}
 	if code, _, errOut := run(t, "serve", "--source", dir, "--cluster", "nokubeconfig"); code != exitUsage || !strings.Contains(errOut, "NAME=KUBECONFIG") {
