@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/circlecore/circle/plan"
 	"github.com/circlecore/circle/secrets"
 )
@@ -374,5 +376,25 @@ func TestPlan_Worktree(t *testing.T) {
 	t.Setenv("CIRCLE_KEY_FILES", "")
 	if code, out, errOut := run(t, "plan", dir, "--base", "HEAD", "--worktree", "-o", "json"); code != planChanges || !strings.Contains(out, `"schema": "circle.plan/v1"`) {
 		t.Errorf("CIRCLE_AGE_KEY: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// The CI examples are YAML their hosts can read, run validate and plan, and find their
+// comment by the marker plan writes.
+func TestPlan_CIExamples(t *testing.T) {
+	for _, name := range []string{"github-actions.yml", "gitlab-ci.yml"} {
+		b, err := os.ReadFile(filepath.Join(examplesDir, "ci", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := yaml.Unmarshal(b, &doc); err != nil || len(doc) == 0 {
+			t.Errorf("%s: %v", name, err)
+		}
+		for _, want := range []string{"circle validate", "circle plan --base", "-o markdown", plan.Marker, "CIRCLE_AGE_KEY", `!= 1`} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("%s lacks %q", name, want)
+			}
+		}
 	}
 }
