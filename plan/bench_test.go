@@ -11,8 +11,9 @@ import (
 )
 
 // manyObjects adds n objects to the example's kustomize base: a third each Deployments,
-// Services and ConfigMaps, so every environment renders n more.
-func manyObjects(fsys fstest.MapFS, n int, image string) {
+// Services and ConfigMaps, so every environment renders n more. Each carries an
+// annotation made of its index and rev: another rev changes every object differently.
+func manyObjects(fsys fstest.MapFS, n int, rev string) {
 	var res []string
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("obj-%04d.yaml", i)
@@ -23,6 +24,7 @@ func manyObjects(fsys fstest.MapFS, n int, image string) {
 kind: Deployment
 metadata:
   name: svc-%04d
+  annotations: {index: "%d-%s"}
 spec:
   replicas: 2
   selector:
@@ -33,7 +35,7 @@ spec:
     spec:
       containers:
         - name: main
-          image: %s
+          image: registry.example.com/app:1.0.0
           args: ["--port", "8080"]
           ports:
             - name: http
@@ -41,28 +43,30 @@ spec:
           env:
             - name: INDEX
               value: "%d"
-`, i, i, i, image, i)
+`, i, i, rev, i, i, i)
 		case 1:
 			doc = fmt.Sprintf(`apiVersion: v1
 kind: Service
 metadata:
   name: svc-%04d
+  annotations: {index: "%d-%s"}
 spec:
   selector: {app: svc-%04d}
   ports:
     - name: http
       port: 80
       targetPort: http
-`, i, i)
+`, i, i, rev, i)
 		default:
 			doc = fmt.Sprintf(`apiVersion: v1
 kind: ConfigMap
 metadata:
   name: settings-%04d
+  annotations: {index: "%d-%s"}
 data:
   index: "%d"
   owner: team-%d
-`, i, i, i%7)
+`, i, i, rev, i, i%7)
 		}
 		fsys["deploy/base/"+name] = &fstest.MapFile{Data: []byte(doc)}
 		res = append(res, "  - "+name)
@@ -85,7 +89,7 @@ func BenchmarkPlan(b *testing.B) {
 	}{{"objects=1000-per-env", 1000}, {"objects=1000-total", 334}} {
 		b.Run(c.name, func(b *testing.B) {
 			base := examplesFS(b)
-			manyObjects(base, c.n, "registry.example.com/app:1.0.0")
+			manyObjects(base, c.n, "1")
 			head := clone(base)
 			head["config/prod/app.yaml"] = &fstest.MapFile{Data: []byte(strings.Replace(string(base["config/prod/app.yaml"].Data), "replicas: 4", "replicas: 5", 1))}
 			b.ResetTimer()

@@ -114,7 +114,9 @@
 //
 // WriteMarkdown writes a pull-request comment: Marker first (a hidden HTML comment a bot
 // finds its earlier comment by), a summary table, prunes, head's problems, then one
-// collapsible <details> per environment with changes (open when it fails). It never
+// collapsible <details> per environment with changes (open when it fails). Objects
+// changed alike (three or more of a kind with the same field changes: a label or image
+// bumped across a kustomize base) are one item, their diff shown once. It never
 // exceeds MarkdownOptions.MaxSize (60,000 bytes by default, under GitHub's 65,536
 // characters): long values, diffs and field lists are cut with a note, and when the
 // sections still do not fit, each gets a fair share of the room and says how many items

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -369,8 +370,8 @@ func (m *md) section(e *Env) *section {
 		add(licHead, line+"\n")
 	}
 	const objHead = "\n#### Kubernetes objects\n\n"
-	for _, o := range orderObjects(e.Objects) {
-		add(objHead, m.object(o))
+	for _, g := range groupObjects(orderObjects(e.Objects)) {
+		add(objHead, m.objects(g))
 	}
 	const storHead = "\n#### Storage\n\nFiles a publish would write to the environment's storage targets:\n\n"
 	for _, f := range e.Storage {
@@ -386,6 +387,63 @@ func orderObjects(objs []ObjectChange) []ObjectChange {
 	out := append([]ObjectChange(nil), objs...)
 	sort.SliceStable(out, func(i, j int) bool { return rank[out[i].Action] < rank[out[j].Action] })
 	return out
+}
+
+// groupMin is how many objects changed the same way are shown as one item: a label or an
+// image bumped across a kustomize base changes hundreds of objects alike, and one diff
+// with their names says it in a fraction of the room.
+const groupMin = 3
+
+// groupObjects gathers the changed objects whose field changes are all the same, each
+// group where its first member stood; other objects stay alone.
+func groupObjects(objs []ObjectChange) [][]ObjectChange {
+	key := func(o ObjectChange) string {
+		if o.Action != Changed {
+			return ""
+		}
+		b, _ := json.Marshal(o.Fields)
+		return o.Kind + "\x00" + string(b)
+	}
+	count := map[string]int{}
+	for _, o := range objs {
+		if k := key(o); k != "" {
+			count[k]++
+		}
+	}
+	var out [][]ObjectChange
+	at := map[string]int{}
+	for _, o := range objs {
+		k := key(o)
+		if k == "" || count[k] < groupMin {
+			out = append(out, []ObjectChange{o})
+			continue
+		}
+		if i, ok := at[k]; ok {
+			out[i] = append(out[i], o)
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, []ObjectChange{o})
+	}
+	return out
+}
+
+// objects is one object, or a group changed alike: their ids (the first few), then the
+// diff once.
+func (m *md) objects(g []ObjectChange) string {
+	if len(g) == 1 {
+		return m.object(g[0])
+	}
+	ids := make([]string, 0, 5)
+	for _, o := range g[:min(len(g), 5)] {
+		ids = append(ids, code(o.ID))
+	}
+	more := ""
+	if len(g) > 5 {
+		more = fmt.Sprintf(" and %d more", len(g)-5)
+	}
+	one := m.object(g[0])
+	return fmt.Sprintf("- **changed** %d %s objects alike: %s%s\n%s", len(g), g[0].Kind, strings.Join(ids, ", "), more, one[strings.IndexByte(one, '\n')+1:])
 }
 
 func (m *md) object(o ObjectChange) string {

@@ -399,15 +399,14 @@ spec:
 	}
 }
 
-// A change touching over 1,000 objects (334 in each of three environments, and the
-// example's own) keeps the Markdown under a comment's limit, says what it left out, and
+// A change touching over 1,000 objects (334 in each of three environments, each
+// differently) keeps the Markdown under a comment's limit, says what it left out, and
 // writes the same bytes from two separate builds and plans.
 func TestWriteMarkdown_Large(t *testing.T) {
 	base := examplesFS(t)
-	manyObjects(base, 334, "registry.example.com/app:1.0.0")
-	head := clone(base)
-	// One line in the kustomize base relabels every object.
-	edit(t, head, "deploy/base/kustomization.yaml", "app.kubernetes.io/name: shop", "app.kubernetes.io/name: shop-v2")
+	manyObjects(base, 334, "a")
+	head := examplesFS(t)
+	manyObjects(head, 334, "b")
 	var first string
 	for i := 0; i < 2; i++ {
 		p := planOf(t, base, head)
@@ -434,6 +433,25 @@ func TestWriteMarkdown_Large(t *testing.T) {
 			t.Error("two plans of the same revisions wrote different Markdown")
 		}
 		first = md
+	}
+}
+
+// One line of the kustomize base relabels every object: objects changed alike are one
+// item each in the Markdown, which then needs no cut.
+func TestWriteMarkdown_Alike(t *testing.T) {
+	base := examplesFS(t)
+	manyObjects(base, 334, "a")
+	head := clone(base)
+	edit(t, head, "deploy/base/kustomization.yaml", "app.kubernetes.io/name: shop", "app.kubernetes.io/name: shop-v2")
+	p := planOf(t, base, head, "prod")
+	var b bytes.Buffer
+	if err := p.WriteMarkdown(&b, plan.DefaultMarkdownOptions()); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	if len(md) > 5000 || strings.Contains(md, "not shown") || !strings.Contains(md, "- **changed** 111 ConfigMap objects alike: `ConfigMap/shop-prod/settings-0002`") ||
+		!strings.Contains(md, " and 106 more\n") {
+		t.Errorf("%d bytes:\n%s", len(md), md)
 	}
 }
 
