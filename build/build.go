@@ -117,8 +117,8 @@ type Result struct {
 }
 
 // Revision runs every build step over fsys, as the daemon does after its verify stage: load
-// and validate, licenses, packages, then each environment. Problems of the repository are
-// in the Result, not an error; the error is for I/O.
+// and validate, licenses, packages, each environment, then the manifests check. Problems of
+// the repository are in the Result, not an error; the error is for I/O.
 func Revision(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	now := opts.Now
 	if now.IsZero() {
@@ -168,6 +168,11 @@ func Revision(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 		}
 		res.Outputs = append(res.Outputs, out)
 	}
+	problems, err = CheckManifests(loaded.Settings, res.Outputs, red)
+	if err != nil {
+		return nil, err
+	}
+	res.Problems = problems
 	return res, nil
 }
 

@@ -96,6 +96,10 @@ type Options struct {
 	// (render.GeneratedDir). They are held to the schema but not to RequiredLabels:
 	// their author is Circle, and no user could add the labels.
 	GeneratedDir string
+	// Generated, when set, also tells the renderer's own objects by kind and name, for
+	// streams rendered without origin annotations (the daemon's, which are applied as they
+	// are).
+	Generated func(kind, name string) bool
 }
 
 // Report is the result of a check.
@@ -254,6 +258,9 @@ func (c *checker) object(env *Environment, doc *yaml.Node, offset int) *object {
 	o.origin = parseOrigin(scalar(annotations, originAnnotation))
 	if c.opts.GeneratedDir != "" {
 		o.generated = strings.HasPrefix(o.origin.file(), strings.TrimSuffix(c.opts.GeneratedDir, "/")+"/")
+	}
+	if c.opts.Generated != nil && c.opts.Generated(o.kind.kind, o.name) {
+		o.generated = true
 	}
 	c.skips(o, annotations)
 	return o

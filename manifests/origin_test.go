@@ -54,6 +54,27 @@ func TestCheck_Origins(t *testing.T) {
 	if got := r.Problems[0].String(); got != `deploy/prod (rendered):9:3: Deployment/prod-web spec.replica: unknown field "replica" [schema]` {
 		t.Errorf("without origins: %s\n%s", got, y)
 	}
+
+	// Without origins, the generated objects are told by name, as the daemon's check does.
+	y, err = render.Render(render.Input{FS: fsys, Manifests: "deploy", Env: "prod", Config: map[string]any{"greeting": "hello"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod := manifests.Environment{Name: "prod", Manifests: y, Source: "deploy/prod (rendered)", Policy: manifests.DefaultPolicy("prod")}
+	labels := func(r *manifests.Report) (n int) {
+		for _, p := range r.Problems {
+			if p.Check == manifests.CheckRequiredLabels {
+				n++
+			}
+		}
+		return n
+	}
+	if n := labels(check(t, manifests.Options{}, prod)); n != 1 {
+		t.Errorf("without a way to tell generated objects: %d label problems, want the ConfigMap's", n)
+	}
+	if n := labels(check(t, manifests.Options{Generated: render.IsGenerated}, prod)); n != 0 {
+		t.Errorf("with Generated: %d label problems, want none", n)
+	}
 }
 
 // Disabling a check for an environment, or skipping it on an object, takes that object

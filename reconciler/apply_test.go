@@ -41,7 +41,7 @@ func TestReconcile_AppliesToCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	dev := envByName(st, "dev")
-	if !st.Ready || !strings.HasSuffix(strings.Join(st.Stages, ","), "build,apply,record") || dev.Applied["kind"] == nil || dev.Applied["kind"].Objects != 5 {
+	if !st.Ready || !strings.HasSuffix(strings.Join(st.Stages, ","), "build,check,apply,record") || dev.Applied["kind"] == nil || dev.Applied["kind"].Objects != 5 {
 		t.Fatalf("status = %+v; dev = %+v", st, dev)
 	}
 	if envByName(st, "prod").Applied != nil {
@@ -178,7 +178,7 @@ func TestReconcile_RollsBackAFailedRollout(t *testing.T) {
 	write(t, root, "circle.yaml", readFile(t, root, "circle.yaml")+"  - name: kind\n    kind: cluster\n    environments: [dev]\n")
 	// Revision 1: only ConfigMaps and Secrets, healthy as soon as they exist.
 	write(t, root, "deploy/dev/kustomization.yaml", "namespace: "+ns+"\nresources:\n  - settings.yaml\n")
-	write(t, root, "deploy/dev/settings.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: calm\n")
+	write(t, root, "deploy/dev/settings.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  labels: {app.kubernetes.io/name: shop}\ndata:\n  mode: calm\n")
 	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t),
 		Clusters: map[string]*apply.Applier{"kind": cluster}, RollbackOnFailure: true,
 		Apply: apply.Options{InventoryNamespace: ns, Prune: true, Wait: 3 * time.Second}})
@@ -195,6 +195,7 @@ func TestReconcile_RollsBackAFailedRollout(t *testing.T) {
 kind: Deployment
 metadata:
   name: shop-api
+  labels: {app.kubernetes.io/name: shop}
 spec:
   selector:
     matchLabels: {app: shop-api}
@@ -205,6 +206,7 @@ spec:
       containers:
         - name: api
           image: registry.example.com/shop/api:1.2.0
+          resources: {requests: {cpu: 10m, memory: 16Mi}}
 `)
 	write(t, root, "deploy/dev/kustomization.yaml", "namespace: "+ns+"\nresources:\n  - settings.yaml\n  - deployment.yaml\n")
 	st, err = d.Reconcile(ctx, snapshot(t, root))

@@ -34,7 +34,7 @@ func TestReconcile_PublishesEachEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Ready || !strings.Contains(strings.Join(st.Stages, ","), "packages,build,publish,record") {
+	if !st.Ready || !strings.Contains(strings.Join(st.Stages, ","), "packages,build,check,publish,record") {
 		t.Fatalf("status = %+v", st)
 	}
 	for _, env := range []string{"dev", "staging", "prod"} {
@@ -230,4 +230,31 @@ func newTarget(t *testing.T, url string) (*publish.Target, *storage.Store) {
 		t.Fatal(err)
 	}
 	return publish.New(envelope.New(backend, keys, "test"), ""), backend
+}
+
+// The check stage holds the built manifests to the Kubernetes schemas and each
+// environment's policy: a latest tag in prod is the repository's problem, at its line in
+// the rendered stream, and nothing is published anywhere.
+func TestReconcile_ManifestProblemBlocksEverything(t *testing.T) {
+	ctx := context.Background()
+	target, _ := newTarget(t, "mem://")
+	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
+	root := copyExamples(t)
+	write(t, root, "deploy/prod/kustomization.yaml", readFile(t, root, "deploy/prod/kustomization.yaml")+"images:\n  - name: registry.example.com/shop/api\n    newTag: latest\n")
+	st, err := d.Reconcile(ctx, snapshot(t, root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Ready || st.Reason != reconciler.ReasonInvalid || len(st.Problems) != 1 || !strings.HasSuffix(strings.Join(st.Stages, ","), "build,check,record") {
+		t.Fatalf("status = %+v", st)
+	}
+	p := st.Problems[0]
+	if p.File != "deploy/prod (rendered)" || p.Line == 0 || !strings.Contains(p.Message, "[no-latest-tag]") || strings.Join(p.Envs, ",") != "prod" {
+		t.Errorf("problem = %+v", p)
+	}
+	for _, env := range []string{"dev", "staging", "prod"} {
+		if e := envByName(st, env); e.Ready || e.Published != nil {
+			t.Errorf("%s = %+v", env, e)
+		}
+	}
 }

@@ -1,8 +1,8 @@
 // Package reconciler is the daemon's loop: for each new snapshot of the source it runs the
 // stages of the flow in order and records the outcome.
 //
-// The flow is snapshot → settings → verify → load (validate, decrypt) → build → publish →
-// apply → record. Today all but apply exist: build makes each environment's merged
+// The flow is snapshot → settings → verify → (inputs unchanged?) → load (validate,
+// decrypt) → licenses → packages → build → check (manifests) → publish → apply → record. Today all but apply exist: build makes each environment's merged
 // configuration and rendered manifests, publish writes them encrypted; apply, packages and
 // licenses arrive with their issues, each as one call in Reconcile.
 //
@@ -514,6 +514,29 @@ func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, forc
 			continue
 		}
 		builds[name] = out
+	}
+
+	// Check: the built manifests against the Kubernetes schemas and each environment's
+	// policy, offline. A problem is the repository's: no environment takes the revision.
+	st.Stages = append(st.Stages, "check")
+	outs := make([]*build.Output, 0, len(builds))
+	for _, e := range envs {
+		if b := builds[e.Name]; b != nil {
+			outs = append(outs, b)
+		}
+	}
+	problems, err = build.CheckManifests(loaded.Settings, outs, r.opts.Redactor)
+	if err == nil && len(problems) > 0 {
+		st.Problems = problems
+		err = &repo.Invalid{Problems: problems}
+	}
+	if err != nil {
+		for i := range envs {
+			if envs[i].Reason != ReasonSignatureRefused {
+				envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonInvalid, r.opts.Redactor.String(err.Error())
+			}
+		}
+		return r.fail(ctx, st, ReasonInvalid, err)
 	}
 
 	// Accept: the revision becomes each built environment's last good.

@@ -118,7 +118,7 @@ func TestReconcile_InvalidRevisionKeepsLastGood(t *testing.T) {
 	if prod.LastGood == nil || prod.LastGood.Revision != good.Revision || prod.LastGood.Secrets == 0 {
 		t.Errorf("prod = %+v", prod)
 	}
-	if strings.Join(st.Stages, ",") != "snapshot,settings,verify,load,licenses,packages,build,record" {
+	if strings.Join(st.Stages, ",") != "snapshot,settings,verify,load,licenses,packages,build,check,record" {
 		t.Errorf("stages = %v", st.Stages)
 	}
 

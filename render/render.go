@@ -52,6 +52,24 @@ const genDir = GeneratedDir
 // kustomization whose generator made it), both relative to the snapshot's root here.
 const OriginAnnotation = "config.kubernetes.io/origin"
 
+// IsGenerated reports whether an object of the rendered output is one Circle generated
+// (the ConfigMap ConfigMapName and the Secrets SecretName and LicenseSecretName, each with
+// kustomize's hash suffix), for readers of output rendered without origin annotations.
+func IsGenerated(kind, name string) bool {
+	base, suffix, ok := cutLast(name, "-")
+	if !ok || len(suffix) != 10 {
+		return false
+	}
+	return kind == "ConfigMap" && base == ConfigMapName || kind == "Secret" && (base == SecretName || base == LicenseSecretName)
+}
+
+func cutLast(s, sep string) (before, after string, ok bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return s, "", false
+}
+
 // ErrRemote is wrapped when a kustomization names a remote resource.
 var ErrRemote = errors.New("remote kustomize resources are not allowed")
 

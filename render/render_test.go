@@ -193,3 +193,22 @@ func TestRender_Origins(t *testing.T) {
 		t.Errorf("origins changed more than the annotation:\n%s\nwant\n%s", stripped, plain)
 	}
 }
+
+func TestIsGenerated(t *testing.T) {
+	for _, c := range []struct {
+		kind, name string
+		want       bool
+	}{
+		{"ConfigMap", "circle-config-4f69f62gtf", true},
+		{"Secret", "circle-secrets-9c2kfgmg7c", true},
+		{"Secret", "circle-licenses-dmktt7b5c8", true},
+		{"Secret", "circle-config-4f69f62gtf", false},
+		{"ConfigMap", "circle-config", false},
+		{"ConfigMap", "circle-config-short", false},
+		{"ConfigMap", "my-config-4f69f62gtf", false},
+	} {
+		if got := render.IsGenerated(c.kind, c.name); got != c.want {
+			t.Errorf("IsGenerated(%s, %s) = %t", c.kind, c.name, got)
+		}
+	}
+}

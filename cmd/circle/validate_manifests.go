@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/circlecore/circle/apply"
+	"github.com/circlecore/circle/build"
 	"github.com/circlecore/circle/manifests"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/render"
@@ -63,26 +64,6 @@ func issueOf(p manifests.Problem, red *redact.Redactor) schema.Issue {
 		Message: red.String(p.Message) + " [" + p.Check + "]"}
 }
 
-// policyOf is an environment's manifest policy: the package's defaults, overridden by
-// what circle.yaml says.
-func policyOf(s *repo.Settings, env string) manifests.Policy {
-	p := manifests.DefaultPolicy(env)
-	for _, e := range s.Environments {
-		if e.Name != env || e.Policy == nil || e.Policy.Manifests == nil {
-			continue
-		}
-		mp := e.Policy.Manifests
-		if mp.RequiredLabels != nil {
-			p.RequiredLabels = mp.RequiredLabels
-		}
-		if mp.DenyLatestTag != nil {
-			p.DenyLatestTag = *mp.DenyLatestTag
-		}
-		p.Disabled = mp.Disable
-	}
-	return p
-}
-
 // checkManifests renders every loaded environment that has an overlay, as the daemon
 // does but with masked secret values (the structure is what is checked; real values need
 // never be in memory here) and with origin annotations, and checks the results.
@@ -103,7 +84,7 @@ func (o *validateOptions) checkManifests(ctx context.Context, snap *sources.Snap
 			problems.add(e.Name, schema.Issue{File: overlay, Message: red.String(err.Error())})
 			continue
 		}
-		envs = append(envs, manifests.Environment{Name: e.Name, Manifests: y, Source: overlay + " (rendered)", Policy: policyOf(r.Settings, e.Name)})
+		envs = append(envs, manifests.Environment{Name: e.Name, Manifests: y, Source: overlay + " (rendered)", Policy: build.ManifestPolicy(r.Settings, e.Name)})
 	}
 	rep, err := manifests.Check(envs, manifests.Options{FS: snap.FS, GeneratedDir: render.GeneratedDir})
 	if err != nil {
