@@ -425,9 +425,6 @@ func (c *comparer) summarize(p *Plan) {
 		}
 		s.Prunes += e.Counts.Deleted
 	}
-	if len(p.Problems) > 0 && len(p.Environments) == 0 {
-		s.Invalid = true
-	}
 }
 
 func contains(list []string, s string) bool {

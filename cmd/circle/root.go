@@ -48,7 +48,9 @@ Exit codes:
   0  success
   1  the work ran and found a problem (invalid repository, failed check)
   2  usage or I/O error
-  3  the command is not implemented yet`,
+  3  the command is not implemented yet
+circle plan differs, as terraform plan -detailed-exitcode: 0 no changes, 1 an error or an
+invalid head, 2 changes.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
