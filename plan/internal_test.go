@@ -235,7 +235,8 @@ func TestPackageHelpers(t *testing.T) {
 }
 
 func TestTextHelpers(t *testing.T) {
-	if short("0123456789abcdef0123456789abcdef01234567") != "0123456789ab" || short("") != "(unnamed)" || short("main") != "main" {
+	if short("0123456789abcdef0123456789abcdef01234567") != "0123456789ab" || short("") != "(unnamed)" || short("main") != "main" ||
+		short("worktree sha256:"+strings.Repeat("ab", 32)) != "worktree sha256:abababababab" {
 		t.Error("short")
 	}
 	if valueChange("1", "") != "1 (removed)" {

@@ -291,10 +291,14 @@ func sizeChange(f FileChange) string {
 	return fmt.Sprintf("%d → %d bytes", f.PreviousSize, f.Size)
 }
 
-// short abbreviates a Git commit hash to 12 characters; anything else stays.
+// short abbreviates a Git commit hash, or a folder's content digest, to 12 hex digits;
+// anything else stays.
 func short(rev string) string {
 	if len(rev) == 40 && strings.Trim(rev, "0123456789abcdef") == "" {
 		return rev[:12]
+	}
+	if i := strings.Index(rev, "sha256:"); i >= 0 && len(rev) >= i+7+64 {
+		return rev[:i+7+12]
 	}
 	if rev == "" {
 		return "(unnamed)"
