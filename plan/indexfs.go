@@ -54,6 +54,7 @@ func newIndexFS(fsys fs.FS) (*indexFS, error) {
 	return x, nil
 }
 
+// Open answers folders and missing paths from the index; files come from the snapshot.
 func (x *indexFS) Open(name string) (fs.File, error) {
 	if ents, ok := x.dirs[name]; ok {
 		return &dirFile{name: name, ents: ents}, nil
@@ -64,6 +65,7 @@ func (x *indexFS) Open(name string) (fs.File, error) {
 	return x.fsys.Open(name)
 }
 
+// ReadDir returns a copy of the folder's sorted listing.
 func (x *indexFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	ents, ok := x.dirs[name]
 	if !ok {
@@ -72,6 +74,7 @@ func (x *indexFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	return append([]fs.DirEntry(nil), ents...), nil
 }
 
+// Stat answers folders from the index; files from the snapshot.
 func (x *indexFS) Stat(name string) (fs.FileInfo, error) {
 	if _, ok := x.dirs[name]; ok {
 		return dirInfo(name), nil
@@ -96,6 +99,7 @@ func (x *indexFS) Lstat(name string) (fs.FileInfo, error) {
 
 func (x *indexFS) ReadLink(name string) (string, error) { return fs.ReadLink(x.fsys, name) }
 
+// dirInfo is a folder's fs.FileInfo: snapshots keep no folder metadata.
 type dirInfo string
 
 func (d dirInfo) Name() string       { return path.Base(string(d)) }
@@ -105,6 +109,7 @@ func (d dirInfo) ModTime() time.Time { return time.Time{} }
 func (d dirInfo) IsDir() bool        { return true }
 func (d dirInfo) Sys() any           { return nil }
 
+// dirFile is an open folder, read with ReadDir.
 type dirFile struct {
 	name string
 	ents []fs.DirEntry
