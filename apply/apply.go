@@ -76,8 +76,14 @@ type Applier struct {
 	seen map[string]map[object.ObjMetadata]seen
 }
 
-// New connects to the cluster at cfg.
+// New connects to the cluster at cfg. A config that sets no client-side rate limit gets
+// 200 requests per second in bursts of 500 instead of client-go's 5 and 10, which
+// made a cold apply of 45 objects take 13 s of waiting on the limiter.
 func New(cfg *rest.Config) (*Applier, error) {
+	if cfg.QPS == 0 && cfg.Burst == 0 && cfg.RateLimiter == nil {
+		cfg = rest.CopyConfig(cfg)
+		cfg.QPS, cfg.Burst = 200, 500
+	}
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, err

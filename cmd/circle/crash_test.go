@@ -24,7 +24,7 @@ import (
 
 // buildBinary builds circle once per test binary run, for tests that must kill a real
 // process.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "circle")
 	cmd := exec.Command("go", "build", "-o", bin, ".")

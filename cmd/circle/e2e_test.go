@@ -28,7 +28,7 @@ import (
 )
 
 // treeFiles reads a folder into path → content, for a commit.
-func treeFiles(t *testing.T, dir string) map[string]string {
+func treeFiles(t testing.TB, dir string) map[string]string {
 	t.Helper()
 	files := map[string]string{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -242,7 +242,7 @@ func configMapNameIn(t *testing.T, cs kubernetes.Interface, ns string) string {
 	}
 }
 
-func readFileT(t *testing.T, dir, name string) string {
+func readFileT(t testing.TB, dir, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
 	if err != nil {

@@ -214,7 +214,7 @@ func TestValidate_KeysFromKubernetesSecret(t *testing.T) {
 	}
 }
 
-func writeKubeconfig(t *testing.T, k *testenv.Kube) string {
+func writeKubeconfig(t testing.TB, k *testenv.Kube) string {
 	t.Helper()
 	c := k.Config
 	cfg := clientcmdapi.NewConfig()

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/circlecore/circle/testenv"
+)
+
+// benchObjects is a kustomize resource file of n objects that pass the default checks.
+func benchObjects(n int) string {
+	var b strings.Builder
+	for i := range n {
+		switch i % 5 {
+		case 0, 1, 2:
+			fmt.Fprintf(&b, "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%d\n  labels: {app.kubernetes.io/name: bench}\ndata:\n  key: value-%d\n", i, i)
+		case 3:
+			fmt.Fprintf(&b, "---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa-%d\n  labels: {app.kubernetes.io/name: bench}\n", i)
+		default:
+			fmt.Fprintf(&b, `---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web-%d
+  labels: {app.kubernetes.io/name: bench}
+spec:
+  selector: {matchLabels: {app: web-%d}}
+  template:
+    metadata: {labels: {app: web-%d}}
+    spec:
+      containers:
+        - name: web
+          image: registry.example.com/web:1.%d
+          resources: {requests: {cpu: 10m, memory: 16Mi}}
+`, i, i, i, i)
+		}
+	}
+	return b.String()
+}
+
+// procCPU is a process's user+system CPU time, from /proc.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ is 100 on Linux
+}
+
+// procStatus is a field of /proc/PID/status in kB (VmHWM: peak resident set; RssAnon:
+// the resident heap and stacks, without the mapped binary), in MiB.
+func procStatus(pid int, field string) float64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// BenchmarkDaemon runs the real binary against the test API server on a Git remote whose
+// three environments hold CIRCLE_BENCH_OBJECTS objects each (default 334: about 1,000 in
+// all) and reports what issue 9 names: the cold start to every environment applied and
+// its peak RSS; the CPU a poll that finds nothing new costs; and from a push (with its
+// webhook) to the status showing the new revision applied, p50 and p95 over 10 pushes.
+func BenchmarkDaemon(b *testing.B) {
+	n := 334
+	if v, err := strconv.Atoi(os.Getenv("CIRCLE_BENCH_OBJECTS")); err == nil {
+		n = v
+	}
+	bin := buildBinary(b)
+	kube := testenv.StartKube(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	dir := testenv.CopyTree(b, examplesDir)
+	for _, env := range []string{"dev", "staging", "prod"} {
+		testenv.SetNamespace(b, dir, "deploy/"+env+"/kustomization.yaml", kube.Namespace(b))
+	}
+	testenv.WriteFile(b, dir, "deploy/base/bench.yaml", benchObjects(n))
+	testenv.WriteFile(b, dir, "deploy/base/kustomization.yaml", strings.Replace(readFileT(b, dir, "deploy/base/kustomization.yaml"), "resources:\n", "resources:\n  - bench.yaml\n", 1))
+	testenv.WriteFile(b, dir, "circle.yaml", strings.Replace(readFileT(b, dir, "circle.yaml"), "targets:\n",
+		"targets:\n  - name: kind\n    kind: cluster\n    environments: [dev, staging, prod]\n", 1))
+	inv := kube.Namespace(b)
+	repo := testenv.NewGitRepo(b, treeFiles(b, dir))
+	head := strings.TrimSpace(repo.Git(b, nil, "rev-parse", "HEAD"))
+
+	hookPort, _ := testenv.FreePort()
+	apiPort, _ := testenv.FreePort()
+	work := b.TempDir()
+	cmd := exec.Command(bin, "serve", "--source", repo.FileURL(), "--interval", "200ms",
+		"--webhook-addr", fmt.Sprintf("127.0.0.1:%d", hookPort),
+		"--publish", "file://"+filepath.Join(work, "out"), "--storage-keyring", filepath.Join(work, "ring.json"),
+		"--key-file", exampleKey, "--cluster", "kind="+writeKubeconfig(b, kube), "--inventory-namespace", inv,
+		"--listen", fmt.Sprintf("127.0.0.1:%d", apiPort), "--state-dir", filepath.Join(work, "state"), "--log-format", "json")
+	cmd.Env = append(os.Environ(), "CIRCLE_WEBHOOK_SECRET=bench")
+	logf, _ := os.Create(filepath.Join(work, "daemon.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	srv := serverFlags{server: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
+	wait := func(rev string) {
+		for {
+			if st, err := srv.status(ctx); err == nil && st.Revision == rev {
+				if !st.Ready {
+					b.Fatalf("revision %s: %s %s", rev, st.Reason, st.Message)
+				}
+				return
+			}
+			if ctx.Err() != nil {
+				log, _ := os.ReadFile(filepath.Join(work, "daemon.log"))
+				b.Fatalf("revision %s never reconciled:\n%s", rev, log)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	b.ResetTimer()
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	wait(head)
+	cold := time.Since(start)
+	rss, anon := procStatus(cmd.Process.Pid, "VmHWM"), procStatus(cmd.Process.Pid, "RssAnon")
+
+	// Idle: every poll is an ls-remote that finds the same head.
+	time.Sleep(time.Second)
+	c0 := procCPU(cmd.Process.Pid)
+	const idle = 5 * time.Second
+	time.Sleep(idle)
+	perPoll := (procCPU(cmd.Process.Pid) - c0) / time.Duration(idle/(200*time.Millisecond))
+
+	var lat []time.Duration
+	for i := range 10 {
+		rev := repo.Commit(b, map[string]string{"config/dev/bench.yaml": fmt.Sprintf("app:\n  replicas: %d\n", i%20+1)}, "bench")
+		t0 := time.Now()
+		body := `{"ref":"refs/heads/main","repository":{"full_name":"org/config"}}`
+		mac := hmac.New(sha256.New, []byte("bench"))
+		mac.Write([]byte(body))
+		req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/", hookPort), strings.NewReader(body))
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+		wait(rev)
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	if log, err := os.ReadFile(filepath.Join(work, "daemon.log")); err == nil {
+		if p := os.Getenv("CIRCLE_BENCH_LOG"); p != "" {
+			_ = os.WriteFile(p, log, 0o644)
+		}
+		for _, line := range strings.Split(string(log), "\n") {
+			if strings.Contains(line, `"level":"error"`) || strings.Contains(line, `"level":"warn"`) {
+				b.Log(line)
+			}
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(3*n), "objects")
+	b.ReportMetric(cold.Seconds(), "cold-s")
+	b.ReportMetric(rss, "peak-rss-MiB")
+	b.ReportMetric(anon, "anon-rss-MiB")
+	b.ReportMetric(float64(perPoll.Microseconds())/1000, "idle-poll-cpu-ms")
+	b.ReportMetric(float64(lat[4].Milliseconds()), "push-p50-ms")
+	b.ReportMetric(float64(lat[9].Milliseconds()), "push-p95-ms")
+}
