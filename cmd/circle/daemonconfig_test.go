@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 // serveFlags parses args into a serve command and applies the daemon configuration from
@@ -121,5 +123,26 @@ func TestServe_Config(t *testing.T) {
 	code, _, errOut := run(t, "serve", "--config", file)
 	if code != exitUsage || !strings.Contains(errOut, file+":1: drift_interval:") {
 		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
+
+// The configuration file deploy/ ships in its ConfigMap passes the daemon's schema.
+func TestDaemonConfig_DeployFile(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/base/config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm struct {
+		Data map[string]string `json:"data"`
+	}
+	if err := yaml.Unmarshal([]byte(strings.Split(string(b), "\n---\n")[0]), &cm); err != nil || cm.Data["config.yaml"] == "" {
+		t.Fatalf("deploy/base/config.yaml: %v", err)
+	}
+	got, err := serveFlags(t, writeConfig(t, cm.Data["config.yaml"]), []string{"CIRCLE_SOURCE__URL=https://git.example.com/org/other.git"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.get("source") != "https://git.example.com/org/other.git" || got.get("leader-elect") != "true" || got.get("state-dir") != "/var/lib/circle/state" {
+		t.Errorf("source %q, leader-elect %q, state-dir %q", got.get("source"), got.get("leader-elect"), got.get("state-dir"))
 	}
 }
