@@ -111,23 +111,26 @@ func TestRevision_Invalid(t *testing.T) {
 	}
 }
 
-// A build fails closed per environment: packages that fail prod's policy fail prod only,
-// an overlay that does not render fails its environment only.
+// A build fails closed per environment: packages that do not resolve fail prod, a
+// license its policy does not allow fails dev, an overlay that does not render fails
+// staging; each failure is its environment's alone.
 func TestRevision_FailsClosed(t *testing.T) {
 	dir := testenv.CopyTree(t, "../examples")
 	// api 1.2.0 needs worker ^0.3.0: asking for worker ^0.4.0 beside it cannot resolve.
 	testenv.WriteFile(t, dir, "packages/worker/0.4.0.yaml", "name: worker\nversion: 0.4.0\nlicense: MIT\n")
-	testenv.WriteFile(t, dir, "packages/environments.yaml", "environments:\n  prod:\n    requires:\n      api: ~1.2.0\n      worker: ^0.4.0\n")
+	testenv.WriteFile(t, dir, "packages/environments.yaml", "environments:\n  prod:\n    requires:\n      api: ~1.2.0\n      worker: ^0.4.0\n"+
+		"  dev:\n    requires:\n      api: ^1.2.0\n    licenses:\n      allow: [MIT]\n")
 	testenv.WriteFile(t, dir, "deploy/staging/kustomization.yaml", "resources:\n  - missing.yaml\n")
 	res := revision(t, dir)
 	if len(res.Problems) > 0 {
 		t.Fatal(res.Problems)
 	}
-	if !strings.Contains(res.Failed["prod"], "do not resolve") || !strings.Contains(res.Failed["staging"], "missing.yaml") {
+	if !strings.Contains(res.Failed["prod"], "do not resolve") || !strings.Contains(res.Failed["staging"], "missing.yaml") ||
+		!strings.Contains(res.Failed["dev"], "packages fail the dev policy: api@1.2.0: license Apache-2.0") {
 		t.Errorf("failed: %v", res.Failed)
 	}
-	if res.Output("dev") == nil || res.Output("prod") != nil || res.Output("staging") != nil {
-		t.Error("only dev should have built")
+	if len(res.Outputs) != 0 {
+		t.Error("no environment should have built")
 	}
 }
 
