@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/circlecore/circle/apply"
 	"github.com/circlecore/circle/testenv"
@@ -135,5 +136,51 @@ func TestApply_PendingFromAnAbandonedApply(t *testing.T) {
 	inv, _ = cs.CoreV1().ConfigMaps(ns).Get(ctx, "circle-inventory-dev", metav1.GetOptions{})
 	if inv.Data["pending"] != "[]" || !strings.Contains(inv.Data["objects"], "_kept_") {
 		t.Errorf("inventory after: %v", inv.Data)
+	}
+}
+
+// A config without a rate limit gets the applier's own (the caller's config is left
+// alone); an unreachable server and a corrupt inventory are errors that say where.
+func TestNew_DefaultsAndErrors(t *testing.T) {
+	kube := testenv.StartKube(t)
+	ns := kube.Namespace(t)
+	cfg := rest.CopyConfig(kube.Config)
+	cfg.QPS, cfg.Burst, cfg.RateLimiter = 0, 0, nil
+	a, err := apply.New(cfg)
+	if err != nil || cfg.QPS != 0 {
+		t.Fatalf("New: %v (caller's QPS now %v)", err, cfg.QPS)
+	}
+	ctx := context.Background()
+	if _, err := a.Apply(ctx, "dev", []byte(fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: %s\n", ns)), apply.Options{InventoryNamespace: ns}); err != nil {
+		t.Fatal(err)
+	}
+	cs := kube.Clientset(t)
+	inv, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "circle-inventory-dev", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.Data["objects"] = "not json"
+	if _, err := cs.CoreV1().ConfigMaps(ns).Update(ctx, inv, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Apply(ctx, "dev", []byte{}, apply.Options{InventoryNamespace: ns}); err == nil || !strings.Contains(err.Error(), "circle-inventory-dev") {
+		t.Errorf("a corrupt inventory: %v", err)
+	}
+	inv, _ = cs.CoreV1().ConfigMaps(ns).Get(ctx, "circle-inventory-dev", metav1.GetOptions{})
+	inv.Data["objects"] = `["not an id"]`
+	if _, err := cs.CoreV1().ConfigMaps(ns).Update(ctx, inv, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Apply(ctx, "dev", []byte{}, apply.Options{InventoryNamespace: ns}); err == nil {
+		t.Error("an inventory with a bad id was read")
+	}
+
+	// Connecting is lazy: an unreachable cluster is the first apply's error.
+	far, err := apply.New(&rest.Config{Host: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := far.Apply(ctx, "dev", []byte(fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: %s\n", ns)), apply.Options{}); err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("an unreachable cluster: %v", err)
 	}
 }
