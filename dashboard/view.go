@@ -1,0 +1,597 @@
+package dashboard
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/circlecore/circle/build"
+	"github.com/circlecore/circle/reconciler"
+	"github.com/circlecore/circle/repo"
+	"github.com/circlecore/circle/state"
+)
+
+// The views below are what the templates read. Every string in them that came from the
+// status or the history has passed through red: the templates escape, the views redact.
+
+// page is what every page shares: the layout's title, assets and live-update stamp, and
+// the daemon's last reconcile.
+type page struct {
+	Title  string
+	Base   string
+	CSS    string
+	JS     string
+	Stamp  string
+	Crumbs []crumb
+	Daemon *daemonView
+}
+
+type crumb struct{ Name, URL string }
+
+// daemonView is the daemon's last reconcile, shown on top of every page.
+type daemonView struct {
+	Revision revView
+	At       timeView
+	State    stateView
+	Reason   string
+	Message  string
+	Problems int
+	Files    int
+	Stages   string
+}
+
+// revView is a revision: a short form to read, the full one to copy, and its page.
+type revView struct{ Short, Full, URL string }
+
+// timeView is a moment: machine-readable, as an age, and in full.
+type timeView struct{ ISO, Age, Full string }
+
+// stateView is a state word and the class that colours it; the word alone carries the
+// meaning, so the colour is never the only signal.
+type stateView struct{ Class, Label, Note string }
+
+// Target states.
+var (
+	stateInSync  = stateView{Class: "sync", Label: "In sync"}
+	stateFailed  = stateView{Class: "failed", Label: "Failed"}
+	stateWaiting = stateView{Class: "unknown", Label: "Waiting"}
+)
+
+// stamp identifies a recorded status: the event stream sends it, and a page whose stamp
+// differs is out of date.
+func stamp(st *reconciler.Status) string {
+	if st == nil {
+		return ""
+	}
+	return st.ReconciledAt.UTC().Format(time.RFC3339Nano) + " " + st.Revision
+}
+
+func (h *handler) red(s string) string { return h.opts.Redactor.String(s) }
+
+func (h *handler) page(title string, st *reconciler.Status, crumbs ...crumb) page {
+	p := page{Title: title, Base: Prefix, CSS: h.css, JS: h.js, Stamp: h.red(stamp(st)), Crumbs: crumbs}
+	if st != nil {
+		p.Daemon = &daemonView{Revision: h.rev(st.Revision), At: h.when(st.ReconciledAt), State: envState(st.Ready),
+			Reason: h.red(st.Reason), Message: h.red(oneLine(st.Message)), Problems: len(st.Problems),
+			Files: st.Files, Stages: h.red(strings.Join(st.Stages, " → "))}
+	}
+	return p
+}
+
+func envState(ready bool) stateView {
+	if ready {
+		return stateInSync
+	}
+	return stateFailed
+}
+
+func (h *handler) rev(r string) revView {
+	if r == "" {
+		return revView{}
+	}
+	r = h.red(r)
+	return revView{Short: shortRev(r), Full: r, URL: Prefix + "revisions/" + url.PathEscape(r)}
+}
+
+// shortRev shortens a commit hash, or a folder's "sha256:<hex>", to 12 hex digits: as
+// many as `git log --abbrev` needs for repositories far larger than configuration ones.
+func shortRev(r string) string {
+	r = strings.TrimPrefix(r, "sha256:")
+	if len(r) > 12 {
+		return r[:12]
+	}
+	return r
+}
+
+func (h *handler) when(t time.Time) timeView {
+	if t.IsZero() {
+		return timeView{}
+	}
+	return timeView{ISO: t.UTC().Format(time.RFC3339), Age: age(h.opts.Now().Sub(t)), Full: t.UTC().Format("2006-01-02 15:04:05 UTC")}
+}
+
+// age says how long ago (or, negative, how far ahead) in the largest unit that fits. The
+// page script computes the same words as time passes, from the ISO form.
+func age(d time.Duration) string {
+	past := d >= 0
+	if !past {
+		d = -d
+	}
+	var s string
+	switch {
+	case d < 5*time.Second:
+		return "just now"
+	case d < time.Minute:
+		s = fmt.Sprintf("%d s", int(d.Seconds()))
+	case d < time.Hour:
+		s = fmt.Sprintf("%d min", int(d.Minutes()))
+	case d < 48*time.Hour:
+		s = fmt.Sprintf("%d h", int(d.Hours()))
+	case d < 730*24*time.Hour:
+		s = fmt.Sprintf("%d days", int(d.Hours()/24))
+	default:
+		s = fmt.Sprintf("%d years", int(d.Hours()/24/365))
+	}
+	if past {
+		return s + " ago"
+	}
+	return "in " + s
+}
+
+// duration is a reconcile's length, to the precision a reader cares about.
+func duration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "—"
+	case d < time.Second:
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	default:
+		return d.Round(time.Second).String()
+	}
+}
+
+// oneLine is a message on one line of at most maxLine characters, so the overview's cells
+// stay one line high; the whole message is on the environment page. Lines are joined
+// with " · ", or a space after a line that ends in a colon (a heading such as
+// "1 problem(s):", whose first line alone would say nothing).
+func oneLine(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			if strings.HasSuffix(b.String(), ":") {
+				b.WriteString(" ")
+			} else {
+				b.WriteString(" · ")
+			}
+		}
+		b.WriteString(l)
+	}
+	s = b.String()
+	if utf8.RuneCountInString(s) > maxLine {
+		r := []rune(s)
+		s = string(r[:maxLine-1]) + "…"
+	}
+	return s
+}
+
+const maxLine = 160
+
+// target is one place an environment's builds go: the storage target the publish stage
+// writes, or a cluster target the apply stage applies to.
+type target struct {
+	name, kind, revision string
+	at                   time.Time
+}
+
+// targets lists an environment's targets as the status knows them: the storage target
+// once something was published, each cluster target once something was applied. (The
+// status does not name the storage target, so it is "publish".)
+func targets(e reconciler.EnvStatus) []target {
+	var ts []target
+	if e.Published != nil {
+		t := target{name: "publish", kind: "storage", revision: e.Published.Revision}
+		if e.LastGood != nil && e.LastGood.Revision == e.Published.Revision {
+			t.at = e.LastGood.At
+		}
+		ts = append(ts, t)
+	}
+	names := make([]string, 0, len(e.Applied))
+	for n := range e.Applied {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if a := e.Applied[n]; a != nil {
+			ts = append(ts, target{name: n, kind: "cluster", revision: a.Revision, at: a.At})
+		}
+	}
+	return ts
+}
+
+// targetState is where one target stands. An environment that accepted the last revision
+// is in sync everywhere. One that did not is failed on each target, except a target that
+// took the revision anyway: with several cluster targets, the apply to one can fail while
+// another succeeds, and a failed publish does not stop the apply.
+func targetState(st *reconciler.Status, e reconciler.EnvStatus, t target) stateView {
+	if e.Ready {
+		return stateInSync
+	}
+	if t.revision != "" && t.revision == st.Revision {
+		return stateInSync
+	}
+	s := stateFailed
+	if e.Reason == reconciler.ReasonPublishFailed || e.Reason == reconciler.ReasonApplyFailed {
+		s.Note = "retrying" // the daemon tries a failed target again, with backoff
+	}
+	return s
+}
+
+// envView is one environment: a row group of the overview, and the environment page.
+type envView struct {
+	Name     string
+	URL      string
+	State    stateView
+	Reason   string
+	Error    string
+	Message  string
+	LastGood revView
+	Since    timeView
+	Targets  []targetView
+	Recent   []entryView
+	Warnings []badge
+}
+
+// badge is a short note on an environment: a license of its that needs attention.
+type badge struct{ Class, Text string }
+
+type targetView struct {
+	Name     string
+	Kind     string
+	State    stateView
+	Revision revView
+	Since    timeView
+}
+
+// entryView is one reconcile from the history.
+type entryView struct {
+	Revision revView
+	At       timeView
+	Duration string
+	State    stateView
+	Reason   string
+	Error    string
+	Message  string
+}
+
+// env builds an environment's view; hist, its recent reconciles newest first, tells since
+// when a target whose status has no time (a storage target) holds its revision.
+func (h *handler) env(st *reconciler.Status, e reconciler.EnvStatus, hist []state.Entry) envView {
+	v := envView{Name: h.red(e.Name), URL: envURL(h.red(e.Name)), State: envState(e.Ready), Reason: h.red(e.Reason)}
+	if !e.Ready {
+		v.Error = h.red(oneLine(e.Message))
+		v.Message = h.red(e.Message)
+		if e.Reason == reconciler.ReasonPublishFailed || e.Reason == reconciler.ReasonApplyFailed {
+			v.State.Note = "retrying"
+		}
+	}
+	if e.LastGood != nil {
+		v.LastGood, v.Since = h.rev(e.LastGood.Revision), h.when(e.LastGood.At)
+	}
+	for _, t := range targets(e) {
+		if t.at.IsZero() {
+			t.at = acceptedAt(hist, t.revision)
+		}
+		v.Targets = append(v.Targets, targetView{Name: h.red(t.name), Kind: t.kind, State: targetState(st, e, t),
+			Revision: h.rev(t.revision), Since: h.when(t.at)})
+	}
+	for _, l := range st.Licenses {
+		if slices.Contains(l.Environments, e.Name) {
+			if w := h.licenseWarning(l); w.Text != "" {
+				v.Warnings = append(v.Warnings, w)
+			}
+		}
+	}
+	return v
+}
+
+// acceptedAt is when the environment first accepted rev, as far as hist (newest first)
+// goes back; zero when it does not say.
+func acceptedAt(hist []state.Entry, rev string) time.Time {
+	var at time.Time
+	for _, x := range hist {
+		if x.Ready && x.Revision == rev {
+			at = x.At
+		}
+	}
+	return at
+}
+
+func envURL(name string) string { return Prefix + "environments/" + url.PathEscape(name) }
+
+func (h *handler) entry(e state.Entry) entryView {
+	v := entryView{Revision: h.rev(e.Revision), At: h.when(e.At), Duration: duration(e.Duration), State: envState(e.Ready),
+		Reason: h.red(e.Reason)}
+	if !e.Ready {
+		v.Error, v.Message = h.red(oneLine(e.Message)), h.red(e.Message)
+	}
+	return v
+}
+
+// licenseView is one license file, shown when it needs attention.
+type licenseView struct {
+	File     string
+	ID       string
+	Licensee string
+	Product  string
+	Expires  timeView
+	State    stateView
+	Reason   string
+	Envs     string
+}
+
+// attention reports whether a license belongs on the overview: refused, or expiring.
+func attention(l build.LicenseStatus) bool { return l.Expiring || l.Reason != "" || l.Error != "" }
+
+func (h *handler) license(l build.LicenseStatus) licenseView {
+	v := licenseView{File: h.red(l.File), ID: h.red(l.ID), Licensee: h.red(l.Licensee), Product: h.red(l.Product),
+		Expires: h.when(l.ExpiresAt), Envs: h.red(strings.Join(l.Environments, ", "))}
+	switch {
+	case l.Reason != "" || l.Error != "":
+		v.State = stateView{Class: "failed", Label: "Refused"}
+		v.Reason = h.red(oneLine(strings.TrimSpace(l.Reason + " " + l.Error)))
+	case l.Expiring:
+		v.State = stateView{Class: "warn", Label: "Expiring"}
+	default:
+		v.State = stateView{Class: "sync", Label: cmp.Or(h.red(l.State), "valid")}
+	}
+	return v
+}
+
+// licenseWarning is the badge an environment carries for a license of its that needs
+// attention; an empty one when it needs none.
+func (h *handler) licenseWarning(l build.LicenseStatus) badge {
+	switch {
+	case l.Reason != "" || l.Error != "":
+		return badge{Class: "failed", Text: h.red("license " + l.File + " refused")}
+	case l.Expiring:
+		return badge{Class: "warn", Text: h.red("license " + l.File + " expires " + age(h.opts.Now().Sub(l.ExpiresAt)))}
+	}
+	return badge{}
+}
+
+// problemView is one of the repository's problems at the last revision.
+type problemView struct{ Where, Path, Message, Envs string }
+
+func (h *handler) problem(p repo.Problem) problemView {
+	where := p.File
+	if p.Line > 0 {
+		where = fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column)
+	}
+	return problemView{Where: h.red(where), Path: h.red(p.Path), Message: h.red(p.Message), Envs: h.red(strings.Join(p.Envs, ", "))}
+}
+
+// overviewView is the overview page.
+type overviewView struct {
+	page
+	Envs     []envView
+	InSync   int
+	Failed   int
+	Licenses []licenseView
+	// HistoryNote says why the recent results are missing, when they are.
+	HistoryNote string
+}
+
+func (h *handler) overview(w http.ResponseWriter, r *http.Request) {
+	st, ok := h.status(w, r)
+	if !ok {
+		return
+	}
+	v := overviewView{page: h.page("Overview", st)}
+	if st != nil {
+		for _, e := range st.Environments {
+			hist, err := h.src.History(r.Context(), e.Name, recentResults)
+			if err != nil {
+				v.HistoryNote = h.historyNote(err)
+			}
+			ev := h.env(st, e, hist)
+			// Oldest first, so the newest result is on the right, as on a time axis.
+			for i := len(hist) - 1; i >= 0; i-- {
+				ev.Recent = append(ev.Recent, h.entry(hist[i]))
+			}
+			if e.Ready {
+				v.InSync++
+			} else {
+				v.Failed++
+			}
+			v.Envs = append(v.Envs, ev)
+		}
+		for _, l := range st.Licenses {
+			if attention(l) {
+				v.Licenses = append(v.Licenses, h.license(l))
+			}
+		}
+	}
+	h.render(w, http.StatusOK, "overview", v)
+}
+
+func (h *handler) historyNote(err error) string {
+	if errors.Is(err, ErrNoHistory) {
+		return "The daemon keeps no history: run circle serve with --state-dir."
+	}
+	return h.red("History unreadable: " + err.Error())
+}
+
+// status reads the source's status, answering with an error page when it cannot.
+func (h *handler) status(w http.ResponseWriter, r *http.Request) (*reconciler.Status, bool) {
+	st, err := h.src.Status(r.Context())
+	if err != nil {
+		h.fail(w, r, http.StatusBadGateway, "Status unreadable", err.Error())
+		return nil, false
+	}
+	return st, true
+}
+
+// environmentView is the environment page.
+type environmentView struct {
+	page
+	Env         envView
+	Good        *goodView
+	Published   *publishedView
+	Applied     []appliedView
+	Problems    []problemView
+	Licenses    []licenseView
+	History     []entryView
+	HistoryNote string
+	Limit       int
+}
+
+// goodView is an environment's last good revision. Good carries counts and a digest,
+// never values.
+type goodView struct {
+	Revision revView
+	At       timeView
+	Values   int
+	Secrets  int
+}
+
+type publishedView struct {
+	Revision revView
+	Seq      int64
+	Files    int
+	Uploaded int
+}
+
+type appliedView struct {
+	Target   string
+	Revision revView
+	At       timeView
+	Changes  int
+	Objects  int
+}
+
+func (h *handler) environment(w http.ResponseWriter, r *http.Request) {
+	st, ok := h.status(w, r)
+	if !ok {
+		return
+	}
+	name := r.PathValue("env")
+	i := -1
+	if st != nil {
+		i = slices.IndexFunc(st.Environments, func(e reconciler.EnvStatus) bool { return e.Name == name })
+	}
+	if i < 0 {
+		h.fail(w, r, http.StatusNotFound, "No such environment", "The daemon's status has no environment "+name+".")
+		return
+	}
+	e := st.Environments[i]
+	hist, err := h.src.History(r.Context(), e.Name, h.opts.HistoryLimit)
+	ev := h.env(st, e, hist)
+	v := environmentView{page: h.page(ev.Name, st, crumb{Name: ev.Name, URL: ev.URL}), Env: ev, Limit: h.opts.HistoryLimit}
+	if g := e.LastGood; g != nil {
+		v.Good = &goodView{Revision: h.rev(g.Revision), At: h.when(g.At), Values: g.Values, Secrets: g.Secrets}
+	}
+	if p := e.Published; p != nil {
+		v.Published = &publishedView{Revision: h.rev(p.Revision), Seq: p.Seq, Files: p.Files, Uploaded: p.Uploaded}
+	}
+	for _, t := range targets(e) {
+		if t.kind == "cluster" {
+			a := e.Applied[t.name]
+			v.Applied = append(v.Applied, appliedView{Target: h.red(t.name), Revision: h.rev(a.Revision), At: h.when(a.At),
+				Changes: a.Changes, Objects: a.Objects})
+		}
+	}
+	for _, p := range st.Problems {
+		if len(p.Envs) == 0 || slices.Contains(p.Envs, e.Name) {
+			v.Problems = append(v.Problems, h.problem(p))
+		}
+	}
+	for _, l := range st.Licenses {
+		if slices.Contains(l.Environments, e.Name) {
+			v.Licenses = append(v.Licenses, h.license(l))
+		}
+	}
+	if err != nil {
+		v.HistoryNote = h.historyNote(err)
+	}
+	for _, x := range hist {
+		v.History = append(v.History, h.entry(x))
+	}
+	h.render(w, http.StatusOK, "environment", v)
+}
+
+// revisionView is the revision page: what the status and the histories say of one
+// revision.
+type revisionView struct {
+	page
+	Revision revView
+	// Last is true when it is the revision the daemon last reconciled.
+	Last     bool
+	Problems []problemView
+	Envs     []revisionEnvView
+}
+
+type revisionEnvView struct {
+	Name      string
+	URL       string
+	LastGood  bool
+	Published bool
+	Applied   []string
+	Attempts  []entryView
+}
+
+func (h *handler) revision(w http.ResponseWriter, r *http.Request) {
+	st, ok := h.status(w, r)
+	if !ok {
+		return
+	}
+	want := r.PathValue("rev")
+	rv := h.rev(want)
+	v := revisionView{page: h.page("Revision "+rv.Short, st, crumb{Name: "revision " + rv.Short, URL: rv.URL}), Revision: rv}
+	known := false
+	if st != nil {
+		v.Last = st.Revision == want
+		known = v.Last
+		if v.Last {
+			for _, p := range st.Problems {
+				v.Problems = append(v.Problems, h.problem(p))
+			}
+		}
+		for _, e := range st.Environments {
+			re := revisionEnvView{Name: h.red(e.Name), URL: envURL(h.red(e.Name)),
+				LastGood:  e.LastGood != nil && e.LastGood.Revision == want,
+				Published: e.Published != nil && e.Published.Revision == want}
+			for _, t := range targets(e) {
+				if t.kind == "cluster" && t.revision == want {
+					re.Applied = append(re.Applied, h.red(t.name))
+				}
+			}
+			hist, _ := h.src.History(r.Context(), e.Name, h.opts.HistoryLimit) // the page says what it found
+			for _, x := range hist {
+				if x.Revision == want {
+					re.Attempts = append(re.Attempts, h.entry(x))
+				}
+			}
+			if re.LastGood || re.Published || len(re.Applied) > 0 || len(re.Attempts) > 0 {
+				known = true
+			}
+			v.Envs = append(v.Envs, re)
+		}
+	}
+	if !known {
+		h.fail(w, r, http.StatusNotFound, "Unknown revision",
+			fmt.Sprintf("Neither the daemon's status nor the last %d reconciles of any environment mention revision %s.", h.opts.HistoryLimit, want))
+		return
+	}
+	h.render(w, http.StatusOK, "revision", v)
+}
