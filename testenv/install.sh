@@ -138,6 +138,7 @@ install_debian() {
 	command -v gpg >/dev/null || missing+=(gnupg) # signed-commit tests
 	command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 	command -v rclone >/dev/null || missing+=(rclone) # the storage sync benchmark's baseline
+	command -v chromium >/dev/null || missing+=(chromium) # the dashboard's browser test (chromedp)
 	[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
@@ -154,6 +155,7 @@ CIRCLE_TESTENV_GIT_HTTP_BACKEND=/usr/lib/git-core/git-http-backend
 CIRCLE_TESTENV_SOPS=$CACHE/sops-$SOPS_VERSION/bin/sops
 CIRCLE_TESTENV_CUE=$CACHE/cue-$CUE_VERSION/bin/cue
 CIRCLE_TESTENV_RCLONE=/usr/bin/rclone
+CIRCLE_TESTENV_CHROMIUM=/usr/bin/chromium
 ENV
 	# envtest (controller-runtime) wants both binaries in one folder.
 	mkdir -p "$CACHE/kubebuilder-$KUBE_VERSION"

@@ -31,6 +31,7 @@ const (
 	ToolSOPS           = "CIRCLE_TESTENV_SOPS"
 	ToolCUE            = "CIRCLE_TESTENV_CUE"
 	ToolRclone         = "CIRCLE_TESTENV_RCLONE"
+	ToolChromium       = "CIRCLE_TESTENV_CHROMIUM"
 	ToolKubebuilder    = "KUBEBUILDER_ASSETS"
 )
 
