@@ -56,6 +56,8 @@ var daemonSettings = map[string]string{
 	"leader_election.lease":     "leader-election-lease",
 	"kubeconfig":                "kubeconfig",
 	"trigger_token_file":        "trigger-token-file",
+	"ui":                        "ui",
+	"ui_token_file":             "ui-token-file",
 	"clusters":                  "cluster", // a map of name → {kubeconfig, context}; see clusterArgs
 }
 

@@ -64,6 +64,7 @@ type serveOptions struct {
 	leader     leader.Options
 	leaderOn   bool
 	tokenFile  string
+	ui         uiFlags
 	rollback   bool
 	parallel   int
 	// poke asks a Git source to poll now (a webhook or a trigger); nil for a folder, which
@@ -109,6 +110,7 @@ credentials stay in files it points to or in CIRCLE_GIT_PASSWORD / CIRCLE_WEBHOO
   listen: ":9090"
   leader_election: {enabled: true, namespace: circle-system}
   trigger_token_file: /etc/circle/keys/trigger-token
+  ui_token_file: /etc/circle/keys/ui-token
 
 The file is checked against a CUE schema before anything starts; a problem is reported as
 file:line: key: message. CIRCLE_<KEY> overrides a key ("__" between levels:
@@ -161,7 +163,8 @@ CIRCLE_SOURCE__URL, CIRCLE_APPLY__WAIT, CIRCLE_STATE_DIR); a flag overrides both
 	cmd.Flags().StringVar(&o.sshKeys, "trusted-ssh-keys", "", "authorized_keys-format file of SSH keys trusted to sign")
 	o.keys.register(cmd)
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:9090",
-		"address of the HTTP API: /healthz, /readyz, /metrics, /api/v1/status (empty: none)")
+		"address of the HTTP API: /healthz, /readyz, /metrics, /api/v1/status, and the dashboard at /ui/ (empty: none)")
+	o.ui.register(cmd)
 	cmd.Flags().DurationVar(&o.drift, "drift-interval", 5*time.Minute,
 		"re-apply each cluster target's last manifests this often, putting back objects changed outside Git (0: never)")
 	cmd.Flags().StringVar(&o.stateDir, "state-dir", "",
@@ -245,11 +248,15 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 		Clusters: clusters, Apply: o.applyOpts, LicenseKeys: licKeys, State: store, DriftInterval: o.drift,
 		TriggerToken: token, Poke: o.poke, RollbackOnFailure: o.rollback, Concurrency: o.parallel})
 	if o.listen != "" {
+		handler, err := o.ui.handler(ctx, rec.Handler(), red)
+		if err != nil {
+			return err
+		}
 		ln, err := net.Listen("tcp", o.listen)
 		if err != nil {
 			return fmt.Errorf("--listen: %w", err)
 		}
-		srv := &http.Server{Handler: rec.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		context.AfterFunc(ctx, func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -257,6 +264,7 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 			_ = srv.Shutdown(sctx)
 		})
 		log.Info().Str("addr", ln.Addr().String()).Msg("HTTP API: /healthz /readyz /metrics /api/v1/status")
+		o.ui.announce(log, ln.Addr())
 	}
 	log.Info().Str("source", o.source).Str("publish", where).Msg("circle serve started; status is written to " + where + "/" + reconciler.StatusKey)
 	if !o.leaderOn {
