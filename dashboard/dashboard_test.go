@@ -600,6 +600,17 @@ func TestEvents_Heartbeat(t *testing.T) {
 	}
 }
 
+// HEAD of the stream is its headers, not a stream that never ends.
+func TestEvents_Head(t *testing.T) {
+	req := httptest.NewRequest(http.MethodHead, "/ui/events", nil)
+	req.RemoteAddr = "127.0.0.1:1"
+	rec := httptest.NewRecorder()
+	newDashboard(&fakeSource{st: sample()}, dashboard.Options{}).ServeHTTP(rec, req)
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "text/event-stream" || rec.Body.Len() != 0 {
+		t.Errorf("HEAD /ui/events = %d %q %q", rec.Code, rec.Header().Get("Content-Type"), rec.Body.String())
+	}
+}
+
 func TestEvents_Auth(t *testing.T) {
 	srv := httptest.NewServer(newDashboard(&fakeSource{st: sample()}, dashboard.Options{Token: "s3cret-token-of-the-ui"}))
 	defer srv.Close()

@@ -31,6 +31,9 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no") // nginx would otherwise hold events back
 	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead { // the headers are the whole answer; a stream would never end
+		return
+	}
 	// A dropped stream is reopened by the browser after this many milliseconds.
 	if _, err := fmt.Fprint(w, "retry: 3000\n\n"); err != nil {
 		return
