@@ -133,7 +133,7 @@ func (a *Applier) Apply(ctx context.Context, env string, manifests []byte, opts 
 		}
 		pending = next
 	}
-	toApply, skipped, err := a.unchanged(ctx, env, objects)
+	toApply, skipped, live, err := a.unchanged(ctx, env, objects)
 	if err != nil {
 		return nil, fmt.Errorf("apply %s: %w", env, err)
 	}
@@ -145,6 +145,12 @@ func (a *Applier) Apply(ctx context.Context, env string, manifests []byte, opts 
 		}
 	}
 	res := &Result{}
+	changed := map[object.ObjMetadata]bool{}
+	for _, e := range cs.Entries {
+		if e.Action == ssa.CreatedAction || e.Action == ssa.ConfiguredAction {
+			changed[e.ObjMetadata] = true
+		}
+	}
 	for _, id := range skipped {
 		res.Unchanged = append(res.Unchanged, utils.FmtObjMetadata(id))
 	}
@@ -211,9 +217,7 @@ func (a *Applier) Apply(ctx context.Context, env string, manifests []byte, opts 
 			return res, fmt.Errorf("apply %s: health: %w", env, err)
 		}
 	}
-	if err := a.remember(ctx, env, objects); err != nil {
-		return nil, fmt.Errorf("apply %s: %w", env, err)
-	}
+	a.remember(env, objects, live, changed)
 	for _, l := range [][]string{res.Created, res.Configured, res.Unchanged, res.Deleted} {
 		sort.Strings(l)
 	}

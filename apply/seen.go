@@ -21,21 +21,18 @@ type seen struct {
 }
 
 // unchanged splits objects into those that may need applying and those that cannot have
-// changed: the same as last applied, and with the resourceVersion that apply left (so no
-// one edited, deleted or re-created them since). Telling that takes one metadata-only
-// LIST per kind and namespace instead of a server-side dry-run per object, which is what
-// makes a no-op apply (a drift check, a revision that does not touch this environment)
-// cheap. The memory is the process's: after a start, the first apply is a full one.
-func (a *Applier) unchanged(ctx context.Context, env string, objects []*unstructured.Unstructured) (apply []*unstructured.Unstructured, skipped object.ObjMetadataSet, err error) {
+// changed: the same as last applied, and with the resourceVersion the last apply saw them
+// at (so no one edited, deleted or re-created them since). Telling that takes one
+// metadata-only LIST per kind and namespace instead of a server-side dry-run per object,
+// which is what makes a no-op apply (a drift check, a revision that does not touch this
+// environment) cheap. live is that LIST, for remember. The memory is the process's: after
+// a start, the first apply is a full one.
+func (a *Applier) unchanged(ctx context.Context, env string, objects []*unstructured.Unstructured) (apply []*unstructured.Unstructured, skipped object.ObjMetadataSet, live map[object.ObjMetadata]string, err error) {
 	a.mu.Lock()
 	prev := a.seen[env]
 	a.mu.Unlock()
-	if len(prev) == 0 {
-		return objects, nil, nil
-	}
-	live, err := a.liveVersions(ctx, env, objects)
-	if err != nil {
-		return nil, nil, err
+	if live, err = a.liveVersions(ctx, env, objects); err != nil {
+		return nil, nil, nil, err
 	}
 	for _, u := range objects {
 		id := object.UnstructuredToObjMetadata(u)
@@ -46,24 +43,28 @@ func (a *Applier) unchanged(ctx context.Context, env string, objects []*unstruct
 		}
 		apply = append(apply, u)
 	}
-	return apply, skipped, nil
+	return apply, skipped, live, nil
 }
 
-// remember records what env's apply left, for the next one.
-func (a *Applier) remember(ctx context.Context, env string, objects []*unstructured.Unstructured) error {
-	live, err := a.liveVersions(ctx, env, objects)
-	if err != nil {
-		return err
-	}
+// remember records what env's apply left, for the next one. A resourceVersion is kept
+// only where it was read before this apply and the apply then found nothing to change
+// (skipped, or unchanged by the server-side dry run): the object was as Git says at that
+// version. Objects this apply created or changed get none, so the next apply looks at
+// them in full once; reading their new version after the apply instead would take in an
+// edit made in between, and that drift would never be corrected.
+func (a *Applier) remember(env string, objects []*unstructured.Unstructured, live map[object.ObjMetadata]string, changed map[object.ObjMetadata]bool) {
 	m := make(map[object.ObjMetadata]seen, len(objects))
 	for _, u := range objects {
 		id := object.UnstructuredToObjMetadata(u)
-		m[id] = seen{digest: digestOf(u), rv: live[id]}
+		e := seen{digest: digestOf(u)}
+		if !changed[id] {
+			e.rv = live[id]
+		}
+		m[id] = e
 	}
 	a.mu.Lock()
 	a.seen[env] = m
 	a.mu.Unlock()
-	return nil
 }
 
 // forget drops env's memory, so the next apply is a full one (after a failed apply, whose
