@@ -24,6 +24,10 @@ type metrics struct {
 	drift     *prometheus.CounterVec
 	rollbacks *prometheus.CounterVec
 	triggers  *prometheus.CounterVec
+	targets   *prometheus.HistogramVec
+	queue     prometheus.Gauge
+	fetches   *prometheus.HistogramVec
+	webhooks  *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -54,8 +58,23 @@ func newMetrics() *metrics {
 		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "circle_trigger_requests_total", Help: "Manual reconcile requests (POST /api/v1/reconcile), by result.",
 		}, []string{"result"}),
+		targets: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "circle_target_duration_seconds", Help: "Time to publish or apply one environment to one target, by result (ok or failed).",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}, []string{"env", "target", "result"}),
+		queue: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "circle_queue_depth", Help: "Reconciles waiting for the one in progress (new revisions, retries, triggers).",
+		}),
+		fetches: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "circle_git_fetch_duration_seconds", Help: "Time to fetch a new revision from the Git remote, by result.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+		}, []string{"result"}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "circle_webhook_requests_total", Help: "Push webhooks received, by result (accepted, ignored, refused, bad).",
+		}, []string{"result"}),
 	}
 	m.registry.MustRegister(m.duration, m.results, m.envReady, m.revision, m.published, m.drift, m.rollbacks, m.triggers,
+		m.targets, m.queue, m.fetches, m.webhooks,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -78,6 +97,32 @@ func (m *metrics) observe(st *Status, took time.Duration) {
 		ready = "true"
 	}
 	m.revision.WithLabelValues(st.Revision, ready).Set(1)
+}
+
+// ObserveFetch records a fetch from the Git remote (git.Options.OnFetch).
+func (r *Reconciler) ObserveFetch(took time.Duration, err error) {
+	r.metrics.fetches.WithLabelValues(result(err)).Observe(took.Seconds())
+}
+
+// ObserveWebhook records a webhook request by the status the receiver answered.
+func (r *Reconciler) ObserveWebhook(status int) {
+	res := "bad"
+	switch {
+	case status == http.StatusAccepted:
+		res = "accepted"
+	case status == http.StatusNoContent:
+		res = "ignored"
+	case status == http.StatusUnauthorized:
+		res = "refused"
+	}
+	r.metrics.webhooks.WithLabelValues(res).Inc()
+}
+
+func result(err error) string {
+	if err != nil {
+		return "failed"
+	}
+	return "ok"
 }
 
 // Handler serves the daemon's HTTP API:

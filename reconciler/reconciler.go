@@ -291,7 +291,9 @@ func (r *Reconciler) driftLoop(ctx context.Context) {
 // that did not fail are not touched again: publish skips unchanged content and apply is
 // idempotent.
 func (r *Reconciler) attempt(ctx context.Context, snap *sources.Snapshot, gen int64, n int, force bool) {
+	r.metrics.queue.Inc()
 	r.run.Lock()
+	r.metrics.queue.Dec()
 	if r.generation.Load() != gen || ctx.Err() != nil {
 		r.run.Unlock()
 		return
@@ -576,7 +578,11 @@ func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, forc
 		g := r.group()
 		for i := range envs {
 			if b := builds[envs[i].Name]; b != nil {
-				g.Go(func() { published[i], errs[i] = r.publishEnv(ctx, snap.Revision, envs[i].Name, b.Files) })
+				g.Go(func() {
+					start := time.Now()
+					published[i], errs[i] = r.publishEnv(ctx, snap.Revision, envs[i].Name, b.Files)
+					r.metrics.targets.WithLabelValues(envs[i].Name, "publish", result(errs[i])).Observe(time.Since(start).Seconds())
+				})
 			}
 		}
 		g.Wait()
@@ -650,7 +656,9 @@ func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Sett
 	for _, j := range jobs {
 		name := envs[j.env].Name
 		g.Go(func() {
+			start := time.Now()
 			j.res, j.err = r.opts.Clusters[j.target].Apply(ctx, name, builds[name].Manifests, r.opts.Apply)
+			r.metrics.targets.WithLabelValues(name, j.target, result(j.err)).Observe(time.Since(start).Seconds())
 		})
 	}
 	g.Wait()

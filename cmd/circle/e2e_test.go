@@ -184,6 +184,25 @@ func TestEndToEnd_PushToStorageAndCluster(t *testing.T) {
 		t.Errorf("the fix is not in the cluster: %s", cm.Data["config.json"])
 	}
 
+	// The metrics say what happened: webhooks, fetches, each target's publishes and applies.
+	resp, err := http.Get(api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`circle_webhook_requests_total{result="accepted"} 3`,
+		`circle_git_fetch_duration_seconds_count{result="ok"} 4`,
+		`circle_target_duration_seconds_count{env="dev",result="ok",target="kind"} 3`,
+		`circle_target_duration_seconds_count{env="dev",result="ok",target="publish"} 3`,
+		`circle_queue_depth 0`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	// Nothing in the bucket is readable without the keyring.
 	raw, err := storage.Open(ctx, bucket)
 	if err != nil {

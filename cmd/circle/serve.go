@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -70,6 +71,9 @@ type serveOptions struct {
 	// poke asks a Git source to poll now (a webhook or a trigger); nil for a folder, which
 	// fsnotify already watches.
 	poke func()
+	// rec is the reconciler, once made: the source's fetches and webhooks are its metrics
+	// (a webhook may arrive before it is made, hence atomic).
+	rec atomic.Pointer[reconciler.Reconciler]
 }
 
 func newServeCmd() *cobra.Command {
@@ -247,6 +251,7 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	rec := reconciler.New(src, bucket, log, reconciler.Options{Keyring: ring, Redactor: red, TrustedKeys: trusted, Target: target,
 		Clusters: clusters, Apply: o.applyOpts, LicenseKeys: licKeys, State: store, DriftInterval: o.drift,
 		TriggerToken: token, Poke: o.poke, RollbackOnFailure: o.rollback, Concurrency: o.parallel})
+	o.rec.Store(rec)
 	if o.listen != "" {
 		handler, err := o.ui.handler(ctx, rec.Handler(), red)
 		if err != nil {
@@ -402,7 +407,12 @@ func (o *serveOptions) openSource(ctx context.Context, log zerolog.Logger) (sour
 		}
 	}
 	opts := git.Options{URL: o.source, Ref: o.ref, Interval: o.interval, Hints: hints,
-		OnError: func(err error) { log.Warn().Err(err).Msg("poll failed; retrying at the next interval") }}
+		OnError: func(err error) { log.Warn().Err(err).Msg("poll failed; retrying at the next interval") },
+		OnFetch: func(took time.Duration, err error) {
+			if rec := o.rec.Load(); rec != nil {
+				rec.ObserveFetch(took, err)
+			}
+		}}
 	if o.hookAddr != "" {
 		branch := o.ref.Branch
 		if branch == "" {
@@ -413,7 +423,14 @@ func (o *serveOptions) openSource(ctx context.Context, log zerolog.Logger) (sour
 		if err != nil {
 			return nil, err
 		}
-		srv := &http.Server{Addr: o.hookAddr, Handler: recv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
+		counted := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+			recv.ServeHTTP(sw, req)
+			if rec := o.rec.Load(); rec != nil {
+				rec.ObserveWebhook(sw.status)
+			}
+		})
+		srv := &http.Server{Addr: o.hookAddr, Handler: counted, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 		ln, err := net.Listen("tcp", o.hookAddr)
 		if err != nil {
 			return nil, fmt.Errorf("webhook listener: %w", err)
@@ -449,4 +466,15 @@ func (o *serveOptions) openSource(ctx context.Context, log zerolog.Logger) (sour
 	}
 	opts.Verify.PGPKeys = string(pgp)
 	return git.New(opts)
+}
+
+// statusWriter remembers the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }

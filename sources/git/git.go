@@ -84,6 +84,8 @@ type Options struct {
 	// OnError hears the failures Watch retries at its next tick (unreachable remote, bad
 	// credentials), so the daemon can log them; nil ignores them.
 	OnError func(error)
+	// OnFetch, if set, is told how long each fetch took and how it ended, for metrics.
+	OnFetch func(took time.Duration, err error)
 }
 
 // Source follows one ref of one remote.
@@ -287,7 +289,11 @@ func (s *Source) Snapshot(ctx context.Context) (*sources.Snapshot, error) {
 func (s *Source) snapshot(ctx context.Context) (*sources.Snapshot, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
+	start := time.Now()
 	hash, err := s.fetch(ctx)
+	if s.opts.OnFetch != nil {
+		s.opts.OnFetch(time.Since(start), err)
+	}
 	if err != nil {
 		return nil, err
 	}
