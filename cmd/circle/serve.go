@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -21,6 +22,7 @@ import (
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob" // file:// publish targets
 	_ "gocloud.dev/blob/memblob"  // mem:// publish targets, for trying things out
+	"golang.org/x/term"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
@@ -151,7 +153,7 @@ CIRCLE_SOURCE__URL, CIRCLE_APPLY__WAIT, CIRCLE_STATE_DIR); a flag overrides both
 	cmd.Flags().StringVar(&o.source, "source", ".", "folder holding the desired-state repository")
 	here, _ := filepath.Abs(".circle")
 	cmd.Flags().StringVar(&o.publish, "publish", "file://"+filepath.ToSlash(here), "storage URL to publish to: file:///path, s3://…, azblob://…, gs://… (see circle storage --help)")
-	cmd.Flags().StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
+	cmd.Flags().StringVar(&o.logFormat, "log-format", "auto", "log format: json, console, or auto (console on a terminal, else json)")
 	cmd.Flags().StringVar(&o.ref.Branch, "branch", "", "Git branch to follow (default main)")
 	cmd.Flags().StringVar(&o.ref.Tag, "tag", "", "Git tag to follow")
 	cmd.Flags().StringVar(&o.ref.SemVer, "semver", "", "semver range over Git tags; the highest match is followed")
@@ -194,7 +196,7 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	red := redact.New()
 	out := red.Writer(cmd.ErrOrStderr())
 	log := zerolog.New(out).With().Timestamp().Logger()
-	if o.logFormat == "console" {
+	if o.logFormat == "console" || o.logFormat == "auto" && isTerminal(cmd.ErrOrStderr()) {
 		log = zerolog.New(zerolog.ConsoleWriter{Out: out}).With().Timestamp().Logger()
 	}
 	ring, err := o.keys.keyring(ctx)
@@ -477,4 +479,10 @@ type statusWriter struct {
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// isTerminal reports whether w is a terminal: people get the console format, collectors JSON.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
