@@ -157,16 +157,22 @@ func (e *redactedError) Error() string { return e.r.String(e.err.Error()) }
 func (e *redactedError) Unwrap() error { return e.err }
 
 // Writer returns a writer that redacts each Write before passing it on. zerolog writes one
-// whole event per Write, so a value never straddles two calls.
+// whole event per Write, so a value never straddles two calls. Writes are serialized: the
+// daemon logs from several goroutines at once (environments publish and apply in
+// parallel), and the writer underneath (a console writer, a file, a test's buffer) need
+// not be safe for that.
 func (r *Redactor) Writer(w io.Writer) io.Writer { return &writer{w: w, r: r} }
 
 type writer struct {
-	w io.Writer
-	r *Redactor
+	mu sync.Mutex
+	w  io.Writer
+	r  *Redactor
 }
 
 func (w *writer) Write(p []byte) (int, error) {
 	s := w.r.String(string(p))
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if _, err := io.WriteString(w.w, s); err != nil {
 		return 0, err
 	}

@@ -127,3 +127,30 @@ func TestWriterPassesErrors(t *testing.T) {
 		t.Error("write error swallowed")
 	}
 }
+
+// The writer may be shared by goroutines even when what it writes to is not safe for
+// that (the race detector checks), and no event is cut into another.
+func TestWriter_Concurrent(t *testing.T) {
+	r := redact.New()
+	r.Add("hunter2")
+	var buf bytes.Buffer
+	w := r.Writer(&buf)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				_, _ = w.Write([]byte("password=hunter2\n"))
+			}
+		})
+	}
+	wg.Wait()
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != 800 || strings.Contains(buf.String(), "hunter2") {
+		t.Errorf("%d lines; secret present: %t", len(lines), strings.Contains(buf.String(), "hunter2"))
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "password=**redacted:") {
+			t.Fatalf("a mixed line: %q", l)
+		}
+	}
+}
