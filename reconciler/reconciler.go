@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"sort"
 	"sync"
@@ -818,7 +819,9 @@ func (r *Reconciler) carryOver(s *repo.Settings) []EnvStatus {
 	}
 	out := make([]EnvStatus, len(s.Environments))
 	for i, e := range s.Environments {
-		out[i] = EnvStatus{Name: e.Name, LastGood: prev[e.Name].LastGood, Published: prev[e.Name].Published, Applied: prev[e.Name].Applied}
+		// Applied is a copy: the apply stage writes into it while the API may be serving
+		// the last status, which holds the old one.
+		out[i] = EnvStatus{Name: e.Name, LastGood: prev[e.Name].LastGood, Published: prev[e.Name].Published, Applied: maps.Clone(prev[e.Name].Applied)}
 	}
 	return out
 }
