@@ -15,6 +15,7 @@ import (
 	"github.com/circlecore/circle/build"
 	"github.com/circlecore/circle/dashboard"
 	"github.com/circlecore/circle/reconciler"
+	"github.com/circlecore/circle/sources/git"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/schema"
@@ -340,6 +341,15 @@ func TestRevision(t *testing.T) {
 	mustContain(t, page, "Revision <code class=\"name\">fedcba987654</code>", revNew, "the daemon reconciled last",
 		"config/prod/db.yaml:3:9", "west", "1.5 s")
 	noCanary(t, "the revision page", page)
+	if strings.Contains(page, "Commit</h2>") {
+		t.Error("a commit section without a commit")
+	}
+
+	// A Git revision's commit: subject, body, author and whether it is signed.
+	withCommit := sample()
+	withCommit.Commit = &git.Commit{Author: "Ada <ada@example.com>", Date: time.Now().Add(-time.Hour), Message: "Bump prod\n\nBecause <reasons>.\n", Signed: true}
+	_, page = get(t, newDashboard(&fakeSource{st: withCommit, hist: sampleHistory()}, dashboard.Options{}), "/ui/revisions/"+revNew)
+	mustContain(t, page, "<strong>Bump prod</strong>", "Because &lt;reasons&gt;.", "Ada &lt;ada@example.com&gt;", "signed (the environments")
 
 	resp, page = get(t, h, "/ui/revisions/"+revOld)
 	if resp.StatusCode != http.StatusOK {

@@ -539,6 +539,22 @@ type revisionView struct {
 	Last     bool
 	Problems []problemView
 	Envs     []revisionEnvView
+	// Commit is the Git commit, known for the revision the daemon reconciled last.
+	Commit *commitView
+}
+
+// commitView is a commit as its author wrote it; the message is redacted like the rest.
+type commitView struct {
+	Author  string
+	Date    timeView
+	Subject string
+	Body    string
+	Signed  bool
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 type revisionEnvView struct {
@@ -562,6 +578,11 @@ func (h *handler) revision(w http.ResponseWriter, r *http.Request) {
 	if st != nil {
 		v.Last = st.Revision == want
 		known = v.Last
+		if v.Last && st.Commit != nil {
+			v.Commit = &commitView{Author: h.red(st.Commit.Author), Date: h.when(st.Commit.Date),
+				Subject: h.red(firstLine(st.Commit.Message)), Body: h.red(strings.TrimSpace(strings.TrimPrefix(st.Commit.Message, firstLine(st.Commit.Message)))),
+				Signed: st.Commit.Signed}
+		}
 		if v.Last {
 			for _, p := range st.Problems {
 				v.Problems = append(v.Problems, h.problem(p))

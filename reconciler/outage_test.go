@@ -174,6 +174,9 @@ func TestRun_OutagesConverge(t *testing.T) {
 	if !strings.Contains(d.logs.String(), "trying the revision again") {
 		t.Error("no retry was logged")
 	}
+	if c := st.Commit; c == nil || !strings.HasPrefix(c.Message, "four") || c.Author == "" || c.Signed {
+		t.Errorf("the status's commit: %+v", c)
+	}
 	d.noSecret(t)
 }
 

@@ -38,6 +38,7 @@ import (
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/secrets"
 	"github.com/circlecore/circle/sources"
+	"github.com/circlecore/circle/sources/git"
 	"github.com/circlecore/circle/sources/signature"
 	"github.com/circlecore/circle/state"
 	"github.com/circlecore/circle/storage/publish"
@@ -80,6 +81,9 @@ type Status struct {
 	Environments []EnvStatus `json:"environments,omitempty"`
 	// Licenses are the revision's license files as the licenses stage found them.
 	Licenses []build.LicenseStatus `json:"licenses,omitempty"`
+	// Commit is the Git commit behind Revision (nil for a folder): author, date, message
+	// (redacted) and whether it is signed.
+	Commit *git.Commit `json:"commit,omitempty"`
 
 	started time.Time
 }
@@ -392,7 +396,13 @@ func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, forc
 	st := &Status{Revision: snap.Revision, Stages: []string{"snapshot"}, started: r.now()}
 	log := r.log.With().Str("revision", snap.Revision).Logger()
 
-	// Snapshot: count what the source gave us.
+	// Snapshot: count what the source gave us, and say whose commit it is.
+	if snap.Commit != nil {
+		if c, err := git.Describe(snap.Commit); err == nil {
+			c.Message = r.opts.Redactor.String(c.Message)
+			st.Commit = c
+		}
+	}
 	if err := r.count(snap, st); err != nil {
 		return r.fail(ctx, st, ReasonSnapshotFailed, err)
 	}

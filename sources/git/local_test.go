@@ -1,6 +1,7 @@
 package git_test
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/circlecore/circle/sources/git"
+	"github.com/circlecore/circle/sources/signature"
+	"github.com/circlecore/circle/testenv"
 )
 
 // gitIn runs the git CLI in dir with a fixed identity and no user configuration.
@@ -95,5 +98,32 @@ func TestLocal(t *testing.T) {
 	writeIn(t, root, "new/x.yaml", "x: 1\n")
 	if _, err := git.Local(filepath.Join(root, "new"), "HEAD"); err == nil {
 		t.Error("a folder missing at the revision read without error")
+	}
+}
+
+// A snapshot's commit reads back as its author, date and message.
+func TestDescribe(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"a.txt": "a\n"})
+	repo.Commit(t, map[string]string{"a.txt": "b\n"}, "Change a\n\nWhy it changed.")
+	src, err := git.New(git.Options{URL: repo.FileURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := src.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := git.Describe(snap.Commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(c.Message, "Change a\n\nWhy it changed.") || !strings.Contains(c.Author, "<") || c.Date.IsZero() || c.Signed {
+		t.Errorf("commit = %+v", c)
+	}
+	if _, err := git.Describe(nil); err == nil {
+		t.Error("a nil commit was described")
+	}
+	if _, err := git.Describe(&signature.Object{Name: "commit x", Payload: []byte("not a commit")}); err == nil {
+		t.Error("garbage was described")
 	}
 }
