@@ -15,10 +15,10 @@ import (
 	"github.com/circlecore/circle/build"
 	"github.com/circlecore/circle/dashboard"
 	"github.com/circlecore/circle/reconciler"
-	"github.com/circlecore/circle/sources/git"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/schema"
+	"github.com/circlecore/circle/sources/git"
 	"github.com/circlecore/circle/state"
 	"github.com/circlecore/circle/testenv"
 )
