@@ -639,3 +639,23 @@ func TestEvents_Auth(t *testing.T) {
 	}
 	ev.Close()
 }
+
+// While the daemon reconciles a new revision, the page says so: the box names the revision
+// in progress, and each target not already at it is Progressing. The stamp changes, so an
+// open page hears of it.
+func TestOverview_Progressing(t *testing.T) {
+	st := &reconciler.Status{Revision: revOld, ReconciledAt: now, Ready: true, Environments: []reconciler.EnvStatus{
+		{Name: "qa", Ready: true, Reason: reconciler.ReasonSucceeded, LastGood: &reconciler.Good{Revision: revOld, At: now},
+			Published: &reconciler.Published{Revision: revOld}},
+	}}
+	_, idle := get(t, newDashboard(&fakeSource{st: st}, dashboard.Options{}), "/ui/")
+	if strings.Contains(idle, "Progressing") {
+		t.Error("idle, the page says Progressing")
+	}
+	busy := *st
+	busy.Reconciling = &reconciler.Reconciling{Revision: revNew, Since: now.Add(-5 * time.Second)}
+	_, page := get(t, newDashboard(&fakeSource{st: &busy}, dashboard.Options{}), "/ui/")
+	mustContain(t, page, "Reconciling revision", "fedcba987654", `<span class="state warn">Progressing</span>`)
+	_, envPage := get(t, newDashboard(&fakeSource{st: &busy}, dashboard.Options{}), "/ui/environments/qa")
+	mustContain(t, envPage, "Progressing")
+}

@@ -23,7 +23,8 @@
 //   - State: In sync when the environment accepted the last revision, or when this
 //     target took it although another failed; Failed otherwise, marked "retrying" when
 //     the daemon tries the target again by itself (a failed publish or apply). The
-//     target keeps its last good revision meanwhile.
+//     target keeps its last good revision meanwhile. Progressing while the daemon
+//     reconciles a revision the target does not have yet (the API's "reconciling").
 //   - Revision: what the target has (a commit hash, or sha256:… of a folder), shown by
 //     its first 12 hex digits; the full one is in its tooltip and on its page.
 //

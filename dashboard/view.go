@@ -44,6 +44,9 @@ type daemonView struct {
 	Problems int
 	Files    int
 	Stages   string
+	// Reconciling is the revision being reconciled now, and since when.
+	Reconciling      revView
+	ReconcilingSince timeView
 }
 
 // revView is a revision: a short form to read, the full one to copy, and its page.
@@ -61,6 +64,8 @@ var (
 	stateInSync  = stateView{Class: "sync", Label: "In sync"}
 	stateFailed  = stateView{Class: "failed", Label: "Failed"}
 	stateWaiting = stateView{Class: "unknown", Label: "Waiting"}
+	// stateProgressing: a reconcile of another revision is running now.
+	stateProgressing = stateView{Class: "warn", Label: "Progressing"}
 )
 
 // stamp identifies a recorded status: the event stream sends it, and a page whose stamp
@@ -69,7 +74,16 @@ func stamp(st *reconciler.Status) string {
 	if st == nil {
 		return ""
 	}
-	return st.ReconciledAt.UTC().Format(time.RFC3339Nano) + " " + st.Revision
+	s := st.ReconciledAt.UTC().Format(time.RFC3339Nano) + " " + st.Revision
+	if st.Reconciling != nil { // a reconcile starting or ending is news to an open page too
+		s += " reconciling " + st.Reconciling.Revision
+	}
+	return s
+}
+
+// progressing reports whether a reconcile is running now of a revision other than rev.
+func progressing(st *reconciler.Status, rev string) bool {
+	return st != nil && st.Reconciling != nil && st.Reconciling.Revision != rev
 }
 
 func (h *handler) red(s string) string { return h.opts.Redactor.String(s) }
@@ -80,6 +94,9 @@ func (h *handler) page(title string, st *reconciler.Status, crumbs ...crumb) pag
 		p.Daemon = &daemonView{Revision: h.rev(st.Revision), At: h.when(st.ReconciledAt), State: envState(st.Ready),
 			Reason: h.red(st.Reason), Message: h.red(oneLine(st.Message)), Problems: len(st.Problems),
 			Files: st.Files, Stages: h.red(strings.Join(st.Stages, " → "))}
+		if st.Reconciling != nil {
+			p.Daemon.Reconciling, p.Daemon.ReconcilingSince = h.rev(st.Reconciling.Revision), h.when(st.Reconciling.Since)
+		}
 	}
 	return p
 }
@@ -224,6 +241,9 @@ func targets(e reconciler.EnvStatus) []target {
 // took the revision anyway: with several cluster targets, the apply to one can fail while
 // another succeeds, and a failed publish does not stop the apply.
 func targetState(st *reconciler.Status, e reconciler.EnvStatus, t target) stateView {
+	if progressing(st, t.revision) {
+		return stateProgressing
+	}
 	if e.Ready {
 		return stateInSync
 	}
@@ -287,6 +307,9 @@ func (h *handler) env(st *reconciler.Status, e reconciler.EnvStatus, hist []stat
 	}
 	if e.LastGood != nil {
 		v.LastGood, v.Since = h.rev(e.LastGood.Revision), h.when(e.LastGood.At)
+	}
+	if e.LastGood == nil && progressing(st, "") || e.LastGood != nil && progressing(st, e.LastGood.Revision) {
+		v.State = stateProgressing
 	}
 	for _, t := range targets(e) {
 		if t.at.IsZero() {

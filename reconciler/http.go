@@ -130,7 +130,8 @@ func result(err error) string {
 //	/healthz          200 while the process runs
 //	/readyz           200 once a first revision has been reconciled, else 503
 //	/metrics          Prometheus metrics (circle_* and the Go runtime's)
-//	/api/v1/status    the last recorded Status, as in status.json
+//	/api/v1/status    the last recorded Status, as in status.json, with the reconcile
+//	                  in progress, if any (reconciling)
 //	/api/v1/history   ?env=E[&limit=N]: E's reconciles, newest first (with a state store)
 //	/api/v1/reconcile POST with "Authorization: Bearer <TriggerToken>": look for a new
 //	                  revision now and reconcile the current one again (202)
@@ -149,6 +150,11 @@ func (r *Reconciler) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
 		st := r.current()
+		if st != nil {
+			cp := *st // the recorded status is shared: answer with a copy that says what runs now
+			cp.Reconciling = r.inProgress.Load()
+			st = &cp
+		}
 		if st == nil {
 			http.Error(w, `{"error": "no revision reconciled yet"}`, http.StatusServiceUnavailable)
 			return

@@ -84,8 +84,17 @@ type Status struct {
 	// Commit is the Git commit behind Revision (nil for a folder): author, date, message
 	// (redacted) and whether it is signed.
 	Commit *git.Commit `json:"commit,omitempty"`
+	// Reconciling is the revision being reconciled now, if any. Only the HTTP API fills
+	// it in (status.json and the state store hold finished reconciles).
+	Reconciling *Reconciling `json:"reconciling,omitempty"`
 
 	started time.Time
+}
+
+// Reconciling is a reconcile in progress.
+type Reconciling struct {
+	Revision string    `json:"revision"`
+	Since    time.Time `json:"since"`
 }
 
 // EnvStatus is one environment's state.
@@ -210,6 +219,8 @@ type Reconciler struct {
 	// runCtx and lastSnap let a trigger reconcile the current revision again.
 	runCtx   context.Context
 	lastSnap *sources.Snapshot
+	// inProgress is the reconcile running now, for the API.
+	inProgress atomic.Pointer[Reconciling]
 }
 
 // New returns a reconciler reading from source and writing to the publish bucket.
@@ -306,7 +317,9 @@ func (r *Reconciler) attempt(ctx context.Context, snap *sources.Snapshot, gen in
 	r.mu.Lock()
 	r.lastSnap = snap
 	r.mu.Unlock()
+	r.inProgress.Store(&Reconciling{Revision: snap.Revision, Since: r.now().UTC()})
 	st, err := r.reconcile(ctx, snap, force)
+	r.inProgress.Store(nil)
 	r.run.Unlock()
 	log := r.log.With().Str("revision", snap.Revision).Logger()
 	switch {
