@@ -33,10 +33,11 @@ metadata:
   name: tuned
   namespace: %s
   annotations:
-    %s: /data/kept, /data/absent~1key, /data/gone
+    %s: /data/kept, /data/absent~1key, /data/gone, /data/dropped
 data:
   kept: %q
   fixed: %q
+  dropped: "from git"
 `, ns, apply.IgnoreDriftAnnotation, kept, fixed))
 	}
 	if _, err := a.Apply(ctx, "dev", doc("git", "git"), opts); err != nil {
@@ -49,6 +50,7 @@ data:
 
 	// Someone tunes both fields and adds one the annotation lists.
 	cm.Data["kept"], cm.Data["fixed"], cm.Data["gone"] = "tuned", "tuned", "added"
+	delete(cm.Data, "dropped")
 	if _, err := cs.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +73,7 @@ data:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cm.Data["kept"] != "tuned" || cm.Data["gone"] != "added" {
+	if _, back := cm.Data["dropped"]; back || cm.Data["kept"] != "tuned" || cm.Data["gone"] != "added" {
 		t.Errorf("ignored fields were overridden: %v", cm.Data)
 	}
 	if cm.Data["fixed"] != "git" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -154,7 +155,7 @@ func CheckLicenses(fsys fs.FS, s *repo.Settings, lo LicenseOptions, now time.Tim
 func (l *Licenses) ForEnv(env string) []publish.File {
 	applies := map[string]bool{}
 	for _, st := range l.Status {
-		if st.Reason == "" && contains(st.Environments, env) {
+		if st.Reason == "" && slices.Contains(st.Environments, env) {
 			applies[st.File] = true
 		}
 	}
@@ -169,13 +170,4 @@ func (l *Licenses) ForEnv(env string) []publish.File {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
