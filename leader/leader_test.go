@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/circlecore/circle/leader"
@@ -151,5 +152,17 @@ func TestRun_LostLease(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the leader kept leading after its lease was taken")
+	}
+}
+
+// Settings client-go refuses are errors before anything runs.
+func TestRun_BadSettings(t *testing.T) {
+	cfg := &rest.Config{Host: "https://127.0.0.1:1", QPS: 1} // a QPS needs a burst
+	if err := leader.Run(context.Background(), cfg, leader.Options{Namespace: "x", Name: "y", Identity: "me"}, zerolog.Nop(), nil); err == nil {
+		t.Error("a config client-go refuses was accepted")
+	}
+	cfg = &rest.Config{Host: "https://127.0.0.1:1"}
+	if err := leader.Run(context.Background(), cfg, leader.Options{Namespace: "x", Name: "y", Identity: "me", Lease: time.Nanosecond}, zerolog.Nop(), nil); err == nil {
+		t.Error("a lease too short to renew was accepted")
 	}
 }
