@@ -91,3 +91,31 @@ func TestOpenErrors(t *testing.T) {
 		t.Error("a corrupt database opened")
 	}
 }
+
+// What cannot be stored is refused, and a store that is closed says so, for every call.
+func TestRefusals(t *testing.T) {
+	s, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put("k", make(chan int)); err == nil {
+		t.Error("a value JSON cannot hold was stored")
+	}
+	if err := s.Append(map[string]state.Entry{"": {Revision: "r"}}); err == nil {
+		t.Error("an environment with no name got a history")
+	}
+	s.Close()
+	var v string
+	if err := s.Put("k", "v"); err == nil {
+		t.Error("Put on a closed store")
+	}
+	if _, err := s.Get("k", &v); err == nil {
+		t.Error("Get on a closed store")
+	}
+	if err := s.Append(map[string]state.Entry{"dev": {Revision: "r"}}); err == nil {
+		t.Error("Append on a closed store")
+	}
+	if _, err := s.History("dev", 1); err == nil {
+		t.Error("History on a closed store")
+	}
+}
