@@ -22,4 +22,23 @@ func TestOverlayFS(t *testing.T) {
 	if _, err := o.Open("../x"); err == nil {
 		t.Error("an invalid path opened")
 	}
+	// What fstest does not ask: the generated folder is not readable as a file, and the
+	// in-memory entries carry no system data.
+	d, err := o.Open(genDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Read(make([]byte, 1)); err == nil {
+		t.Error("a folder read as a file")
+	}
+	if st, _ := d.Stat(); st.Sys() != nil {
+		t.Error("a folder with system data")
+	}
+	f, err := o.Open(genDir + "/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := f.Stat(); st.Sys() != nil || st.Mode().IsDir() {
+		t.Errorf("a generated file's info: %v", st)
+	}
 }

@@ -135,6 +135,12 @@ func TestRender_Refusals(t *testing.T) {
 		t.Errorf("missing overlay: %v", err)
 	}
 
+	unparsable := base()
+	unparsable["deploy/dev/kustomization.yaml"] = kust("resources: [../base\nnamespace: {\n")
+	if _, err := render.Render(render.Input{FS: unparsable, Manifests: "deploy", Env: "dev", Config: map[string]any{"a": 1}}); err == nil || !strings.Contains(err.Error(), "deploy/dev/kustomization.yaml") {
+		t.Errorf("a kustomization that does not parse, with generated objects: %v", err)
+	}
+
 	reserved := base()
 	reserved[".circle-generated/kustomization.yaml"] = kust("resources: []\n")
 	if _, err := render.Render(render.Input{FS: reserved, Manifests: "deploy", Env: "dev"}); err == nil || !strings.Contains(err.Error(), "reserves") {
@@ -206,6 +212,7 @@ func TestIsGenerated(t *testing.T) {
 		{"ConfigMap", "circle-config", false},
 		{"ConfigMap", "circle-config-short", false},
 		{"ConfigMap", "my-config-4f69f62gtf", false},
+		{"ConfigMap", "nodash", false},
 	} {
 		if got := render.IsGenerated(c.kind, c.name); got != c.want {
 			t.Errorf("IsGenerated(%s, %s) = %t", c.kind, c.name, got)
