@@ -99,17 +99,14 @@ func TestApply_PendingFromAnAbandonedApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := apply.Options{InventoryNamespace: ns, Prune: true}
-	cm := func(name string) string {
-		return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n  namespace: %s\ndata:\n  v: x\n", name, ns)
-	}
-	if _, err := a.Apply(ctx, "dev", []byte(cm("kept")), opts); err != nil {
+	if _, err := a.Apply(ctx, "dev", manifests(cm(ns, "kept", "x")), opts); err != nil {
 		t.Fatal(err)
 	}
 	// What an abandoned apply leaves: objects made under Circle's labels, listed as pending.
 	var pending []string
 	for i := range 10 {
 		name := fmt.Sprintf("abandoned-%d", i)
-		if _, err := a.Apply(ctx, "scratch", []byte(cm(name)), apply.Options{InventoryNamespace: ns}); err != nil {
+		if _, err := a.Apply(ctx, "scratch", manifests(cm(ns, name, "x")), apply.Options{InventoryNamespace: ns}); err != nil {
 			t.Fatal(err)
 		}
 		obj, _ := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
@@ -128,7 +125,7 @@ func TestApply_PendingFromAnAbandonedApply(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	res, err := a.Apply(ctx, "dev", []byte(cm("kept")), opts)
+	res, err := a.Apply(ctx, "dev", manifests(cm(ns, "kept", "x")), opts)
 	if err != nil {
 		t.Fatalf("the guard counted abandoned objects: %v", err)
 	}
@@ -153,7 +150,7 @@ func TestNew_DefaultsAndErrors(t *testing.T) {
 		t.Fatalf("New: %v (caller's QPS now %v)", err, cfg.QPS)
 	}
 	ctx := context.Background()
-	if _, err := a.Apply(ctx, "dev", []byte(fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: %s\n", ns)), apply.Options{InventoryNamespace: ns}); err != nil {
+	if _, err := a.Apply(ctx, "dev", manifests(cm(ns, "x", "1")), apply.Options{InventoryNamespace: ns}); err != nil {
 		t.Fatal(err)
 	}
 	cs := kube.Clientset(t)
@@ -182,7 +179,7 @@ func TestNew_DefaultsAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := far.Apply(ctx, "dev", []byte(fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: %s\n", ns)), apply.Options{}); err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+	if _, err := far.Apply(ctx, "dev", manifests(cm(ns, "x", "1")), apply.Options{}); err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
 		t.Errorf("an unreachable cluster: %v", err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"gocloud.dev/blob/memblob"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/circlecore/circle/apply"
@@ -47,7 +46,7 @@ func TestReconcile_AppliesToCluster(t *testing.T) {
 	if envByName(st, "prod").Applied != nil {
 		t.Error("prod was applied to a target that does not list it")
 	}
-	first := configMapName(t, cs.CoreV1().ConfigMaps(ns))
+	first := kube.OnlyConfigMap(t, ns, "circle-config-", 10*time.Second)
 	deploy, err := cs.AppsV1().Deployments(ns).Get(ctx, "shop-api", metav1.GetOptions{})
 	if err != nil || !strings.Contains(deploy.Spec.Template.Spec.Volumes[0].Projected.Sources[0].ConfigMap.Name, first) {
 		t.Fatalf("the Deployment does not use %s: %v", first, err)
@@ -57,7 +56,7 @@ func TestReconcile_AppliesToCluster(t *testing.T) {
 	if st, err = d.Reconcile(ctx, snapshot(t, root)); err != nil || !st.Ready {
 		t.Fatalf("second revision: %+v %v", st, err)
 	}
-	second := configMapName(t, cs.CoreV1().ConfigMaps(ns))
+	second := kube.OnlyConfigMap(t, ns, "circle-config-", 10*time.Second)
 	if second == first {
 		t.Error("the ConfigMap name did not roll with the config")
 	}
@@ -66,38 +65,10 @@ func TestReconcile_AppliesToCluster(t *testing.T) {
 	if st, _ = d.Reconcile(ctx, snapshot(t, root)); st.Ready || strings.Contains(strings.Join(st.Stages, ","), "apply") {
 		t.Errorf("an invalid revision reached apply: %v", st.Stages)
 	}
-	if configMapName(t, cs.CoreV1().ConfigMaps(ns)) != second {
+	if kube.OnlyConfigMap(t, ns, "circle-config-", 10*time.Second) != second {
 		t.Error("the cluster changed on an invalid revision")
 	}
 	d.noSecret(t)
-}
-
-// configMapName is the one generated circle-config ConfigMap's name; the old one must
-// have been pruned.
-func configMapName(t *testing.T, cms interface {
-	List(context.Context, metav1.ListOptions) (*corev1.ConfigMapList, error)
-}) string {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		list, err := cms.List(context.Background(), metav1.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, c := range list.Items {
-			if strings.HasPrefix(c.Name, "circle-config-") {
-				names = append(names, c.Name)
-			}
-		}
-		if len(names) == 1 {
-			return names[0]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("circle-config ConfigMaps: %v (want exactly one: the old one pruned)", names)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func readFile(t *testing.T, root, name string) string {
@@ -130,7 +101,7 @@ func TestRun_CorrectsDrift(t *testing.T) {
 	go func() { _ = d.Run(ctx) }()
 	waitStatus(t, ctx, status, func(st *reconciler.Status) bool { return envByName(st, "staging").Applied["kind"] != nil })
 
-	name := configMapName(t, cs.CoreV1().ConfigMaps(ns))
+	name := kube.OnlyConfigMap(t, ns, "circle-config-", 10*time.Second)
 	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +158,7 @@ func TestReconcile_RollsBackAFailedRollout(t *testing.T) {
 		t.Fatalf("first revision: %+v %v", st, err)
 	}
 	firstRev := st.Revision
-	good := configMapName(t, cs.CoreV1().ConfigMaps(ns))
+	good := kube.OnlyConfigMap(t, ns, "circle-config-", 10*time.Second)
 
 	// Revision 2: a config change and a Deployment that never becomes ready (no kubelet).
 	write(t, root, "config/dev/extra.yaml", "replicas: 2\n")
@@ -220,7 +191,7 @@ spec:
 	if _, err := cs.AppsV1().Deployments(ns).Get(ctx, "shop-api", metav1.GetOptions{}); err == nil {
 		t.Error("the failed revision's Deployment is still there after the rollback")
 	}
-	if now := configMapName(t, cs.CoreV1().ConfigMaps(ns)); now != good {
+	if now := kube.OnlyConfigMap(t, ns, "circle-config-", 10*time.Second); now != good {
 		t.Errorf("ConfigMap %s after the rollback, want the last good %s", now, good)
 	}
 	// The target's last good apply stays visible: the revision it runs again.

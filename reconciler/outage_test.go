@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,7 +106,7 @@ func TestRun_OutagesConverge(t *testing.T) {
 	root := copyExamples(t)
 	testenv.SetNamespace(t, root, "deploy/dev/kustomization.yaml", ns)
 	write(t, root, "circle.yaml", readFile(t, root, "circle.yaml")+"  - name: kind\n    kind: cluster\n    environments: [dev]\n")
-	remote := testenv.NewGitRepo(t, treeOf(t, root))
+	remote := testenv.NewGitRepo(t, testenv.ReadTree(t, root))
 	var pollErrors atomic.Int32
 	src, err := git.New(git.Options{URL: remote.FileURL(), Interval: 100 * time.Millisecond,
 		OnError: func(error) { pollErrors.Add(1) }})
@@ -178,23 +177,4 @@ func TestRun_OutagesConverge(t *testing.T) {
 		t.Errorf("the status's commit: %+v", c)
 	}
 	d.noSecret(t)
-}
-
-// treeOf reads a folder into path → content, for a commit.
-func treeOf(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	files := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dir, p)
-		files[filepath.ToSlash(rel)] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
 }

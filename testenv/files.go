@@ -87,3 +87,23 @@ func SetNamespace(t testing.TB, root, name, ns string) {
 		t.Fatal(err)
 	}
 }
+
+// ReadTree reads the folder dir into path → content (slash-separated paths), for a commit
+// of it with NewGitRepo.
+func ReadTree(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		files[filepath.ToSlash(rel)] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}

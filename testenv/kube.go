@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -79,4 +80,32 @@ func (k *Kube) Namespace(t testing.TB) string {
 		t.Fatalf("testenv: create namespace: %v", err)
 	}
 	return name
+}
+
+// OnlyConfigMap waits up to within until ns holds exactly one ConfigMap whose name starts
+// with prefix, and returns its name: for a generated, hash-named ConfigMap, whose earlier
+// version must have been pruned.
+func (k *Kube) OnlyConfigMap(t testing.TB, ns, prefix string, within time.Duration) string {
+	t.Helper()
+	cs := k.Clientset(t)
+	deadline := time.Now().Add(within)
+	for {
+		list, err := cs.CoreV1().ConfigMaps(ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, c := range list.Items {
+			if strings.HasPrefix(c.Name, prefix) {
+				names = append(names, c.Name)
+			}
+		}
+		if len(names) == 1 {
+			return names[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s* ConfigMaps in %s: %v (want exactly one: the old one pruned)", prefix, ns, names)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

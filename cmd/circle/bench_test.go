@@ -100,7 +100,7 @@ func BenchmarkDaemon(b *testing.B) {
 	testenv.WriteFile(b, dir, "circle.yaml", strings.Replace(readFileT(b, dir, "circle.yaml"), "targets:\n",
 		"targets:\n  - name: kind\n    kind: cluster\n    environments: [dev, staging, prod]\n", 1))
 	inv := kube.Namespace(b)
-	repo := testenv.NewGitRepo(b, treeFiles(b, dir))
+	repo := testenv.NewGitRepo(b, testenv.ReadTree(b, dir))
 	head := strings.TrimSpace(repo.Git(b, nil, "rev-parse", "HEAD"))
 
 	hookPort, _ := testenv.FreePort()

@@ -140,7 +140,7 @@ func TestCrash_KillNineConverges(t *testing.T) {
 	}
 
 	// Cluster: one generated ConfigMap, holding the latest config.
-	name := configMapNameIn(t, cs, ns)
+	name := kube.OnlyConfigMap(t, ns, "circle-config-", 20*time.Second)
 	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil || !strings.Contains(cm.Data["config.json"], `"replicas": 20`) {
 		t.Errorf("cluster config: %v %v", cm.Data, err)

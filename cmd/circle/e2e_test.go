@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,31 +19,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/circlecore/circle/reconciler"
 	"github.com/circlecore/circle/storage"
 	"github.com/circlecore/circle/testenv"
 )
-
-// treeFiles reads a folder into path → content, for a commit.
-func treeFiles(t testing.TB, dir string) map[string]string {
-	t.Helper()
-	files := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dir, p)
-		files[filepath.ToSlash(rel)] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
-}
 
 // The whole path with every real server up: a push to the Git server (over HTTP) and its
 // webhook → the new config in the S3 bucket (encrypted) and a new ConfigMap in the
@@ -65,7 +44,7 @@ func TestEndToEnd_PushToStorageAndCluster(t *testing.T) {
 	write(t, dir, "circle.yaml", strings.Replace(readFileT(t, dir, "circle.yaml"), "targets:\n",
 		"targets:\n  - name: kind\n    kind: cluster\n    environments: [dev]\n", 1))
 	encryptWithSOPS(t, dir, "secrets/dev.sops.yaml", "db:\n  password: "+canary+"\n")
-	repo := testenv.NewGitRepo(t, treeFiles(t, dir))
+	repo := testenv.NewGitRepo(t, testenv.ReadTree(t, dir))
 	head := strings.TrimSpace(repo.Git(t, nil, "rev-parse", "HEAD"))
 
 	hookPort, _ := testenv.FreePort()
@@ -132,7 +111,7 @@ func TestEndToEnd_PushToStorageAndCluster(t *testing.T) {
 	}
 	configMap := func() *corev1.ConfigMap {
 		t.Helper()
-		name := configMapNameIn(t, cs, ns)
+		name := kube.OnlyConfigMap(t, ns, "circle-config-", 20*time.Second)
 		cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -232,32 +211,6 @@ func TestEndToEnd_PushToStorageAndCluster(t *testing.T) {
 	var statusDoc reconciler.Status
 	if b, err := json.Marshal(st); err != nil || json.Unmarshal(b, &statusDoc) != nil || strings.Contains(string(b), canary) {
 		t.Error("the status carries the secret")
-	}
-}
-
-// configMapNameIn is the one generated circle-config ConfigMap in ns; it waits for the old
-// one to be pruned.
-func configMapNameIn(t *testing.T, cs kubernetes.Interface, ns string) string {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		list, err := cs.CoreV1().ConfigMaps(ns).List(context.Background(), metav1.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, c := range list.Items {
-			if strings.HasPrefix(c.Name, "circle-config-") {
-				names = append(names, c.Name)
-			}
-		}
-		if len(names) == 1 {
-			return names[0]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("circle-config ConfigMaps in %s: %v, want one", ns, names)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
