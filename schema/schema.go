@@ -4,6 +4,9 @@
 // Validation reports every problem at once, each as an Issue naming the file, line and
 // column of the offending value (the data's position, not the schema's, when the data has
 // one) and the constraint it broke. CUE defaults are applied to the value returned.
+//
+// A repository's CUE is hostile input (see Load): it is loaded from the snapshot alone, with
+// no module registry, and every evaluation runs under a time limit (WithEvalLimit).
 package schema
 
 import (
@@ -19,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
@@ -82,6 +86,31 @@ type Schema struct {
 	// files are the schema's own source files; an error position in one of them is where a
 	// constraint was written, not where the data broke it.
 	files map[string]bool
+	// own lists the files Load read from the repository, sorted: what a limit error names.
+	own []string
+	// limit bounds each evaluation (see bounded); broken is set once one exceeded it, since
+	// the abandoned evaluation still holds ctx.
+	limit  time.Duration
+	broken Issues
+}
+
+// Option configures a Schema made by Load.
+type Option func(*Schema)
+
+// DefaultEvalLimit is how long one evaluation of a repository's CUE may run when
+// WithEvalLimit does not say: far above what a real schema needs (the 1,000-file benchmark
+// validates an environment in well under a second), far below a reconcile interval.
+const DefaultEvalLimit = 10 * time.Second
+
+// WithEvalLimit bounds the time of each CUE evaluation the Schema runs: loading the schema,
+// and each Validate or Eval. Zero keeps DefaultEvalLimit; a negative limit disables the
+// bound (for trusted CUE only). The daemon sets it; a repository cannot.
+func WithEvalLimit(d time.Duration) Option {
+	return func(s *Schema) {
+		if d != 0 {
+			s.limit = d
+		}
+	}
 }
 
 var (
@@ -107,14 +136,28 @@ func Builtin() *Schema {
 	if v.Err() != nil {
 		panic("schema: embedded circle.cue does not compile: " + v.Err().Error())
 	}
-	return &Schema{ctx: ctx, value: v, files: map[string]bool{BuiltinFile: true}}
+	return &Schema{ctx: ctx, value: v, files: map[string]bool{BuiltinFile: true}, limit: DefaultEvalLimit}
 }
 
 // Load compiles the CUE package in dir of fsys (a snapshot) and unifies it with the built-in
-// definitions. CUE's loader reads through fsys only, so a schema cannot import or read
-// anything outside the snapshot. A missing dir yields the built-in definitions alone.
-func Load(fsys fs.FS, dir string) (*Schema, error) {
+// definitions. A missing dir yields the built-in definitions alone.
+//
+// The repository's CUE is untrusted, so loading is confined by construction:
+//
+//   - CUE's loader reads through fsys only (load.Config.FS), never the host's file system
+//     or CUE's module cache;
+//   - the loader is given a module registry that refuses every request (noRegistry), so no
+//     setting, CUE_REGISTRY included, can make it reach the network;
+//   - before loading, a cue.mod/module.cue (or local-module.cue) declaring deps is a
+//     problem at its line, and so is an import that is neither CUE's standard library nor
+//     a package of the repository's own module; imports reached through the module's own
+//     packages are checked the same way once they are known;
+//   - the evaluation runs under a time limit (WithEvalLimit).
+func Load(fsys fs.FS, dir string, opts ...Option) (*Schema, error) {
 	s := Builtin()
+	for _, o := range opts {
+		o(s)
+	}
 	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -122,58 +165,94 @@ func Load(fsys fs.FS, dir string) (*Schema, error) {
 		}
 		return nil, fmt.Errorf("schema: read %s: %w", dir, err)
 	}
-	hasCUE := false
 	for _, e := range entries {
 		if !e.IsDir() && path.Ext(e.Name()) == ".cue" {
-			hasCUE = true
-			s.files[path.Join(dir, e.Name())] = true
+			f := path.Join(dir, e.Name())
+			s.files[f] = true
+			s.own = append(s.own, f)
 		}
 	}
-	if !hasCUE {
+	if len(s.own) == 0 {
 		return s, nil
+	}
+	module, issues := checkModule(fsys)
+	issues = append(issues, checkImports(fsys, dir, module)...)
+	if len(issues) > 0 {
+		sortIssues(issues)
+		return nil, fmt.Errorf("schema: load %s: %w", dir, issues)
 	}
 	insts := load.Instances([]string{"./" + dir}, &load.Config{
 		FS:  fsys,
 		Dir: "/",
 		// Positions then read "schema/app.cue", as the user wrote it.
 		FromFSPath: func(p string) string { return strings.TrimPrefix(p, "/") },
+		Registry:   noRegistry{},
+		// Nothing of the process's environment (CUE_REGISTRY, CUE_CACHE_DIR) applies.
+		Env: []string{},
 	})
 	if len(insts) != 1 {
 		return nil, fmt.Errorf("schema: %s: want one CUE package, found %d", dir, len(insts))
 	}
+	// Files of parent folders and of the module's own imported packages join the
+	// instance; their imports are checked here, before the loader's own error (which
+	// would only say that the refusing registry refused).
+	if issues := s.loaded(insts[0], module); len(issues) > 0 {
+		return nil, fmt.Errorf("schema: load %s: %w", dir, issues)
+	}
 	if err := insts[0].Err; err != nil {
 		return nil, fmt.Errorf("schema: load %s: %w", dir, s.issues(err, cue.Value{}))
 	}
-	v := s.ctx.BuildInstance(insts[0])
-	if err := v.Err(); err != nil {
-		return nil, fmt.Errorf("schema: compile %s: %w", dir, s.issues(err, cue.Value{}))
+	var loadErr error
+	if err := s.bounded("loading "+dir, func() {
+		v := s.ctx.BuildInstance(insts[0])
+		if err := v.Err(); err != nil {
+			loadErr = fmt.Errorf("schema: compile %s: %w", dir, s.issues(err, cue.Value{}))
+			return
+		}
+		s.value = s.value.Unify(v)
+		if err := s.value.Err(); err != nil {
+			loadErr = fmt.Errorf("schema: %s conflicts with the built-in definitions: %w", dir, s.issues(err, cue.Value{}))
+		}
+	}); err != nil {
+		return nil, fmt.Errorf("schema: load %s: %w", dir, err)
 	}
-	s.value = s.value.Unify(v)
-	if err := s.value.Err(); err != nil {
-		return nil, fmt.Errorf("schema: %s conflicts with the built-in definitions: %w", dir, s.issues(err, cue.Value{}))
+	if loadErr != nil {
+		return nil, loadErr
 	}
 	return s, nil
 }
 
-// Has reports whether the schema defines def, e.g. "#Config".
+// Has reports whether the schema defines def, e.g. "#Config". A schema whose evaluation
+// exceeded its limit has nothing.
 func (s *Schema) Has(def string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.value.LookupPath(cue.ParsePath(def)).Exists()
+	var ok bool
+	if err := s.bounded("looking up "+def, func() { ok = s.value.LookupPath(cue.ParsePath(def)).Exists() }); err != nil {
+		return false
+	}
+	return ok
 }
 
 // Validate unifies data with the definition def and checks that the result is complete and
 // concrete. It returns the result with defaults applied, as a Go value of maps, slices and
-// scalars, and every issue found. An empty def checks the data alone.
+// scalars, and every issue found. An empty def checks the data alone. The evaluation runs
+// under the schema's limit; exceeding it is an issue naming the schema's files.
 func (s *Schema) Validate(def string, data ast.Expr) (any, Issues) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var d cue.Value
-	if def != "" {
-		d = s.value.LookupPath(cue.ParsePath(def))
-		if !d.Exists() {
-			return nil, Issues{{Message: fmt.Sprintf("the schema has no definition %s", def)}}
-		}
+	var out any
+	var issues Issues
+	if err := s.bounded("validating", func() { out, issues = s.validate(def, data) }); err != nil {
+		return nil, err
+	}
+	return out, issues
+}
+
+func (s *Schema) validate(def string, data ast.Expr) (any, Issues) {
+	d, issues := s.definition(def)
+	if issues != nil {
+		return nil, issues
 	}
 	v := s.ctx.BuildExpr(data)
 	if err := v.Err(); err != nil {
@@ -197,12 +276,33 @@ func (s *Schema) Validate(def string, data ast.Expr) (any, Issues) {
 	if err != nil {
 		return nil, s.issues(err, d)
 	}
-	// Numbers stay exact (json.Number): a config value is published as written.
+	out, err := decodeJSON(b)
+	if err != nil {
+		return nil, Issues{{Message: err.Error()}}
+	}
+	return out, nil
+}
+
+// definition looks def up; an empty def is no definition, and no issue.
+func (s *Schema) definition(def string) (cue.Value, Issues) {
+	if def == "" {
+		return cue.Value{}, nil
+	}
+	d := s.value.LookupPath(cue.ParsePath(def))
+	if !d.Exists() {
+		return cue.Value{}, Issues{{Message: fmt.Sprintf("the schema has no definition %s", def)}}
+	}
+	return d, nil
+}
+
+// decodeJSON reads CUE's JSON the way every result of this package is given: numbers stay
+// exact (json.Number), so a config value is published as written.
+func decodeJSON(b []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var out any
 	if err := dec.Decode(&out); err != nil {
-		return nil, Issues{{Message: err.Error()}}
+		return nil, err
 	}
 	return out, nil
 }
