@@ -10,14 +10,14 @@ import (
 	"time"
 )
 
-// overlay is a read-only fs.FS: the snapshot, plus a few files that exist only in memory
-// (the generated kustomization and the generator inputs, secrets among them, which must
-// never be written to disk). Written here because io/fs has no union and testing/fstest is
-// for tests.
+// overlay is a read-only fs.FS: the snapshot, with some files replaced or added in memory:
+// the kustomizations confine rewrote, and in one folder of its own the generated
+// kustomization and the generator inputs (secrets among them, which must never be written
+// to disk). Written here because io/fs has no union and testing/fstest is for tests.
 type overlay struct {
 	base  fs.FS
-	extra map[string][]byte // slash paths, relative, under one folder
-	dir   string            // that folder
+	extra map[string][]byte // slash paths, relative: replaced files, and the folder's files
+	dir   string            // the folder that exists only in memory, at the root
 }
 
 func (o overlay) Open(name string) (fs.File, error) {
@@ -50,6 +50,9 @@ func (o overlay) Open(name string) (fs.File, error) {
 func (o overlay) entries() []fs.DirEntry {
 	var out []fs.DirEntry
 	for name, b := range o.extra {
+		if path.Dir(name) != o.dir {
+			continue
+		}
 		out = append(out, fs.FileInfoToDirEntry(fileInfo{name: path.Base(name), size: int64(len(b))}))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })

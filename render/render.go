@@ -11,13 +11,14 @@
 // disk.
 //
 // Kustomize runs with load restrictions on (files only from inside a kustomization's
-// root), no plugins, no exec, and no remote bases: a kustomization naming an http(s) or
-// git resource is refused before kustomize would fetch it.
+// root), no plugins and no Helm, and it is never handed a kustomization as the repository
+// wrote it: confine.go resolves every path a kustomization names through the snapshot and
+// gives krusty a copy in a spelling kustomize cannot take for a URL, so no build fetches
+// anything or runs git, whatever the repository holds (see that file).
 package render
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -70,8 +71,6 @@ func cutLast(s, sep string) (before, after string, ok bool) {
 	return s, "", false
 }
 
-// ErrRemote is wrapped when a kustomization names a remote resource.
-var ErrRemote = errors.New("remote kustomize resources are not allowed")
 
 // Input is what an environment's render needs.
 type Input struct {
@@ -87,6 +86,8 @@ type Input struct {
 	// Licenses are license files (and the revocation list and issuer keys) by base name,
 	// for the Secret LicenseSecretName that services mount; nil generates none.
 	Licenses map[string][]byte
+	// Limits bound the render's work; the zero value is DefaultLimits.
+	Limits Limits
 	// Origins adds kustomize's origin annotation (OriginAnnotation) to every object, so a
 	// check of the output can name the file each object came from. It is for validation
 	// only: the annotation is not part of what the daemon applies.
@@ -97,26 +98,24 @@ type Input struct {
 // kustomize's output order.
 func Render(in Input) ([]byte, error) {
 	envDir := path.Join(in.Manifests, in.Env)
-	if _, err := fs.Stat(in.FS, path.Join(envDir, "kustomization.yaml")); err != nil {
-		return nil, fmt.Errorf("render %s: %s/kustomization.yaml: %w", in.Env, envDir, err)
+	if _, _, err := kustomizationFile(in.FS, envDir); err != nil {
+		return nil, fmt.Errorf("render %s: %w", in.Env, err)
 	}
 	if _, err := fs.Stat(in.FS, genDir); err == nil {
 		return nil, fmt.Errorf("render %s: the repository has a %s folder, a name Circle reserves", in.Env, genDir)
 	}
-	if err := refuseRemote(in.FS, envDir, map[string]bool{}); err != nil {
-		return nil, fmt.Errorf("render %s: %w", in.Env, err)
-	}
-	ns, err := namespaceOf(in.FS, envDir)
+	c, err := confine(in.FS, envDir, in.Limits)
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", in.Env, err)
 	}
+	ns := c.namespace
+	extra := c.files
 
 	k := types.Kustomization{
 		TypeMeta:  types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind},
 		Namespace: ns,
 		Resources: []string{"../" + envDir},
 	}
-	extra := map[string][]byte{}
 	add := func(name string, values map[string]any) (string, error) {
 		if len(values) == 0 {
 			return "", nil
@@ -217,48 +216,6 @@ func kustomizationFile(fsys fs.FS, dir string) (string, []byte, error) {
 			return p, b, nil
 		}
 	}
-	return "", nil, fmt.Errorf("%s: no kustomization file", dir)
-}
-
-// refuseRemote walks the overlay's resources (and theirs) and refuses any that is a URL,
-// before kustomize would fetch it over the network.
-func refuseRemote(fsys fs.FS, dir string, seen map[string]bool) error {
-	if seen[dir] {
-		return nil
-	}
-	seen[dir] = true
-	file, b, err := kustomizationFile(fsys, dir)
-	if err != nil {
-		return err
-	}
-	var k types.Kustomization
-	if err := yaml.Unmarshal(b, &k); err != nil {
-		return fmt.Errorf("%s: %w", file, err)
-	}
-	refs := append(append(append([]string{}, k.Resources...), k.Bases...), k.Components...)
-	for _, r := range refs {
-		if strings.Contains(r, "://") || strings.HasPrefix(r, "git@") || strings.HasPrefix(r, "github.com/") {
-			return fmt.Errorf("%s: resource %q: %w", file, r, ErrRemote)
-		}
-		sub := path.Clean(path.Join(dir, r))
-		if st, err := fs.Stat(fsys, sub); err == nil && st.IsDir() {
-			if err := refuseRemote(fsys, sub, seen); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// namespaceOf is the namespace the overlay sets, which the generated objects share.
-func namespaceOf(fsys fs.FS, dir string) (string, error) {
-	file, b, err := kustomizationFile(fsys, dir)
-	if err != nil {
-		return "", err
-	}
-	var k types.Kustomization
-	if err := yaml.Unmarshal(b, &k); err != nil {
-		return "", fmt.Errorf("%s: %w", file, err)
-	}
-	return k.Namespace, nil
+	return "", nil, fmt.Errorf("%s: no kustomization file (kustomization.yaml, kustomization.yml or Kustomization): %w",
+		path.Join(dir, "kustomization.yaml"), fs.ErrNotExist)
 }
