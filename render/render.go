@@ -71,7 +71,6 @@ func cutLast(s, sep string) (before, after string, ok bool) {
 	return s, "", false
 }
 
-
 // Input is what an environment's render needs.
 type Input struct {
 	// FS is the snapshot.
