@@ -4,12 +4,26 @@
 // sops' own decrypt package reads SOPS_AGE_KEY_FILE, ~/.config/sops/age and the gpg binary's
 // keyring; a daemon that serves several repositories, or a test suite, cannot let process-global
 // state choose the keys. So a Keyring holds the keys, and a small sops key service answers sops'
-// requests for age and OpenPGP data keys from it. Every other key type (AWS/GCP/Azure KMS,
-// Vault, HuaweiCloud KMS) goes to sops' own key service, which uses the ambient cloud
-// credentials as sops does.
+// requests for age and OpenPGP data keys from it, in memory.
 //
-// Decrypted bytes are returned to the caller and kept nowhere else. Errors name the file and
-// the recipients it was encrypted for; they never carry plaintext.
+// A SOPS file is repository content, written by whoever can push: it is not trusted. Hence:
+//
+//   - Remote key sources (AWS/GCP/Azure KMS, Vault transit, HuaweiCloud KMS) are the
+//     daemon's choice, not the file's. A file's metadata names the address a data-key
+//     request goes to (an hc_vault entry's vault_address), while the request carries the
+//     daemon's credentials (VAULT_TOKEN, the cloud identity). Only keys the Keyring was told
+//     to allow (AllowRemote) are ever asked for; by default none is. A file naming another is
+//     refused at that entry's line before any request, and the key service, the one place a
+//     request leaves from, refuses it again.
+//   - No error carries a value. sops authenticates values but not their type tags, and its
+//     parse error for a changed tag quotes the plaintext; so Circle walks the tree itself
+//     (tree.go) and builds every error from the file name, a line, a key path and a message
+//     of its own (Problem). No text of a sops error reaches a caller.
+//   - Every entry is encrypted, except what the file's own sops rules leave in the clear:
+//     null and empty values, which sops neither encrypts nor covers by its MAC, are refused
+//     (checkEntries).
+//
+// Decrypted bytes are returned to the caller and kept nowhere else.
 package secrets
 
 import (
@@ -27,24 +41,11 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/getsops/sops/v3"
-	"github.com/getsops/sops/v3/aes"
 	sopsage "github.com/getsops/sops/v3/age"
-	"github.com/getsops/sops/v3/cmd/sops/codes"
 	"github.com/getsops/sops/v3/cmd/sops/common"
 	"github.com/getsops/sops/v3/cmd/sops/formats"
 	"github.com/getsops/sops/v3/config"
 	"github.com/getsops/sops/v3/keyservice"
-)
-
-// Errors a caller can tell apart with errors.Is.
-var (
-	// ErrNoKey means no key in the keyring opens the file.
-	ErrNoKey = errors.New("no key in the keyring opens it")
-	// ErrTampered means the file's MAC does not match its content: it was changed after it
-	// was encrypted, or its MAC was removed.
-	ErrTampered = errors.New("MAC mismatch: the file was changed after it was encrypted")
-	// ErrNotEncrypted means the file has no sops metadata.
-	ErrNotEncrypted = errors.New("not a SOPS-encrypted file")
 )
 
 // Keyring holds the private keys secrets may be decrypted with. The zero value is empty and
@@ -53,6 +54,8 @@ type Keyring struct {
 	mu  sync.RWMutex
 	age sopsage.ParsedIdentities
 	pgp openpgp.EntityList
+	// remote are the remote key sources requests may be made to (AllowRemote).
+	remote []keySource
 }
 
 // AddAge adds age identities: the content of an age key file (AGE-SECRET-KEY-1… lines,
@@ -164,40 +167,89 @@ func (k *Keyring) Len() int {
 // IsEncrypted reports whether data looks like a SOPS file of the format name's extension
 // implies: it parses and carries sops metadata.
 func IsEncrypted(name string, data []byte) bool {
-	_, err := load(name, data)
+	_, err := open(name, data)
 	return err == nil
 }
 
 // Decrypt decrypts the SOPS file name (used for the format and in errors) and returns its
 // plaintext in the same format: YAML, JSON, dotenv, INI, or the binary store's raw bytes.
+//
+// Before any key is asked for, the file is refused if it names a remote key source the
+// keyring does not allow (AllowRemote), or if an entry is not encrypted (see checkEntries);
+// no request is made then. Its error is an *Error whose problems name the file, the line
+// and key path of each entry at fault, and never a value.
 func (k *Keyring) Decrypt(ctx context.Context, name string, data []byte) ([]byte, error) {
-	tree, err := load(name, data)
+	f, err := open(name, data)
 	if err != nil {
-		return nil, fmt.Errorf("decrypt %s: %w", name, err)
+		return nil, err
 	}
-	_, err = common.DecryptTree(common.DecryptTreeOpts{
-		Tree:        tree,
-		KeyServices: []keyservice.KeyServiceClient{keyservice.NewCustomLocalClient(keyServer{ring: k, ctx: ctx})},
-		Cipher:      aes.NewCipher(),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("decrypt %s: %w", name, explain(err, tree))
+	ps := &problems{file: name, lines: f.lines}
+	k.checkKeySources(f.tree, ps)
+	checkEntries(f.tree, ps)
+	if err := ps.err(); err != nil {
+		return nil, err
 	}
-	out, err := store(name).EmitPlainFile(tree.Branches)
+
+	srv := &keyServer{ring: k, ctx: ctx}
+	dataKey, err := f.tree.Metadata.GetDataKeyWithKeyServices([]keyservice.KeyServiceClient{keyservice.NewCustomLocalClient(srv)}, nil)
 	if err != nil {
-		return nil, fmt.Errorf("decrypt %s: emit plaintext: %w", name, err)
+		// sops' error lists every key's failure; the user needs whom the file is for, and
+		// why a remote key service said no. No value is decrypted yet, so none can be in it.
+		msg := ErrNoKey.Error() + "; it was encrypted for " + strings.Join(recipients(f.tree), ", ")
+		if len(srv.failures) > 0 {
+			msg += " (" + strings.Join(srv.failures, "; ") + ")"
+		}
+		return nil, fileError(name, ErrNoKey, msg)
+	}
+
+	decryptTree(f.tree, dataKey, ps)
+	if err := ps.err(); err != nil {
+		return nil, err
+	}
+	out, err := store(name).EmitPlainFile(f.tree.Branches)
+	if err != nil {
+		// The emitters quote values in their errors (JSON's "Error encoding value …").
+		// A value whose type tag was changed to one that still parses (a float NaN in a
+		// JSON file) is what makes them fail.
+		return nil, fileError(name, ErrTampered, "its decrypted values cannot be written back as "+formatName(f.format)+
+			": a type tag was changed after the file was encrypted")
 	}
 	return out, nil
+}
+
+// checkKeySources refuses every remote key of the file the keyring does not allow, at the
+// line of its entry in the metadata.
+func (k *Keyring) checkKeySources(tree *sops.Tree, ps *problems) {
+	for g, group := range tree.Metadata.KeyGroups {
+		seen := map[string]int{}
+		for _, mk := range group {
+			key := keyservice.KeyFromMasterKey(mk)
+			src := keySourceOf(&key)
+			typ := mk.TypeToIdentifier()
+			i := seen[typ]
+			seen[typ]++
+			if k.allowed(src) {
+				continue
+			}
+			// The entry's place: sops.<type>[i], or sops.key_groups[g].<type>[i] in a file
+			// with several key groups; the line of its address field when there is one.
+			entry := joinIndex("sops."+typ, i)
+			grouped := joinIndex("sops.key_groups", g) + "." + joinIndex(typ, i)
+			field := metadataField[typ]
+			ps.addAt(ErrKeySourceNotAllowed, entry, []string{joinKey(entry, field), entry, joinKey(grouped, field), grouped},
+				fmt.Sprintf("%s key %s is not allowed: no request is made for it (the daemon's allowed remote keys are set with --kms-allow)", typ, src))
+		}
+	}
 }
 
 // Recipients lists whom a SOPS file was encrypted for, as sops names them: age recipients,
 // PGP fingerprints, KMS ARNs and the like. It reads only the metadata.
 func Recipients(name string, data []byte) ([]string, error) {
-	tree, err := load(name, data)
+	f, err := open(name, data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, err
 	}
-	return recipients(tree), nil
+	return recipients(f.tree), nil
 }
 
 func recipients(tree *sops.Tree) []string {
@@ -214,74 +266,48 @@ func store(name string) common.Store {
 	return common.StoreForFormat(formats.FormatForPath(name), config.NewStoresConfig())
 }
 
-func load(name string, data []byte) (*sops.Tree, error) {
+func formatName(f formats.Format) string {
+	switch f {
+	case formats.Yaml:
+		return "YAML"
+	case formats.Json:
+		return "JSON"
+	case formats.Dotenv:
+		return "dotenv"
+	case formats.Ini:
+		return "INI"
+	}
+	return "binary"
+}
+
+// file is a loaded SOPS file: its tree, and the positions of its entries.
+type file struct {
+	tree   *sops.Tree
+	format formats.Format
+	lines  lineIndex
+}
+
+// open loads a SOPS file. Its errors are ErrNotEncrypted problems with a message of this
+// package: the loaders' own errors quote the input (dotenv's "invalid dotenv input line:
+// <the line>"), and a file that does not parse is not worth a value in an error either.
+func open(name string, data []byte) (*file, error) {
+	format := formats.FormatForPath(name)
+	lines, err := indexLines(format, data)
+	if err != nil {
+		return nil, fileError(name, ErrNotEncrypted, "not loaded: "+err.Error())
+	}
 	tree, err := store(name).LoadEncryptedFile(data)
 	if err != nil {
 		if errors.Is(err, sops.MetadataNotFound) {
-			return nil, ErrNotEncrypted
+			return nil, fileError(name, ErrNotEncrypted, ErrNotEncrypted.Error()+": it has no sops metadata")
 		}
-		return nil, fmt.Errorf("%w: %v", ErrNotEncrypted, err)
+		return nil, fileError(name, ErrNotEncrypted, ErrNotEncrypted.Error()+
+			": it does not parse as "+formatName(format)+", or its sops metadata is malformed")
 	}
 	if len(tree.Metadata.KeyGroups) == 0 {
-		return nil, fmt.Errorf("%w: no key groups in its metadata", ErrNotEncrypted)
+		return nil, fileError(name, ErrNotEncrypted, ErrNotEncrypted.Error()+": no key groups in its metadata")
 	}
-	return &tree, nil
-}
-
-// explain turns sops' exit errors into ones a user acts on. sops' own message for a missing
-// key lists every key service's failure; the user needs to know which keys would open it.
-func explain(err error, tree *sops.Tree) error {
-	var exit interface{ ExitCode() int }
-	if !errors.As(err, &exit) {
-		return err
-	}
-	switch exit.ExitCode() {
-	case codes.MacMismatch:
-		return ErrTampered
-	case codes.ErrorDecryptingTree:
-		// A value that fails authentication under the right data key: its ciphertext was
-		// edited. sops' message names the value's path, not its content.
-		return fmt.Errorf("%w (%v)", ErrTampered, err)
-	case codes.CouldNotRetrieveKey:
-		return fmt.Errorf("%w; it was encrypted for %s", ErrNoKey, strings.Join(recipients(tree), ", "))
-	}
-	return err
-}
-
-// keyServer answers sops' data-key requests from a Keyring.
-type keyServer struct {
-	keyservice.UnimplementedKeyServiceServer
-	ring *Keyring
-	ctx  context.Context
-}
-
-// Decrypt returns the data key for one master key of a file.
-func (s keyServer) Decrypt(ctx context.Context, req *keyservice.DecryptRequest) (*keyservice.DecryptResponse, error) {
-	switch key := req.GetKey().GetKeyType().(type) {
-	case *keyservice.Key_AgeKey:
-		plain, err := s.ring.decryptAge(key.AgeKey.GetRecipient(), req.GetCiphertext())
-		if err != nil {
-			return nil, err
-		}
-		return &keyservice.DecryptResponse{Plaintext: plain}, nil
-	case *keyservice.Key_PgpKey:
-		plain, err := s.ring.decryptPGP(req.GetCiphertext())
-		if err != nil {
-			return nil, err
-		}
-		return &keyservice.DecryptResponse{Plaintext: plain}, nil
-	default:
-		// KMS-class keys: sops' own server, with the credentials the environment gives it.
-		if s.ctx != nil {
-			ctx = s.ctx
-		}
-		return keyservice.Server{}.Decrypt(ctx, req)
-	}
-}
-
-// Encrypt is not offered: Circle reads secrets, people write them with the sops CLI.
-func (s keyServer) Encrypt(context.Context, *keyservice.EncryptRequest) (*keyservice.EncryptResponse, error) {
-	return nil, errors.New("circle does not encrypt SOPS files; use the sops CLI")
+	return &file{tree: &tree, format: format, lines: lines}, nil
 }
 
 func (k *Keyring) decryptAge(recipient string, ciphertext []byte) ([]byte, error) {

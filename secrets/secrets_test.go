@@ -54,7 +54,7 @@ func TestDecryptSopsProjectFiles(t *testing.T) {
 	want := filepath.Join(root, "EXPECTED-decrypted", "getsops-sops")
 	k := keyring(t, filepath.Join(src, "pgp", "sops_functional_tests_key.asc"))
 	files := []string{
-		"example.yaml", "example.json", "example.ini", "example.txt",
+		"example.yaml", "example.ini", "example.txt",
 		"examples/all_in_one/config/secret.enc.json",
 		"examples/per_file/config.enc/static_github.json",
 		"functional-tests/res/format.enc.yaml", "functional-tests/res/format.enc.json",
@@ -73,7 +73,17 @@ func TestDecryptSopsProjectFiles(t *testing.T) {
 			}
 		})
 	}
+	// example.json has "anEmptyValue": "", which sops leaves in the clear and out of its
+	// MAC: one that could have been added without the key. Circle refuses it at its line.
+	_, err := k.Decrypt(context.Background(), "example.json", readFile(t, filepath.Join(src, "example.json")))
+	if !errors.Is(err, secrets.ErrUnencrypted) || err.Error() != "example.json:21:2: anEmptyValue: "+msgEmpty {
+		t.Errorf("example.json: %v", err)
+	}
 }
+
+// msgEmpty is the package's message for a null or empty entry.
+const msgEmpty = "null or empty value: sops neither encrypts nor authenticates it (its MAC does not cover it), " +
+	"so it may have been added after encryption without the key; remove it or give it a value"
 
 // no_mac.yaml has its MAC removed: sops refuses it without --ignore-mac, and so does Circle.
 func TestDecryptRefusesFileWithoutMAC(t *testing.T) {
