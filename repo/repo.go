@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/circlecore/circle/layers"
 	"github.com/circlecore/circle/redact"
@@ -117,6 +118,11 @@ type Options struct {
 	Envs []string
 	// Overrides are the daemon's own values per environment, merged last.
 	Overrides map[string]map[string]any
+	// EvalLimit bounds each evaluation of the repository's CUE (loading the schema,
+	// validating an environment, each pass that finds derived secrets); zero means
+	// schema.DefaultEvalLimit (10s). It is the daemon's setting, never the repository's;
+	// see schema.WithEvalLimit for what happens to an evaluation that exceeds it.
+	EvalLimit time.Duration
 }
 
 // Repo is a loaded repository.
@@ -149,13 +155,25 @@ type Env struct {
 	sensitive func(layers.Origin) bool
 	secretKey func(string) bool
 	redactor  *redact.Redactor
+	// derived are the leaves the schema computed from sensitive values (see derive).
+	derived map[string]bool
 }
 
-// Sensitive reports whether the value at a dotted path is secret: it came from a SOPS file
-// or its key matches the redaction pattern.
+// Sensitive reports whether the value at a dotted path is secret: it came from a SOPS file,
+// its key matches the redaction pattern, or the schema computed it from such a value.
 func (e *Env) Sensitive(p string) bool {
 	o, ok := e.Merged.Origin(p)
-	return ok && e.sensitive(o)
+	return ok && e.sensitive(o) || e.derived[p]
+}
+
+// hidden is the rule Redacted and Split share for the leaf at p, whose key is key.
+func (e *Env) hidden(key, p string) bool {
+	if e.derived[p] {
+		return true
+	}
+	// A value the schema supplied has no origin; its key alone decides.
+	o, ok := e.Merged.Origin(p)
+	return ok && e.sensitive(o) || !ok && e.secretKey(key)
 }
 
 // Redacted is Config with every sensitive value replaced by its mask: what status, logs and
@@ -174,8 +192,7 @@ func (e *Env) redactValue(v any, key, p string) any {
 		}
 		return out
 	default:
-		// A value the schema supplied has no origin; its key alone decides.
-		if o, ok := e.Merged.Origin(p); ok && e.sensitive(o) || !ok && e.secretKey(key) {
+		if e.hidden(key, p) {
 			b, _ := json.Marshal(v)
 			return e.redactor.Mask(string(b))
 		}
@@ -206,7 +223,7 @@ func (e *Env) split(m map[string]any, p string, plain, sensitive map[string]any)
 			}
 			continue
 		}
-		if o, ok := e.Merged.Origin(kp); ok && e.sensitive(o) || !ok && e.secretKey(k) {
+		if e.hidden(k, kp) {
 			sensitive[k] = v
 		} else {
 			plain[k] = v
@@ -266,7 +283,8 @@ func Load(ctx context.Context, fsys fs.FS, opts Options) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	sch, err := schema.Load(fsys, settings.Paths.Schema)
+	limit := schema.WithEvalLimit(opts.EvalLimit)
+	sch, err := schema.Load(fsys, settings.Paths.Schema, limit)
 	if err != nil {
 		return nil, &Invalid{Problems: problemsOf(err, "")}
 	}
@@ -298,7 +316,7 @@ func Load(ctx context.Context, fsys fs.FS, opts Options) (*Repo, error) {
 				envSchema := sch
 				if i > 0 { // the first goroutine may use the one loaded above
 					var err error
-					if envSchema, err = schema.Load(fsys, settings.Paths.Schema); err != nil {
+					if envSchema, err = schema.Load(fsys, settings.Paths.Schema, limit); err != nil {
 						ec.addErr(name, settings.Paths.Schema, err)
 						env = nil
 					}
@@ -312,6 +330,10 @@ func Load(ctx context.Context, fsys fs.FS, opts Options) (*Repo, error) {
 						env.Config, _ = cfg.(map[string]any)
 						if env.Config == nil {
 							env.Config = map[string]any{}
+						}
+						if issues := env.derive(envSchema, def); issues != nil {
+							ec.add(name, issues...)
+							env = nil
 						}
 					}
 				}
@@ -586,7 +608,7 @@ func decrypt(ctx context.Context, fsys fs.FS, name string, keys *secrets.Keyring
 	}
 	plain, err := keys.Decrypt(ctx, name, data)
 	if err != nil {
-		return nil, err
+		return nil, secretIssues(err)
 	}
 	return layers.FromSOPS(name, data, plain)
 }
