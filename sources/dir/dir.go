@@ -4,11 +4,13 @@
 package dir
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -23,15 +25,33 @@ import (
 	"github.com/circlecore/circle/sources"
 )
 
-// Options tune a directory source.
+// The default caps, the Git source's: a desired-state repository is text, and one far
+// past these is a mistake or an attack on the memory of the machine reading it.
+const (
+	DefaultMaxFileSize = 16 << 20
+	DefaultMaxTreeSize = 256 << 20
+)
+
+// ErrTooLarge is wrapped by the error for a file or a tree over its cap.
+var ErrTooLarge = errors.New("over the size limit")
+
+// Options tune a directory source. The caps are the daemon's or the CLI's to set, never
+// the folder's: they hold against its content.
 type Options struct {
 	// Debounce is how long the folder must be quiet after a change before it is read again.
 	Debounce time.Duration
+	// MaxFileSize and MaxTreeSize bound what a snapshot reads, in bytes (0: the defaults,
+	// 16 MiB and 256 MiB). A file over the first, or a tree whose files add up to more than
+	// the second, fails the snapshot with an error naming it; nothing over is read.
+	MaxFileSize, MaxTreeSize int64
+	// OnError hears the snapshots Watch could not make because of a cap, so the daemon can
+	// report them; Watch then waits for the next change. Nil ignores them.
+	OnError func(error)
 }
 
 // DefaultOptions returns the options `circle serve` uses.
 func DefaultOptions() Options {
-	return Options{Debounce: 250 * time.Millisecond}
+	return Options{Debounce: 250 * time.Millisecond, MaxFileSize: DefaultMaxFileSize, MaxTreeSize: DefaultMaxTreeSize}
 }
 
 // Source reads and watches one folder.
@@ -55,6 +75,12 @@ func New(root string, opts Options) (*Source, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("source dir %s: not a directory", root)
 	}
+	if opts.MaxFileSize <= 0 {
+		opts.MaxFileSize = DefaultMaxFileSize
+	}
+	if opts.MaxTreeSize <= 0 {
+		opts.MaxTreeSize = DefaultMaxTreeSize
+	}
 	return &Source{root: abs, opts: opts}, nil
 }
 
@@ -77,9 +103,12 @@ func ignored(rel string) bool {
 }
 
 // Snapshot reads every file into memory. Config repositories are small, and a copy is
-// what makes the snapshot immune to edits made while later stages read it.
+// what makes the snapshot immune to edits made while later stages read it. Each file's
+// size is checked against the caps before it is read, so an oversized or sparse file costs
+// nothing.
 func (s *Source) Snapshot(ctx context.Context) (*sources.Snapshot, error) {
 	files := fstest.MapFS{} // a read-only fs.FS over a map: exactly what a snapshot is
+	var total int64
 	err := filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -101,7 +130,7 @@ func (s *Source) Snapshot(ctx context.Context) (*sources.Snapshot, error) {
 		if !d.Type().IsRegular() {
 			return nil // folders are implied by their files; links and devices are not followed
 		}
-		b, err := os.ReadFile(p)
+		b, err := s.read(p, rel, &total)
 		if err != nil {
 			return err
 		}
@@ -112,6 +141,47 @@ func (s *Source) Snapshot(ctx context.Context) (*sources.Snapshot, error) {
 		return nil, fmt.Errorf("snapshot %s: %w", s.root, err)
 	}
 	return &sources.Snapshot{Revision: revision(files), FS: files}, nil
+}
+
+// read reads the file at p (rel in the tree) within the caps, adding its size to total.
+// The caps are checked against the open file's size before anything is read, and again
+// against what was read (at most one byte past the file cap), so a file that grew after
+// the check is held to them too.
+func (s *Source) read(p, rel string, total *int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.check(rel, st.Size(), *total); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(st.Size()) + bytes.MinRead) // one read, no regrowth, for a file that kept its size
+	if _, err := buf.ReadFrom(io.LimitReader(f, s.opts.MaxFileSize+1)); err != nil {
+		return nil, fmt.Errorf("read %s: %w", rel, err)
+	}
+	if err := s.check(rel, int64(buf.Len()), *total); err != nil {
+		return nil, err
+	}
+	*total += int64(buf.Len())
+	return buf.Bytes(), nil
+}
+
+// check holds a file of size bytes, read after total bytes of the tree, to the caps.
+func (s *Source) check(rel string, size, total int64) error {
+	if size > s.opts.MaxFileSize {
+		return fmt.Errorf("%s: %d bytes is over the %d-byte file limit: %w", rel, size, s.opts.MaxFileSize, ErrTooLarge)
+	}
+	if total+size > s.opts.MaxTreeSize {
+		return fmt.Errorf("%s: the tree is over the %d-byte limit (%d bytes with this file): %w",
+			rel, s.opts.MaxTreeSize, total+size, ErrTooLarge)
+	}
+	return nil
 }
 
 // revision hashes the sorted paths and contents, length-prefixed so no two trees collide.
@@ -129,7 +199,8 @@ func revision(files fstest.MapFS) string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
-// Watch implements sources.Source.
+// Watch implements sources.Source. A snapshot refused by a cap is given to
+// Options.OnError, and the next change is waited for.
 func (s *Source) Watch(ctx context.Context, fn func(*sources.Snapshot) error) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -143,6 +214,14 @@ func (s *Source) Watch(ctx context.Context, fn func(*sources.Snapshot) error) er
 	last := ""
 	emit := func() error {
 		snap, err := s.Snapshot(ctx)
+		if errors.Is(err, ErrTooLarge) {
+			// The folder's content is at fault, not the source: report it and wait for the
+			// change that fixes it, as the Git source waits for the next commit.
+			if s.opts.OnError != nil {
+				s.opts.OnError(err)
+			}
+			return nil
+		}
 		if err != nil {
 			return err
 		}
