@@ -108,7 +108,8 @@ func (ps *problems) add(kind error, doc int, path, message string) {
 	ps.list = append(ps.list, p)
 }
 
-// addAt records a problem at the first of paths the file has a position for.
+// addAt records a problem about the entry shown, at the first of paths the file has a
+// position for.
 func (ps *problems) addAt(kind error, shown string, paths []string, message string) {
 	p := Problem{Kind: kind, File: ps.file, Path: shown, Message: message}
 	for _, q := range paths {

@@ -232,11 +232,13 @@ func (k *Keyring) checkKeySources(tree *sops.Tree, ps *problems) {
 				continue
 			}
 			// The entry's place: sops.<type>[i], or sops.key_groups[g].<type>[i] in a file
-			// with several key groups; the line of its address field when there is one.
+			// with key groups; the line of its address field.
 			entry := joinIndex("sops."+typ, i)
-			grouped := joinIndex("sops.key_groups", g) + "." + joinIndex(typ, i)
 			field := metadataField[typ]
-			ps.addAt(ErrKeySourceNotAllowed, entry, []string{joinKey(entry, field), entry, joinKey(grouped, field), grouped},
+			if l, _ := ps.lines.at(0, "sops.key_groups"); l > 0 {
+				entry = joinIndex("sops.key_groups", g) + "." + joinIndex(typ, i)
+			}
+			ps.addAt(ErrKeySourceNotAllowed, entry, []string{joinKey(entry, field), entry},
 				fmt.Sprintf("%s key %s is not allowed: no request is made for it (the daemon's allowed remote keys are set with --kms-allow)", typ, src))
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -38,6 +39,7 @@ var daemonSettings = map[string]string{
 	"webhook.repository":        "webhook-repository",
 	"keys.sops":                 "key-file",
 	"keys.sops_secret":          "keys-secret",
+	"keys.kms_allow":            "kms-allow",
 	"keys.storage_keyring":      "storage-keyring",
 	"keys.license_keyring":      "license-keyring",
 	"publish":                   "publish",
@@ -187,6 +189,17 @@ func lineOf(n *yaml.Node, path []string) int {
 		n = n.Content[0]
 	}
 	for i, key := range path {
+		if idx, err := strconv.Atoi(key); err == nil && n.Kind == yaml.SequenceNode {
+			// A list element (keys.kms_allow.0): its own line.
+			if idx < 0 || idx >= len(n.Content) {
+				return 0
+			}
+			if i == len(path)-1 {
+				return n.Content[idx].Line
+			}
+			n = n.Content[idx]
+			continue
+		}
 		if n.Kind != yaml.MappingNode {
 			return 0
 		}

@@ -146,3 +146,28 @@ func TestDaemonConfig_DeployFile(t *testing.T) {
 		t.Errorf("source %q, leader-elect %q, state-dir %q", got.get("source"), got.get("leader-elect"), got.get("state-dir"))
 	}
 }
+
+// keys.kms_allow in the file is --kms-allow, one entry per element; an entry that is not
+// TYPE:IDENTIFIER of a remote key type is refused at its line.
+func TestDaemonConfig_KMSAllow(t *testing.T) {
+	file := writeConfig(t, `keys:
+  kms_allow:
+    - hc_vault:https://vault.example.com:8200/v1/sops/keys/circle
+    - kms:arn:aws:kms:eu-west-1:111122223333:key/abcd
+`)
+	got, err := serveFlags(t, file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := got.get("kms-allow"); v != "[hc_vault:https://vault.example.com:8200/v1/sops/keys/circle,kms:arn:aws:kms:eu-west-1:111122223333:key/abcd]" {
+		t.Errorf("--kms-allow = %q", v)
+	}
+	// A flag replaces the file's list, as for every setting.
+	if got, err := serveFlags(t, file, nil, "--kms-allow", "gcp_kms:projects/p/locations/l/keyRings/r/cryptoKeys/k"); err != nil || got.get("kms-allow") != "[gcp_kms:projects/p/locations/l/keyRings/r/cryptoKeys/k]" {
+		t.Errorf("flag over file: %q, %v", got.get("kms-allow"), err)
+	}
+	_, err = serveFlags(t, writeConfig(t, "keys:\n  kms_allow: [\"age:age1xyz\"]\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), ":2: keys.kms_allow") {
+		t.Errorf("an age key in kms_allow: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,6 +24,7 @@ type keyFlags struct {
 	files      []string
 	secret     string
 	kubeconfig string
+	kmsAllow   []string
 }
 
 func (k *keyFlags) register(cmd *cobra.Command) {
@@ -32,6 +34,13 @@ func (k *keyFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&k.secret, "keys-secret", "",
 		"Kubernetes Secret namespace/name holding keys, Flux-style (*.agekey, *.asc)")
 	cmd.Flags().StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig for --keys-secret (default: KUBECONFIG, ~/.kube/config, or in-cluster)")
+	cmd.Flags().StringArrayVar(&k.kmsAllow, "kms-allow", nil,
+		"a remote key source SOPS data keys may be requested from, with this process's credentials; repeatable.\n"+
+			"Default: none, so no request leaves the process; a SOPS file naming any other remote key\n"+
+			"is refused at its line, unopened. age and PGP keys (--key-file) make no request.\n"+
+			"Also read: CIRCLE_KMS_ALLOW (entries separated by commas or whitespace). Syntax is\n"+
+			secrets.RemoteKeySyntax+"\n"+
+			"e.g. --kms-allow hc_vault:https://vault.example.com:8200/v1/sops/keys/circle")
 }
 
 // keyring gathers every configured key; several keys may be tried for each file.
@@ -49,6 +58,16 @@ func (k *keyFlags) keyring(ctx context.Context) (*secrets.Keyring, error) {
 	if inline := os.Getenv("CIRCLE_AGE_KEY"); inline != "" {
 		if err := ring.AddAge([]byte(inline)); err != nil {
 			return nil, fmt.Errorf("CIRCLE_AGE_KEY: %w", err)
+		}
+	}
+	if err := ring.AllowRemote(k.kmsAllow...); err != nil {
+		return nil, fmt.Errorf("--kms-allow: %w", err)
+	}
+	// The environment adds to the flags, as CIRCLE_KEY_FILES does to --key-file.
+	if env := os.Getenv("CIRCLE_KMS_ALLOW"); env != "" {
+		list := strings.FieldsFunc(env, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+		if err := ring.AllowRemote(list...); err != nil {
+			return nil, fmt.Errorf("CIRCLE_KMS_ALLOW: %w", err)
 		}
 	}
 	if k.secret != "" {
