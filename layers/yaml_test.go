@@ -64,7 +64,7 @@ func TestExtractYAMLMatchesCUE(t *testing.T) {
 
 func sameAsCUE(t testing.TB, src []byte) {
 	t.Helper()
-	want, wantErr := cueyaml.Extract("t.yaml", src)
+	want, wantErr := cueExtract(src)
 	got, gotErr := layers.ExtractYAML("t.yaml", src)
 	if (wantErr != nil) != (gotErr != nil) {
 		t.Fatalf("CUE's decoder says %v, ExtractYAML %v", wantErr, gotErr)
@@ -80,10 +80,19 @@ func sameAsCUE(t testing.TB, src []byte) {
 	if wantJSON != gotJSON || (wantEvalErr == nil) != (gotEvalErr == nil) {
 		t.Fatalf("values differ:\nCUE's decoder: %s (%v)\nExtractYAML:   %s (%v)", wantJSON, wantEvalErr, gotJSON, gotEvalErr)
 	}
-	if w, g := scalarLines(want), scalarLines(got); w != g {
-		t.Fatalf("positions differ:\nCUE's decoder: %s\nExtractYAML:   %s", w, g)
+	// Where CUE's decoder knows a scalar's position (it gives up on some), it is ours.
+	w, g := scalarPositions(want), scalarPositions(got)
+	if len(w) != len(g) {
+		t.Fatalf("%d scalars from CUE's decoder, %d from ExtractYAML", len(w), len(g))
+	}
+	for i := range w {
+		if w[i].Kind != g[i].Kind || w[i].Pos().IsValid() && w[i].Pos().Position() != g[i].Pos().Position() {
+			t.Fatalf("scalar %d: %s at %s from CUE's decoder, %s at %s from ExtractYAML", i, w[i].Kind, w[i].Pos().Position(), g[i].Kind, g[i].Pos().Position())
+		}
 	}
 }
+
+func cueExtract(src []byte) (*ast.File, error) { return cueyaml.Extract("t.yaml", src) }
 
 func evalJSON(f *ast.File) (string, error) {
 	v := cuecontext.New().BuildFile(f)
@@ -94,16 +103,16 @@ func evalJSON(f *ast.File) (string, error) {
 	return string(b), err
 }
 
-// scalarLines lists every scalar with its line and column, in order.
-func scalarLines(f *ast.File) string {
-	var b strings.Builder
+// scalarPositions lists every scalar in order.
+func scalarPositions(f *ast.File) []*ast.BasicLit {
+	var out []*ast.BasicLit
 	ast.Walk(f, func(n ast.Node) bool {
 		if l, ok := n.(*ast.BasicLit); ok {
-			fmt.Fprintf(&b, "%s@%s ", l.Kind, l.Pos().Position())
+			out = append(out, l)
 		}
 		return true
 	}, nil)
-	return b.String()
+	return out
 }
 
 // TestYAMLMergeKeyOfItself is a file that used to kill the process: CUE's decoder followed
