@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/circlecore/circle/testenv"
+)
+
+// outside stands in for what a repository must never reach: a git on PATH that records its
+// calls (and succeeds, so kustomize would go on to the fetch that carries ?ref=), and an HTTP
+// server on 127.0.0.1 that counts requests.
+type outside struct {
+	gitLog   string
+	requests atomic.Int64
+	url      string
+}
+
+func newOutside(t *testing.T) *outside {
+	t.Helper()
+	o := &outside{}
+	bin := t.TempDir()
+	o.gitLog = filepath.Join(bin, "git.log")
+	if err := os.WriteFile(filepath.Join(bin, "git"), []byte("#!/bin/sh\necho \"$@\" >> "+o.gitLog+"\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.requests.Add(1)
+		fmt.Fprint(w, "token=from-the-network\n")
+	}))
+	t.Cleanup(srv.Close)
+	o.url = srv.URL
+	return o
+}
+
+func (o *outside) untouched(t *testing.T, what string) {
+	t.Helper()
+	if b, err := os.ReadFile(o.gitLog); err == nil {
+		t.Errorf("%s ran git: %s", what, b)
+	}
+	if n := o.requests.Load(); n > 0 {
+		t.Errorf("%s reached the network: %d requests", what, n)
+	}
+}
+
+// A pull request whose overlay names a Git remote or a URL, in spellings the old guard did
+// not list, is refused by every command that renders it, at the line it was written on; git
+// never runs and nothing is fetched: `circle validate`, `circle render`, `circle plan
+// --worktree` and `circle serve --source DIR`.
+func TestBoundary_HostileOverlayThroughEveryCommand(t *testing.T) {
+	dir := copyExamples(t)
+	g := newGitRepo(t, dir)
+	g.commit(t, "base")
+	o := newOutside(t) // after the repository is made: the test's own git is the real one
+
+	host := strings.TrimPrefix(o.url, "http://")
+	attacks := map[string]string{
+		"a Git remote with an --upload-pack ref": "resources:\n  - ../base\n  - \"GitHub.com:org/repo?ref=--upload-pack=touch /tmp/circle-pwned\"\n",
+		"user@host:org/repo.git":                 "resources:\n  - ../base\n  - \"user@" + host + ":org/repo.git\"\n",
+		"a generator file by URL":                "resources:\n  - ../base\nconfigMapGenerator:\n  - name: stolen\n    files:\n      - \"token=" + o.url + "/latest/meta-data\"\n",
+		"a patch by URL":                         "resources:\n  - ../base\npatches:\n  - path: \"" + o.url + "/patch.yaml\"\n",
+	}
+	const file = "deploy/prod/kustomization.yaml"
+	for name, kust := range attacks {
+		t.Run(name, func(t *testing.T) {
+			write(t, dir, file, "namespace: shop-prod\n"+kust)
+			for _, args := range [][]string{
+				{"validate", dir, "--key-file", exampleKey},
+				{"validate", dir, "--key-file", exampleKey, "-o", "json"},
+				{"render", dir, "--env", "prod", "--key-file", exampleKey},
+				{"plan", dir, "--base", "HEAD", "--worktree", "--key-file", exampleKey},
+			} {
+				code, out, errOut := run(t, args...)
+				if code == exitOK {
+					t.Errorf("%s: exit 0\n%s%s", args[0], out, errOut)
+				}
+				if !strings.Contains(out+errOut, file+":") {
+					t.Errorf("%s %s: the problem does not name %s with a line:\n%s%s", args[0], strings.Join(args[2:], " "), file, out, errOut)
+				}
+				if strings.Contains(out+errOut, "from-the-network") {
+					t.Errorf("%s: fetched content in the output", args[0])
+				}
+			}
+			o.untouched(t, "the CLI")
+		})
+	}
+
+	// The daemon on the folder: the revision fails, naming the file, and nothing is reached.
+	write(t, dir, file, "namespace: shop-prod\n"+attacks["a Git remote with an --upload-pack ref"])
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	work := t.TempDir()
+	var logs syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := newRootCmd(&logs, &logs)
+	cmd.SetArgs([]string{"serve", "--source", dir, "--key-file", exampleKey,
+		"--publish", "file://" + filepath.Join(work, "out"), "--storage-keyring", filepath.Join(work, "ring.json"),
+		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--state-dir", filepath.Join(work, "state"), "--log-format", "json"})
+	serveCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(serveCtx) }()
+	waitRevision(ctx, t, base, "", false, &logs)
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	if !strings.Contains(logs.String(), file+":") {
+		t.Errorf("the daemon's log does not name %s:\n%s", file, logs.String())
+	}
+	if entries, _ := os.ReadDir(filepath.Join(work, "out")); len(entries) > 0 {
+		for _, e := range entries {
+			if b, err := os.ReadFile(filepath.Join(work, "out", e.Name(), "current.json")); err == nil {
+				t.Errorf("the invalid revision was published for %s: %s", e.Name(), b)
+			}
+		}
+	}
+	o.untouched(t, "the daemon")
+}
