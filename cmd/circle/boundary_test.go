@@ -2,7 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -128,4 +133,124 @@ func TestBoundary_HostileOverlayThroughEveryCommand(t *testing.T) {
 		}
 	}
 	o.untouched(t, "the daemon")
+}
+
+// leakForms are the forms a secret could leave in: as it is, encoded, re-cased, and in base64
+// at each of the three alignments it could start at inside a longer encoded text.
+func leakForms(secret string) []string {
+	forms := []string{secret, strings.ToUpper(secret), strings.ToLower(secret), hex.EncodeToString([]byte(secret))}
+	for pad := range 3 {
+		enc := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("x", pad) + secret))
+		// Drop the characters the padding and the end touch: what is left appears in any
+		// encoding of a text that holds the secret at that alignment.
+		forms = append(forms, enc[(pad*4+2)/3+1:len(enc)-4])
+	}
+	return forms
+}
+
+func leaked(text, secret string) string {
+	for _, f := range leakForms(secret) {
+		if strings.Contains(text, f) {
+			return f
+		}
+	}
+	return ""
+}
+
+// A secret whose SOPS type tag an attacker flipped (no key needed: the tag is not
+// authenticated) appears in no channel of the daemon, in any form: its log, the status API,
+// the history, every dashboard page, the metrics, status.json in the bucket, the state
+// store's bytes. The revision fails, naming the file and the key.
+func TestBoundary_TypeTagFlipLeaksFromNoDaemonChannel(t *testing.T) {
+	const secret = "Canary-4f1b-0d9a-TypeFlip-Secret"
+	for _, tag := range []string{"int", "bool", "float", "time"} {
+		t.Run(tag, func(t *testing.T) {
+			dir := copyExamples(t)
+			encryptWithSOPS(t, dir, "secrets/prod.sops.yaml", "db:\n  password: "+secret+"\n")
+			p := filepath.Join(dir, "secrets/prod.sops.yaml")
+			b, err := os.ReadFile(p)
+			if err != nil || !strings.Contains(string(b), "type:str]") {
+				t.Fatalf("no str tag to flip (%v):\n%s", err, b)
+			}
+			if err := os.WriteFile(p, []byte(strings.Replace(string(b), "type:str]", "type:"+tag+"]", 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+
+			port, err := testenv.FreePort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := fmt.Sprintf("http://127.0.0.1:%d", port)
+			work := t.TempDir()
+			var logs syncBuffer
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := newRootCmd(&logs, &logs)
+			cmd.SetArgs([]string{"serve", "--source", dir, "--key-file", exampleKey,
+				"--publish", "file://" + filepath.Join(work, "out"), "--storage-keyring", filepath.Join(work, "ring.json"),
+				"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--state-dir", filepath.Join(work, "state"), "--log-format", "json"})
+			serveCtx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- cmd.ExecuteContext(serveCtx) }()
+			waitRevision(ctx, t, base, "", false, &logs)
+
+			channels := map[string]string{}
+			for _, u := range []string{"/api/v1/status", "/api/v1/history", "/metrics", "/ui/", "/ui/environments/prod", "/ui/environments/dev"} {
+				resp, err := http.Get(base + u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				channels[u] = string(body)
+			}
+			var st struct{ Revision string }
+			_ = json.Unmarshal([]byte(channels["/api/v1/status"]), &st)
+			if resp, err := http.Get(base + "/ui/revisions/" + st.Revision); err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				channels["/ui/revisions/"+st.Revision] = string(body)
+			}
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+			channels["log"] = logs.String()
+			_ = filepath.WalkDir(work, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() && !strings.HasSuffix(p, "ring.json") {
+					b, _ := os.ReadFile(p)
+					channels[strings.TrimPrefix(p, work)] = string(b)
+				}
+				return nil
+			})
+			for name, text := range channels {
+				if f := leaked(text, secret); f != "" {
+					t.Errorf("%s holds the secret (as %q)", name, f)
+				}
+			}
+			if !strings.Contains(channels["/api/v1/status"], "secrets/prod.sops.yaml") || !strings.Contains(channels["/api/v1/status"], "password") {
+				t.Errorf("the status does not name the file and key:\n%s", channels["/api/v1/status"])
+			}
+			if len(channels) < 10 {
+				t.Errorf("only %d channels read; the state store or status.json is missing", len(channels))
+			}
+		})
+	}
+}
+
+// The leak check sees a secret inside longer texts in every form it claims to.
+func TestBoundary_LeakFormsSeeEncodings(t *testing.T) {
+	const secret = "Canary-4f1b-0d9a-TypeFlip-Secret"
+	for pre := range 4 {
+		in := strings.Repeat("p", pre) + secret + "suffix"
+		for _, enc := range []string{in, strings.ToUpper(in), base64.StdEncoding.EncodeToString([]byte(in)),
+			base64.StdEncoding.EncodeToString([]byte("{\"v\":\"" + in + "\"}")), hex.EncodeToString([]byte(in))} {
+			if leaked("before "+enc+" after", secret) == "" {
+				t.Errorf("missed %q", enc)
+			}
+		}
+	}
+	if f := leaked("an error naming secrets/prod.sops.yaml:3 db.password", secret); f != "" {
+		t.Errorf("false alarm on %q", f)
+	}
 }
