@@ -61,10 +61,13 @@ suffix here differs from the one the daemon applies.`,
 			if err != nil {
 				return &exitError{code: exitFailed, err: err}
 			}
+			// Like every other output, through the redactor: what the masks above missed
+			// (a value the schema derived from a secret, say) is still not printed.
+			stdout := red.Writer(cmd.OutOrStdout())
 			switch format {
 			case "yaml", "":
-				fmt.Fprintf(cmd.OutOrStdout(), "# circle render %s --env %s (revision %s)\n", path.Clean(root), env, snap.Revision)
-				_, err = cmd.OutOrStdout().Write(out)
+				fmt.Fprintf(stdout, "# circle render %s --env %s (revision %s)\n", path.Clean(root), env, snap.Revision)
+				_, err = stdout.Write(out)
 				return err
 			case "json":
 				objects, err := utils.ReadObjects(bytes.NewReader(out))
@@ -75,9 +78,12 @@ suffix here differs from the one the daemon applies.`,
 				for i, o := range objects {
 					list[i] = o.Object
 				}
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(list)
+				b, err := json.MarshalIndent(list, "", "  ")
+				if err != nil {
+					return err
+				}
+				_, err = stdout.Write(append(b, '\n'))
+				return err
 			default:
 				return fmt.Errorf("unknown output format %q: use yaml or json", format)
 			}
