@@ -387,6 +387,35 @@ func BenchmarkValidate(b *testing.B) {
 	reportPerEnv(b)
 }
 
+// BenchmarkValidateSecrets is BenchmarkValidate with sensitive values: an API_TOKEN (a
+// secret by its key) for one base service in ten, so every environment has secrets and
+// Load also runs the two passes that find values the schema derives from them (derive.go).
+// The tokens are plain YAML, not SOPS, to measure evaluation rather than decryption.
+func BenchmarkValidateSecrets(b *testing.B) {
+	r := genBenchRepo(b, benchFiles)
+	var tokens strings.Builder
+	for i := 0; i < benchFiles*6/10; i += 10 {
+		fmt.Fprintf(&tokens, "svc-%04d-a:\n  env:\n    API_TOKEN: tok-%04d-%x\n", i, i, i*7919)
+	}
+	if err := os.WriteFile(filepath.Join(r.dir, "config", "base", "zz-tokens.yaml"), []byte(tokens.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	fsys := os.DirFS(r.dir)
+	got, err := repo.Load(b.Context(), fsys, repo.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !got.Env("prod").Sensitive("svc-0000-a.env.API_TOKEN") {
+		b.Fatal("the tokens are not sensitive: the benchmark would measure nothing")
+	}
+	for b.Loop() {
+		if _, err := repo.Load(b.Context(), fsys, repo.Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportPerEnv(b)
+}
+
 // BenchmarkCueVet is the baseline: cue vet of each environment's merged data, three
 // processes per op.
 func BenchmarkCueVet(b *testing.B) {

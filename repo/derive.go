@@ -22,50 +22,68 @@ import (
 // or a value chosen by a comparison with one. Such a value is as secret as its source, and
 // no list of CUE functions can say which values are: the repository writes the schema.
 //
-// So Load asks CUE itself, by evaluating the environment's data twice more against the
-// schema, each time with every sensitive leaf (a SOPS value, a value under a secret-looking
-// key) replaced:
+// So Load asks CUE itself, by evaluating the environment's data again against the schema
+// with every sensitive leaf (a SOPS value, a value under a secret-looking key) replaced by
+// a stand-in that is not concrete:
 //
-//   - abstractly, by `_` (top): a value that depends on a secret in any way, injective or
-//     not (len, a prefix test, a comparison, an `if` on it), is then not concrete;
-//   - concretely, by random stand-ins of the same kind (a string of another length and
-//     content, another number, a list one element longer): this catches what the abstract
-//     pass cannot, a default (`*"public" | string`) that `_` resolves to while the secret
-//     replaces it.
+//   - a string by `=~"a^"`, a string that no string matches: every value computed from it,
+//     by any function, injective or not (len, a prefix test, a comparison, an `if`), is not
+//     concrete, and no default (`*"public" | string`) can stand in for it, since every
+//     concrete default conflicts with it;
+//   - anything else (a number, a bool, a list, bytes, an expression of a CUE layer) by `_`.
+//     `_` takes a default where the schema gives one, so when there is such a leaf, a second
+//     pass replaces each by a random concrete stand-in of its kind (another number, a list
+//     one element longer), drawn afresh for each load: a value that follows the default in
+//     the first pass follows the stand-in in the second.
 //
-// A leaf of the real configuration is derived unless both passes give exactly its value:
-// then it is the same whatever the secrets are. A derived leaf is sensitive like a SOPS one:
-// masked in every output, registered with the Redactor, and put in the Secret by Split,
-// never in the ConfigMap. Lists are leaves here, as in layers: a list computed from a secret
-// (strings.Split) is derived whole.
+// A leaf of the real configuration is derived unless every pass gives exactly its value. A
+// derived leaf is sensitive like a SOPS one: masked in every output, registered with the
+// Redactor, and put in the Secret by Split, never in the ConfigMap. Lists are leaves here,
+// as in layers: a list computed from a secret (strings.Split) is derived whole.
 //
 // Field names are not values: they are never masked (a Secret's keys, plan's paths), so a
-// struct whose field names are not the same in both passes as in the real configuration is
-// a problem at the schema's line, and the revision is refused.
+// struct whose field names or fields' presence are not the same in every pass as in the
+// real configuration is a problem at the schema's line, and the revision is refused.
 //
-// Neither pass sees a secret, so which leaves are derived does not depend on the secrets'
-// values (the concrete stand-ins are drawn at random for each load, so a schema cannot aim
-// at them). What remains observable is whether the revision validates at all: a schema can
-// make validation fail on a property of a secret. The reference for what a repository can
-// and cannot make Circle do is the threat model.
+// The passes never see a secret; a leaf the first pass finds concrete was computed without
+// reading any string secret. What a schema can still observe is whether the revision
+// validates at all: it can make validation fail on a property of a secret (one bit per
+// revision, seen in the problem list, never the value). A value that the schema computes
+// from a secret's sibling field when the random stand-in breaks a constraint of the
+// schema's (say a secret port above 65535) is counted as derived too: the safe side.
 
 // derive finds e's derived leaves (see above), registers their values with the Redactor,
 // and returns the problems of names computed from secrets. It costs nothing for an
-// environment without sensitive leaves.
+// environment without sensitive leaves, one evaluation more when they are all strings (the
+// usual case), two otherwise.
 func (e *Env) derive(sch *schema.Schema, def string) schema.Issues {
-	abstract, n := e.substitute(func(ast.Expr) ast.Expr { return ast.NewIdent("_") })
+	fixed := map[string]bool{}
+	needConcrete := false
+	abstract, n := e.substitute(fixed, func(x ast.Expr) ast.Expr {
+		if isString(x) {
+			return noString()
+		}
+		needConcrete = true
+		return ast.NewIdent("_")
+	})
 	if n == 0 {
 		return nil
 	}
-	si := newStandIns()
-	concrete, _ := e.substitute(si.expr)
-	a, issues := sch.Eval(def, abstract)
+	// A leaf the data gives as a literal (or a sensitive one, hidden anyway) is what it is
+	// in every pass: unification with a concrete scalar yields that scalar or an error, and
+	// the real evaluation had none. Not walking them saves most of the passes' cost.
+	skip := func(segs []string) bool { return fixed[dotted(segs)] }
+	a, issues := sch.Eval(def, abstract, skip)
 	if issues != nil {
 		return issues
 	}
-	b, issues := sch.Eval(def, concrete)
-	if issues != nil {
-		return issues
+	b := a
+	if needConcrete {
+		si := newStandIns()
+		concrete, _ := e.substitute(nil, si.expr)
+		if b, issues = sch.Eval(def, concrete, skip); issues != nil {
+			return issues
+		}
 	}
 	d := &deriver{paths: map[string]bool{}}
 	d.walk(nil, "", e.Config, a, b)
@@ -87,11 +105,25 @@ func (e *Env) derive(sch *schema.Schema, def string) schema.Issues {
 	return nil
 }
 
+// isString reports whether e is a string literal (not bytes).
+func isString(e ast.Expr) bool {
+	b, ok := e.(*ast.BasicLit)
+	return ok && b.Kind == token.STRING && !strings.HasPrefix(strings.TrimLeft(b.Value, "#"), "'")
+}
+
+// noString is `=~"a^"`: a string, matched by none ("a" then the start of the text), so not
+// concrete and in conflict with every concrete default. A bound rather than `string & …`,
+// since the identifier string could name one of the data's own fields.
+func noString() ast.Expr {
+	return &ast.UnaryExpr{Op: token.MAT, X: ast.NewString("a^")}
+}
+
 // substitute returns the environment's merged data with each sensitive leaf replaced by
-// standIn's answer, and how many were. Merged.Expr builds its structs afresh on each call
-// and only shares the leaves, so replacing a field's value here changes no other caller's
-// tree.
-func (e *Env) substitute(standIn func(ast.Expr) ast.Expr) (ast.Expr, int) {
+// standIn's answer, and how many were; fixed, when not nil, gets the paths of the leaves
+// that are sensitive or literal scalars. Merged.Expr builds its structs afresh on each
+// call and only shares the leaves, so replacing a field's value here changes no other
+// caller's tree.
+func (e *Env) substitute(fixed map[string]bool, standIn func(ast.Expr) ast.Expr) (ast.Expr, int) {
 	root := e.Merged.Expr()
 	n := 0
 	var walk func(st *ast.StructLit, prefix string)
@@ -110,6 +142,11 @@ func (e *Env) substitute(standIn func(ast.Expr) ast.Expr) (ast.Expr, int) {
 				if e.sensitive(o) {
 					f.Value = standIn(f.Value)
 					n++
+					if fixed != nil {
+						fixed[p] = true
+					}
+				} else if fixed != nil && isLiteral(f.Value) {
+					fixed[p] = true
 				}
 				continue
 			}
@@ -122,6 +159,27 @@ func (e *Env) substitute(standIn func(ast.Expr) ast.Expr) (ast.Expr, int) {
 		walk(st, "")
 	}
 	return root, n
+}
+
+// isLiteral reports whether e is a scalar literal or a list of them: what YAML and JSON
+// layers give, and what no schema can change but only accept or refuse. A list with a
+// struct in it is not: the schema may add fields to the struct.
+func isLiteral(e ast.Expr) bool {
+	switch e := e.(type) {
+	case *ast.BasicLit:
+		return true
+	case *ast.UnaryExpr:
+		_, ok := e.X.(*ast.BasicLit)
+		return ok && (e.Op == token.SUB || e.Op == token.ADD)
+	case *ast.ListLit:
+		for _, x := range e.Elts {
+			if !isLiteral(x) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // deriver compares the real configuration with the two substituted evaluations.
@@ -145,6 +203,9 @@ func (d *deriver) walk(segs []string, p string, real, a, b any) {
 			s := append(segs[:len(segs):len(segs)], k)
 			d.walk(s, layers.Join(p, k), rv, am[k], bm[k])
 		}
+		return
+	}
+	if a == schema.Skipped && b == schema.Skipped {
 		return
 	}
 	if !reflect.DeepEqual(real, a) || !reflect.DeepEqual(real, b) {
@@ -209,8 +270,8 @@ func dotted(segs []string) string {
 	return p
 }
 
-// standIns draws the concrete pass's values from a generator seeded by crypto/rand for
-// each load, so a schema cannot know them in advance.
+// standIns draws the second pass's values from a generator seeded by crypto/rand for each
+// load, so a schema cannot know them in advance.
 type standIns struct{ r *rand.Rand }
 
 func newStandIns() *standIns {
@@ -238,16 +299,26 @@ func (s *standIns) expr(e ast.Expr) ast.Expr {
 	case *ast.BasicLit:
 		switch e.Kind {
 		case token.STRING:
-			if strings.HasPrefix(strings.TrimLeft(e.Value, "#"), "'") {
-				return &ast.BasicLit{Kind: token.STRING, Value: literal.Bytes.Quote(s.text())}
+			if isString(e) {
+				return noString() // as in the first pass: never concrete
 			}
-			return ast.NewString(s.text())
+			return &ast.BasicLit{Kind: token.STRING, Value: literal.Bytes.Quote(s.text())}
 		case token.INT:
-			return ast.NewLit(token.INT, strconv.Itoa(1+s.r.IntN(60000)))
+			// Within a port's range, which schemas constrain most; never the real value,
+			// or a default equal to it would go unseen.
+			for {
+				if v := strconv.Itoa(1 + s.r.IntN(65535)); v != e.Value {
+					return ast.NewLit(token.INT, v)
+				}
+			}
 		case token.FLOAT:
-			return ast.NewLit(token.FLOAT, fmt.Sprintf("%d.%d", s.r.IntN(10000), 1+s.r.IntN(999)))
+			for {
+				if v := fmt.Sprintf("%d.%d", s.r.IntN(10000), 1+s.r.IntN(999)); v != e.Value {
+					return ast.NewLit(token.FLOAT, v)
+				}
+			}
 		case token.TRUE, token.FALSE:
-			return ast.NewBool(s.r.IntN(2) == 0)
+			return ast.NewBool(e.Kind == token.FALSE) // the other one
 		case token.NULL:
 			return ast.NewNull()
 		}

@@ -1,7 +1,9 @@
 package schema
 
 import (
+	"encoding/json"
 	"strconv"
+	"unicode/utf8"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
@@ -16,6 +18,12 @@ type unknown struct{}
 // equals (reflect.DeepEqual) nothing Validate returns.
 var Unknown any = unknown{}
 
+// skipped is the type of Skipped.
+type skipped struct{}
+
+// Skipped stands, in what Eval returns, for a field the caller asked not to evaluate.
+var Skipped any = skipped{}
+
 // Eval unifies data with the definition def, as Validate does, and returns the result with
 // defaults applied as the same Go values (maps, slices, json.Number, strings, bools, nil),
 // except that it never fails on the data: a value that is not concrete, or is an error, is
@@ -23,7 +31,12 @@ var Unknown any = unknown{}
 // learns which values depend on some of the data: Eval with that data replaced by `_` (or
 // by another value) and compare. Its issues are the schema's own: no definition def, or the
 // limit exceeded.
-func (s *Schema) Eval(def string, data ast.Expr) (any, Issues) {
+//
+// skip, when not nil, is asked for each field of a struct (by its path of unquoted labels,
+// which the caller must not keep): a field it approves is Skipped, its value not walked.
+// A caller that knows a value cannot change (a literal of the data) saves most of the cost
+// that way.
+func (s *Schema) Eval(def string, data ast.Expr, skip func(path []string) bool) (any, Issues) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out any
@@ -37,11 +50,18 @@ func (s *Schema) Eval(def string, data ast.Expr) (any, Issues) {
 		if def != "" {
 			u = d.Unify(u)
 		}
-		out = tree(u)
+		w := walker{skip: skip}
+		out = w.tree(u)
 	}); err != nil {
 		return nil, err
 	}
 	return out, issues
+}
+
+// walker turns values into Go values for Eval.
+type walker struct {
+	skip func([]string) bool
+	path []string
 }
 
 // tree is v as Go values, Unknown where v is not concrete.
@@ -51,7 +71,7 @@ func (s *Schema) Eval(def string, data ast.Expr) (any, Issues) {
 // and only its failing leaves become Unknown. A struct whose own fields are not known (an
 // `if` or a dynamic field name on a value that is not concrete) has an error at its own
 // path, and is Unknown whole: listing its fields would silently drop the undecided ones.
-func tree(v cue.Value) any {
+func (w *walker) tree(v cue.Value) any {
 	if d, ok := v.Default(); ok {
 		v = d
 	}
@@ -63,7 +83,14 @@ func tree(v cue.Value) any {
 		if it, err := v.Fields(); err == nil {
 			m := map[string]any{}
 			for it.Next() {
-				m[it.Selector().Unquoted()] = tree(it.Value())
+				name := it.Selector().Unquoted()
+				w.path = append(w.path, name)
+				if w.skip != nil && w.skip(w.path) {
+					m[name] = Skipped
+				} else {
+					m[name] = w.tree(it.Value())
+				}
+				w.path = w.path[:len(w.path)-1]
 			}
 			return m
 		}
@@ -72,13 +99,32 @@ func tree(v cue.Value) any {
 		if it, err := v.List(); err == nil {
 			l := []any{}
 			for it.Next() {
-				l = append(l, tree(it.Value()))
+				// Elements are not fields: skip is not asked below a list.
+				inner := walker{}
+				l = append(l, inner.tree(it.Value()))
 			}
 			return l
 		}
 	}
 	if k == cue.StructKind || k == cue.ListKind || k == cue.BottomKind || !v.IsConcrete() || v.Err() != nil {
 		return Unknown
+	}
+	// The common scalars directly, as decodeJSON would give them; the rest through JSON.
+	switch v.Kind() {
+	case cue.StringKind:
+		if s, err := v.String(); err == nil && utf8.ValidString(s) {
+			return s
+		}
+	case cue.BoolKind:
+		if b, err := v.Bool(); err == nil {
+			return b
+		}
+	case cue.NullKind:
+		return nil
+	case cue.IntKind:
+		if i, err := v.Int64(); err == nil {
+			return json.Number(strconv.FormatInt(i, 10))
+		}
 	}
 	b, err := v.MarshalJSON()
 	if err != nil {

@@ -45,11 +45,11 @@ func TestEval(t *testing.T) {
 	if issues != nil {
 		t.Fatal(issues)
 	}
-	same, issues := s.Eval("#Config", data(t, "a.yaml", "db:\n  password: abc\n"))
+	same, issues := s.Eval("#Config", data(t, "a.yaml", "db:\n  password: abc\n"), nil)
 	if issues != nil || !reflect.DeepEqual(real, same) {
 		t.Errorf("Eval of concrete data differs from Validate:\n%#v\n%#v", same, real)
 	}
-	abstract, issues := s.Eval("#Config", data(t, "a.cue", "db: password: _\n"))
+	abstract, issues := s.Eval("#Config", data(t, "a.cue", "db: password: _\n"), nil)
 	if issues != nil {
 		t.Fatal(issues)
 	}
@@ -66,7 +66,7 @@ func TestEval(t *testing.T) {
 	}
 	// A value that fails its constraint is Unknown, and so is what reads it; the rest of
 	// the struct is still there.
-	broken, _ := s.Eval("#Config", data(t, "a.yaml", "db:\n  password: abc\n  port: 70000\n"))
+	broken, _ := s.Eval("#Config", data(t, "a.yaml", "db:\n  password: abc\n  port: 70000\n"), nil)
 	m := broken.(map[string]any)
 	if m["url"] != u || m["plain"] != "hello" || m["db"].(map[string]any)["port"] != u {
 		t.Errorf("with a broken port: %#v", broken)
@@ -81,16 +81,21 @@ func TestEval(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, _ := s.Eval("#Config", e)
+		v, _ := s.Eval("#Config", e, nil)
 		if v.(map[string]any)["sub"] != u {
 			t.Errorf("%s: sub = %#v", src, v.(map[string]any)["sub"])
 		}
 	}
-	if _, issues := s.Eval("#Nope", data(t, "a.yaml", "a: 1\n")); issues == nil {
+	if _, issues := s.Eval("#Nope", data(t, "a.yaml", "a: 1\n"), nil); issues == nil {
 		t.Error("Eval of a missing definition")
 	}
-	if v, issues := s.Eval("", data(t, "a.yaml", "a: [1]\n")); issues != nil || !reflect.DeepEqual(v, map[string]any{"a": []any{json.Number("1")}}) {
+	if v, issues := s.Eval("", data(t, "a.yaml", "a: [1]\n"), nil); issues != nil || !reflect.DeepEqual(v, map[string]any{"a": []any{json.Number("1")}}) {
 		t.Errorf("Eval without a definition: %#v %v", v, issues)
+	}
+	// skip leaves a field unwalked.
+	v, _ := s.Eval("#Config", data(t, "a.yaml", "db:\n  password: abc\n"), func(p []string) bool { return len(p) == 2 && p[0] == "nested" })
+	if n := v.(map[string]any)["nested"]; !reflect.DeepEqual(n, map[string]any{"a": schema.Skipped, "b": schema.Skipped, "d": schema.Skipped}) {
+		t.Errorf("skipped nested = %#v", n)
 	}
 	if pos := s.Position("#Config", []string{"nested", "b", "nope"}); pos.Filename != "schema/app.cue" || pos.Line != 18 {
 		t.Errorf("Position = %v", pos)
