@@ -206,7 +206,7 @@ func (k *Keyring) Decrypt(ctx context.Context, name string, data []byte) ([]byte
 	if err := ps.err(); err != nil {
 		return nil, err
 	}
-	out, err := store(name).EmitPlainFile(f.tree.Branches)
+	out, err := emit(name, f.format, f.tree.Branches)
 	if err != nil {
 		// The emitters quote values in their errors (JSON's "Error encoding value …").
 		// A value whose type tag was changed to one that still parses (a float NaN in a

@@ -230,13 +230,13 @@ func TestSopsCLIAge(t *testing.T) {
 		}
 		assertClean(t, err)
 	})
-	t.Run("tampered plaintext value", func(t *testing.T) {
-		// An unencrypted-suffix style change: the MAC covers every value.
-		bad := bytes.Replace(enc, []byte("port: ENC["), []byte("port: ENC["), 1)
-		bad = append(bytes.Replace(bad, []byte("db:\n"), []byte("db:\n    extra: hello\n"), 1), '\n')
+	t.Run("added plaintext value", func(t *testing.T) {
+		// A value in the clear where the file's rules say values are encrypted: refused
+		// before any key is asked for, at its line.
+		bad := append(bytes.Replace(enc, []byte("db:\n"), []byte("db:\n    extra: hello\n"), 1), '\n')
 		_, err := k.Decrypt(context.Background(), "secrets/prod.sops.yaml", bad)
-		if !errors.Is(err, secrets.ErrTampered) {
-			t.Fatalf("err = %v, want ErrTampered", err)
+		if !errors.Is(err, secrets.ErrUnencrypted) || !strings.HasPrefix(err.Error(), "secrets/prod.sops.yaml:2:5: db.extra: ") {
+			t.Fatalf("err = %v, want ErrUnencrypted at db.extra", err)
 		}
 	})
 	t.Run("wrong key", func(t *testing.T) {
