@@ -2,12 +2,18 @@ package repo_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/secrets"
+	"github.com/circlecore/circle/testenv"
 )
 
 func TestCheckSecrets(t *testing.T) {
@@ -72,5 +78,87 @@ func TestCheckSecrets(t *testing.T) {
 	cancel()
 	if _, err := repo.CheckSecrets(ctx, m, settings, &secrets.Keyring{}); err == nil {
 		t.Error("a cancelled check succeeded")
+	}
+}
+
+// tagCanary is the secret of the attacker tests; random-looking, so that none of its
+// 4-character pieces occurs in a message by chance.
+const tagCanary = "hV4nQ8rT2wL6yB9c"
+
+// leak names the form of tagCanary text holds: itself, upper- or lower-case, base64, or
+// any 4 characters of it in a row. Empty if none.
+func leak(text string) string {
+	for _, f := range []string{tagCanary, strings.ToUpper(tagCanary), base64.StdEncoding.EncodeToString([]byte(tagCanary)), base64.RawStdEncoding.EncodeToString([]byte(tagCanary))} {
+		if strings.Contains(text, f) {
+			return f
+		}
+	}
+	lower := strings.ToLower(text)
+	for i := 0; i+4 <= len(tagCanary); i++ {
+		if p := strings.ToLower(tagCanary[i : i+4]); strings.Contains(lower, p) {
+			return p
+		}
+	}
+	return ""
+}
+
+// Item 5 of issue 17, through the repository: the canary's type tag changed from str to
+// int, bool, float or time (no key needed). CheckSecrets and Load report the file, the
+// line and the key path, and not the canary in any form, in text or JSON.
+func TestSecretTypeTagFlipLeaksNothing(t *testing.T) {
+	dir := testenv.CopyTree(t, "../examples")
+	testenv.SOPSEncrypt(t, dir, "secrets/prod.sops.yaml", "db:\n    password: "+tagCanary+"\n    port: 5432\n")
+	enc, err := os.ReadFile(filepath.Join(dir, "secrets/prod.sops.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range []string{"int", "bool", "float", "time"} {
+		t.Run(tag, func(t *testing.T) {
+			lines := strings.Split(string(enc), "\n")
+			if !strings.HasPrefix(lines[1], "    password: ENC[") {
+				t.Fatalf("line 2 = %q", lines[1])
+			}
+			lines[1] = strings.Replace(lines[1], "type:str]", "type:"+tag+"]", 1)
+			m := examples(t)
+			m["secrets/prod.sops.yaml"] = &fstest.MapFile{Data: []byte(strings.Join(lines, "\n"))}
+			settings, problems := repo.LoadSettings(m)
+			if problems != nil {
+				t.Fatal(problems)
+			}
+
+			checks, err := repo.CheckSecrets(context.Background(), m, settings, exampleKeys(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _ := json.Marshal(checks)
+			if l := leak(string(out)); l != "" {
+				t.Fatalf("CheckSecrets carries %q:\n%s", l, out)
+			}
+			var found bool
+			for _, c := range checks {
+				if c.File == "secrets/prod.sops.yaml" {
+					found = true
+					if c.OK() || !strings.HasPrefix(c.Error, "line 2: db.password: ") || len(c.Problems) != 1 || c.Problems[0].Column != 5 {
+						t.Errorf("check = %+v", c)
+					}
+				}
+			}
+			if !found {
+				t.Fatal("prod's secrets not checked")
+			}
+
+			_, err = repo.Load(context.Background(), m, repo.Options{Keyring: exampleKeys(t)})
+			var inv *repo.Invalid
+			if !errors.As(err, &inv) {
+				t.Fatalf("Load: %v", err)
+			}
+			out, _ = json.Marshal(inv.Problems)
+			if l := leak(err.Error() + string(out)); l != "" {
+				t.Fatalf("Load carries %q:\n%s\n%s", l, err, out)
+			}
+			if !strings.Contains(err.Error(), "secrets/prod.sops.yaml:2:5: db.password: ") {
+				t.Errorf("Load's error does not name the file, line and key: %v", err)
+			}
+		})
 	}
 }
