@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"cuelang.org/go/cue/ast"
+	cueerrors "cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/literal"
 	"cuelang.org/go/cue/token"
 	"go.yaml.in/yaml/v3"
@@ -32,6 +32,8 @@ const MaxAliasNodes = 50_000
 // kills the process rather than returning an error.
 //
 // Several documents come back as one list, as Extract does, for the caller to refuse.
+// Errors are CUE errors (cuelang.org/go/cue/errors) at the file:line:col they concern, so
+// a caller can place them; their Error text is the message alone.
 func ExtractYAML(name string, data []byte) (*ast.File, error) {
 	c := newYAMLConv(name, data)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -107,21 +109,23 @@ func newYAMLConv(name string, data []byte) *yamlConv {
 	return &yamlConv{name: name, size: len(data), file: f, lines: append(lines, len(data))}
 }
 
-// syntaxError gives yaml.v3's error the file's name in place of its "yaml:" prefix, with
-// the line when yaml.v3 knew it: "config/app.yaml:3: did not find expected key".
+// syntaxError turns yaml.v3's error ("yaml: line 3: did not find expected key") into a
+// CUE error at the start of that line, or at the file when yaml.v3 gave no line.
 func (c *yamlConv) syntaxError(err error) error {
-	msg := err.Error()
-	if s, ok := strings.CutPrefix(msg, "yaml: line "); ok {
-		return errors.New(c.name + ":" + s)
+	msg, _ := strings.CutPrefix(err.Error(), "yaml: ")
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, text, ok := strings.Cut(rest, ": "); ok {
+			if line, err := strconv.Atoi(num); err == nil && line >= 1 && line <= len(c.lines) {
+				return cueerrors.Newf(c.pos(&yaml.Node{Line: line, Column: 1}, token.NoRelPos), "%s", text)
+			}
+		}
 	}
-	if s, ok := strings.CutPrefix(msg, "yaml:"); ok {
-		return errors.New(c.name + ":" + s)
-	}
-	return fmt.Errorf("%s: %w", c.name, err)
+	return cueerrors.Newf(token.NoPos, "%s: %s", c.name, msg)
 }
 
+// errorf is an error at node n's file:line:col.
 func (c *yamlConv) errorf(n *yaml.Node, format string, args ...any) error {
-	return fmt.Errorf("%s:%d: %s", c.name, n.Line, fmt.Sprintf(format, args...))
+	return cueerrors.Newf(c.pos(n, token.NoRelPos), format, args...)
 }
 
 // pos is the position of a node. yaml.v3 counts columns in characters and CUE in bytes;

@@ -14,8 +14,8 @@ import (
 	"cuelang.org/go/cue/ast"
 	cueerrors "cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/token"
-	cueyaml "cuelang.org/go/encoding/yaml"
 
+	"github.com/circlecore/circle/layers"
 	"github.com/circlecore/circle/schema"
 )
 
@@ -69,8 +69,11 @@ func readDocument(fsys fs.FS, file, def string, out any) (*document, schema.Issu
 	return doc, nil
 }
 
+// parseYAML goes through layers.ExtractYAML, not CUE's own YAML decoder: the same syntax
+// tree, but a merge key naming its own anchor is an error rather than a stack overflow that
+// kills the process, and merge keys cost linear time.
 func parseYAML(file string, data []byte) (*document, error) {
-	f, err := cueyaml.Extract(file, data)
+	f, err := layers.ExtractYAML(file, data)
 	if err != nil {
 		return nil, issueFromError(file, err)
 	}
@@ -180,7 +183,11 @@ func issueFromError(file string, err error) schema.Issues {
 	var out schema.Issues
 	for _, e := range cueerrors.Errors(err) {
 		format, args := e.Msg()
-		is := schema.Issue{File: file, Message: fmt.Sprintf(format, args...)}
+		msg := fmt.Sprintf(format, args...)
+		if len(args) == 0 && strings.Contains(format, "%") {
+			msg = e.Error() // an error CUE wrapped: its Msg has no arguments to format
+		}
+		is := schema.Issue{File: file, Message: msg}
 		if ps := cueerrors.Positions(e); len(ps) > 0 {
 			p := ps[0].Position()
 			is.Line, is.Column = p.Line, p.Column
