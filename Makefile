@@ -13,7 +13,7 @@ BIN     := bin/circle
 # Tests run with the race detector, which needs cgo.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build run test testenv lint vet fmt bench cover clean
+.PHONY: all build run test testenv lint vet fmt bench cover fuzz clean
 
 all: build
 
@@ -45,6 +45,31 @@ fmt:
 
 bench: testenv ## the benchmarks the issues name figures for
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Every Go fuzz target (func FuzzXxx in a _test.go file) is found in the source, not
+# listed here, and run alone for FUZZTIME. All run even after a failure; the summary gives
+# each one's execs and time, and the target fails if any did. A crash leaves its input in
+# <package>/testdata/fuzz/<FuzzName>/, to rerun with `go test -run <FuzzName>/<file>`.
+FUZZTIME ?= 60s
+# FUZZ narrows the run to the targets whose "package FuzzName" matches this regexp.
+FUZZ ?= .
+fuzz: testenv ## run every fuzz target for FUZZTIME each (default 60s); fails on any crash
+	@log=$$(mktemp -d); failed=""; summary=""; \
+	targets=$$(grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' . | grep -v '/testdata/' \
+		| sed -E 's#^\./(.*)/[^/]*:func (Fuzz[A-Za-z0-9_]*)\($$#\1 \2#' | sort -u | grep -E -- '$(FUZZ)'); \
+	if [ -z "$$targets" ]; then echo "no fuzz targets match '$(FUZZ)'"; exit 1; fi; \
+	while read -r pkg name; do \
+		out="$$log/$${pkg//\//_}.$$name.log"; \
+		echo "== $$name ./$$pkg ($(FUZZTIME))"; \
+		start=$$(date +%s); \
+		if $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "./$$pkg" >"$$out" 2>&1; then res=ok; \
+		else res=FAIL; failed="$$failed ./$$pkg:$$name"; tail -40 "$$out"; fi; \
+		took=$$(( $$(date +%s) - start )); \
+		execs=$$(grep -Eo 'execs: [0-9]+' "$$out" | tail -1); \
+		summary="$$summary$$(printf '%-4s %-20s %-18s %-16s %5ss' "$$res" "$$name" "./$$pkg" "$${execs:-execs: ?}" "$$took")"$$'\n'; \
+	done <<<"$$targets"; \
+	echo; printf '%s' "$$summary"; rm -rf "$$log"; \
+	if [ -n "$$failed" ]; then echo "fuzz failures:$$failed"; exit 1; fi
 
 cover: testenv ## per-package coverage
 	CGO_ENABLED=1 $(GO) test -race -count=1 -cover ./...
