@@ -524,3 +524,31 @@ func TestYAMLAliasBombRefused(t *testing.T) {
 		t.Error("IsEncrypted = true")
 	}
 }
+
+// A Keyring is used by every environment's build at once, while the daemon may add to it:
+// run under -race.
+func TestKeyringConcurrentUse(t *testing.T) {
+	id, k := ageKeyring(t)
+	enc := encrypt(t, id, "c.yaml", "a: "+tagCanary+"\n")
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if out, err := k.Decrypt(context.Background(), "c.yaml", enc); err != nil || !bytes.Contains(out, []byte(tagCanary)) {
+				t.Errorf("Decrypt: %q, %v", out, err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if err := k.AllowRemote(fmt.Sprintf("hckms:region:key-%d", i)); err != nil {
+				t.Error(err)
+			}
+			_ = k.RemoteAllowed()
+		}()
+	}
+	wg.Wait()
+	if n := len(k.RemoteAllowed()); n != 8 {
+		t.Errorf("%d allowed, want 8", n)
+	}
+}

@@ -29,11 +29,15 @@ func newSecretsCheckCmd() *cobra.Command {
 		Short: "Check that every SOPS file decrypts with the configured keys (exit 1 if one does not)",
 		Long: `Check tries every SOPS file of a repository (each file in the secrets folder, and any
 *.sops.* file elsewhere) with the configured keys, the way the daemon will. It prints
-whom each file was encrypted for, and why a file does not open: no matching key, a
-tampered file (MAC mismatch), or a file that is not encrypted at all. Plaintext is never
-printed and is dropped as soon as the file opens.`,
+whom each file was encrypted for, and why a file does not open, at the line and key path
+of the entry at fault: no matching key; a tampered file (MAC mismatch, a changed value or
+type tag); an entry left unencrypted (null, "" and [] are never accepted: sops' MAC does
+not cover them); a remote key source (KMS, Vault) that --kms-allow does not name, for
+which no request is made; or a file that is not encrypted at all. Plaintext is never
+printed, nor is any value in an error, and it is dropped as soon as the file opens.`,
 		Example: `  circle secrets check examples --key-file examples/keys/age.example.key
-  CIRCLE_AGE_KEY="$(cat key.txt)" circle secrets check -o json`,
+  CIRCLE_AGE_KEY="$(cat key.txt)" circle secrets check -o json
+  circle secrets check --kms-allow hc_vault:https://vault.example.com:8200/v1/sops/keys/circle`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := "."
