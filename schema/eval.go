@@ -174,7 +174,7 @@ func (s *Schema) Position(def string, path []string) token.Position {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var pos token.Position
-	_ = s.bounded("locating", func() {
+	if err := s.bounded("locating", func() {
 		v := s.value
 		if def != "" {
 			v = v.LookupPath(cue.ParsePath(def))
@@ -187,6 +187,8 @@ func (s *Schema) Position(def string, path []string) token.Position {
 			sel = sel[:len(sel)-1] // the nearest the schema names
 		}
 		pos = v.LookupPath(cue.MakePath(sel...)).Pos().Position()
-	})
+	}); err != nil {
+		return token.Position{} // pos belongs to the abandoned evaluation now
+	}
 	return pos
 }
