@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -212,5 +213,48 @@ func TestLoadAsksNoCUERegistry(t *testing.T) {
 	}
 	if n := requests.Load(); n != 0 {
 		t.Errorf("%d request(s) reached the registry", n)
+	}
+}
+
+// Sensitive values of other kinds than strings (sensitive by their keys here) go through the
+// second pass: a number equal to the schema's default for it, a float, a list, a bool.
+func TestDerivedFromOtherKinds(t *testing.T) {
+	m := examples(t)
+	m["config/base/limits.yaml"] = &fstest.MapFile{Data: []byte("limits:\n  apiTokenCount: 5\n  secretRatio: 0.5\n  secretList: [a1b2c3d4, e5f6a7b8]\n  secretFlag: true\n")}
+	m["schema/limits.cue"] = &fstest.MapFile{Data: []byte(`package circle
+
+import "strings"
+
+#Config: {
+	limits: {apiTokenCount: *5 | int, secretRatio: number, secretList: [...string], secretFlag: bool}
+	shown: {
+		count:  "n=\(limits.apiTokenCount)"
+		ratio:  limits.secretRatio * 2
+		items:  len(limits.secretList)
+		joined: strings.Join(limits.secretList, ",")
+		flag:   !limits.secretFlag
+		plain:  "ok"
+	}
+}
+`)}
+	red := redact.New()
+	r, inv := load(t, m, repo.Options{Keyring: exampleKeys(t), Redactor: red})
+	if inv != nil {
+		t.Fatal(inv)
+	}
+	for _, e := range r.Envs {
+		plain, sensitive := e.Split()
+		if got := plain["shown"]; !reflect.DeepEqual(got, map[string]any{"plain": "ok"}) {
+			t.Errorf("%s: plain shown = %v", e.Name, got)
+		}
+		shown, _ := sensitive["shown"].(map[string]any)
+		for _, k := range []string{"count", "ratio", "items", "joined", "flag"} {
+			if _, ok := shown[k]; !ok {
+				t.Errorf("%s: shown.%s is not on the secret side: %v", e.Name, k, shown)
+			}
+		}
+	}
+	if got := red.String("a1b2c3d4,e5f6a7b8"); strings.Contains(got, "e5f6") {
+		t.Errorf("the joined list is not hunted: %s", got)
 	}
 }

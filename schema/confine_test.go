@@ -216,6 +216,17 @@ func TestEvalLimit(t *testing.T) {
 			t.Error("a broken schema still has #Config")
 		}
 	})
+	t.Run("built-in only", func(t *testing.T) {
+		// No schema folder: the limit still holds, and names the built-in definitions.
+		s, err := schema.Load(fstest.MapFS{}, "schema", schema.WithEvalLimit(limit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, issues := s.Validate("", data(t, "config/base/boom.cue", "l: "+explodeList+"\nboom: len("+explode+")\n"))
+		if want := "circle:schema/circle.cue: schema evaluation exceeded 300ms while validating"; !strings.HasPrefix(issues.Error(), want) {
+			t.Errorf("issues = %v", issues)
+		}
+	})
 	t.Run("default", func(t *testing.T) {
 		// The default is generous and a negative limit removes it: both run this at once.
 		for _, o := range []schema.Option{schema.WithEvalLimit(0), schema.WithEvalLimit(-1)} {

@@ -92,6 +92,13 @@ func TestEval(t *testing.T) {
 	if v, issues := s.Eval("", data(t, "a.yaml", "a: [1]\n"), nil); issues != nil || !reflect.DeepEqual(v, map[string]any{"a": []any{json.Number("1")}}) {
 		t.Errorf("Eval without a definition: %#v %v", v, issues)
 	}
+	// Scalars of every kind read as Validate gives them.
+	scalars := "f: 1.5\nn: null\nbig: 123456789012345678901234567890\nl: [1, [true]]\ne: {}\n"
+	want2, issues := s.Validate("", data(t, "s.cue", scalars))
+	got2, issues2 := s.Eval("", data(t, "s.cue", scalars), nil)
+	if issues != nil || issues2 != nil || !reflect.DeepEqual(got2, want2) {
+		t.Errorf("scalars: %#v, want %#v (%v %v)", got2, want2, issues, issues2)
+	}
 	// skip leaves a field unwalked.
 	v, _ := s.Eval("#Config", data(t, "a.yaml", "db:\n  password: abc\n"), func(p []string) bool { return len(p) == 2 && p[0] == "nested" })
 	if n := v.(map[string]any)["nested"]; !reflect.DeepEqual(n, map[string]any{"a": schema.Skipped, "b": schema.Skipped, "d": schema.Skipped}) {
