@@ -1,11 +1,15 @@
 package secrets
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
 	"testing"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/getsops/sops/v3/keyservice"
 )
 
@@ -119,5 +123,45 @@ func TestKeyServerRefusesUnlistedKeys(t *testing.T) {
 	}
 	if _, err := srv.Encrypt(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "sops CLI") {
 		t.Errorf("Encrypt: %v", err)
+	}
+}
+
+// A PGP data-key message is the file's, written by anyone with the public key: one that
+// decompresses to megabytes is refused after reading no more than a key could be.
+func TestDecryptPGPBounded(t *testing.T) {
+	cfg := &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA, DefaultCompressionAlgo: packet.CompressionZLIB,
+		CompressionConfig: &packet.CompressionConfig{Level: 9}}
+	e, err := openpgp.NewEntity("circle test", "", "test@example.com", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &Keyring{pgp: openpgp.EntityList{e}}
+	message := func(payload []byte) []byte {
+		var buf bytes.Buffer
+		aw, err := armor.Encode(&buf, "PGP MESSAGE", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := openpgp.Encrypt(aw, []*openpgp.Entity{e}, nil, nil, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(payload); err != nil {
+			t.Fatal(err)
+		}
+		_ = w.Close()
+		_ = aw.Close()
+		return buf.Bytes()
+	}
+	key := bytes.Repeat([]byte{7}, 32)
+	if got, err := k.decryptPGP(message(key)); err != nil || !bytes.Equal(got, key) {
+		t.Fatalf("a 32-byte key: %x, %v", got, err)
+	}
+	bomb := message(make([]byte, 16<<20))
+	if len(bomb) > 1<<20 {
+		t.Fatalf("the compressed message is %d bytes: no bomb", len(bomb))
+	}
+	if _, err := k.decryptPGP(bomb); err == nil || !strings.Contains(err.Error(), "longer than a data key") {
+		t.Fatalf("16 MiB payload: %v", err)
 	}
 }

@@ -341,5 +341,17 @@ func (k *Keyring) decryptPGP(ciphertext []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgp data key: %w", err)
 	}
-	return io.ReadAll(md.UnverifiedBody)
+	// A data key is 32 bytes. The message is the file's, and anyone with the public key can
+	// write one that decompresses to gigabytes: read no more than a key could be.
+	key, err := io.ReadAll(io.LimitReader(md.UnverifiedBody, maxDataKey+1))
+	if err != nil {
+		return nil, fmt.Errorf("pgp data key: %w", err)
+	}
+	if len(key) > maxDataKey {
+		return nil, errors.New("pgp data key: longer than a data key")
+	}
+	return key, nil
 }
+
+// maxDataKey bounds what a key service's answer may be; sops' data keys are 32 bytes.
+const maxDataKey = 1024
