@@ -67,7 +67,10 @@ func (p Problem) String() string {
 // Error is the error Decrypt and Recipients return: every problem found in one file.
 // errors.Is matches the Kind of any of its problems.
 type Error struct {
-	File     string
+	// File is the file's name as the caller gave it.
+	File string
+	// Problems are what was found, at least one; each names its entry's line and key path
+	// when it is about one entry.
 	Problems []Problem
 }
 
