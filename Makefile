@@ -53,6 +53,9 @@ bench: testenv ## the benchmarks the issues name figures for
 FUZZTIME ?= 60s
 # FUZZ narrows the run to the targets whose "package FuzzName" matches this regexp.
 FUZZ ?= .
+# Minimizing each new interesting input may take Go's default 60 s, all of a target's time
+# when its inputs are slow (a registry load is ~300 a second); crashers are still minimized.
+FUZZMINIMIZETIME ?= 10s
 fuzz: testenv ## run every fuzz target for FUZZTIME each (default 60s); fails on any crash
 	@log=$$(mktemp -d); failed=""; summary=""; \
 	targets=$$(grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' . | grep -v '/testdata/' \
@@ -62,7 +65,7 @@ fuzz: testenv ## run every fuzz target for FUZZTIME each (default 60s); fails on
 		out="$$log/$${pkg//\//_}.$$name.log"; \
 		echo "== $$name ./$$pkg ($(FUZZTIME))"; \
 		start=$$(date +%s); \
-		if $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "./$$pkg" >"$$out" 2>&1; then res=ok; \
+		if $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) "./$$pkg" >"$$out" 2>&1; then res=ok; \
 		else res=FAIL; failed="$$failed ./$$pkg:$$name"; tail -40 "$$out"; fi; \
 		took=$$(( $$(date +%s) - start )); \
 		execs=$$(grep -Eo 'execs: [0-9]+' "$$out" | tail -1); \

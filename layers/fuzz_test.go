@@ -2,6 +2,7 @@ package layers_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,14 @@ import (
 // 5 s for 128 KiB) or an unbounded alias expansion goes past it. It is wide because the
 // fuzzer shares the machine.
 const fuzzBudget = 10 * time.Second
+
+// watchdog crashes the fuzzing worker if one input runs for twice fuzzBudget: the fuzzer
+// has no per-input timeout, so a hang would only stall it, and a crash keeps the input.
+func watchdog(name string, data []byte) *time.Timer {
+	return time.AfterFunc(2*fuzzBudget, func() {
+		panic(fmt.Sprintf("%s: %d bytes still parsing after %v: %q", name, len(data), 2*fuzzBudget, data))
+	})
+}
 
 // FuzzParseYAML feeds Parse and FromSOPS any bytes as a YAML config layer. Neither may
 // panic or take more than fuzzBudget; an error names the file; a layer that parses merges,
@@ -32,6 +41,7 @@ func FuzzParseYAML(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const name = "config/base/fuzz.yaml"
+		defer watchdog(name, data).Stop()
 		start := time.Now()
 		l, err := layers.Parse(name, data)
 		checkLayer(t, name, l, err)
@@ -63,6 +73,7 @@ func FuzzParseJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const name = "config/prod/fuzz.json"
+		defer watchdog(name, data).Stop()
 		start := time.Now()
 		l, err := layers.Parse(name, data)
 		checkLayer(t, name, l, err)
@@ -84,6 +95,7 @@ func FuzzParseCUE(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const name = "config/dev/fuzz.cue"
+		defer watchdog(name, data).Stop()
 		start := time.Now()
 		l, err := layers.Parse(name, data)
 		checkLayer(t, name, l, err)

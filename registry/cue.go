@@ -140,9 +140,9 @@ func (d *document) validate(def string, out any) error {
 	v, issues := s.Validate(def, d.expr)
 	if issues != nil {
 		for i := range issues {
-			// A required field the file lacks has only the schema's position; the file is
-			// where it is fixed.
-			if issues[i].File == SchemaFile {
+			// A required field the file lacks has only the schema's position, or none (a
+			// field of a list element); the file is where it is fixed.
+			if issues[i].File == SchemaFile || issues[i].File == "" {
 				issues[i].File, issues[i].Line, issues[i].Column = d.file, 0, 0
 			}
 		}

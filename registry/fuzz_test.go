@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"strings"
 	"testing"
@@ -56,6 +57,12 @@ func checkRegistry(t *testing.T, file string, data []byte) {
 	fsys := tree()
 	fsys[file] = &fstest.MapFile{Data: data}
 	ctx := context.Background()
+	// An input that never finishes would only stall the fuzzer: crash the worker instead,
+	// so that the input is kept as a failure.
+	watchdog := time.AfterFunc(20*time.Second, func() {
+		panic(fmt.Sprintf("%s: %d bytes still loading after 20 s: %q", file, len(data), data))
+	})
+	defer watchdog.Stop()
 	start := time.Now()
 	defer func() {
 		if d := time.Since(start); d > 10*time.Second {
