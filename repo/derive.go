@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -57,6 +58,9 @@ import (
 // environment without sensitive leaves, one evaluation more when they are all strings (the
 // usual case), two otherwise.
 func (e *Env) derive(sch *schema.Schema, def string) schema.Issues {
+	if !slices.ContainsFunc(e.Merged.Origins(), e.sensitive) {
+		return nil
+	}
 	fixed := map[string]bool{}
 	needConcrete := false
 	abstract, n := e.substitute(fixed, func(x ast.Expr) ast.Expr {
