@@ -63,13 +63,7 @@ func (e *Env) derive(sch *schema.Schema, def string) schema.Issues {
 	}
 	fixed := map[string]bool{}
 	needConcrete := false
-	abstract, n := e.substitute(fixed, func(x ast.Expr) ast.Expr {
-		if isString(x) {
-			return noString()
-		}
-		needConcrete = true
-		return ast.NewIdent("_")
-	})
+	abstract, n := e.substitute(fixed, abstractStandIn(&needConcrete))
 	if n == 0 {
 		return nil
 	}
@@ -107,6 +101,60 @@ func (e *Env) derive(sch *schema.Schema, def string) schema.Issues {
 	e.redactor.Add(values...)
 	e.derived = d.paths
 	return nil
+}
+
+// abstractStandIn is the first pass's stand-in (see above); it sets *needConcrete when it
+// gives `_`, which only a second pass makes safe.
+func abstractStandIn(needConcrete *bool) func(ast.Expr) ast.Expr {
+	return func(x ast.Expr) ast.Expr {
+		if isString(x) {
+			return noString()
+		}
+		*needConcrete = true
+		return ast.NewIdent("_")
+	}
+}
+
+// withheldMessage replaces CUE's message of an issue about a value computed from a secret.
+const withheldMessage = "the schema rejects a value it computes from a secret; CUE's message is withheld, since it would quote the value"
+
+// withhold returns issues with the message of each issue that depends on a secret
+// replaced: a schema that rejects a value computed from a secret (strings.ToUpper of a
+// password against a constant) gets a message from CUE that quotes the computed value,
+// which the Redactor does not know, since Load never registers the values of an
+// environment that failed. An issue depends on a secret unless validating the data with
+// the stand-ins of derive gives the same issue, same path and message: then its text is
+// the same whatever the secrets are. Issues at a sensitive leaf itself keep their message,
+// in which the Redactor masks the secret ("conflicting values **redacted:…** and int").
+func (e *Env) withhold(sch *schema.Schema, def string, issues schema.Issues) schema.Issues {
+	if !slices.ContainsFunc(e.Merged.Origins(), e.sensitive) {
+		return issues
+	}
+	key := func(is schema.Issue) string { return is.Path + "\x00" + is.Message }
+	needConcrete := false
+	abstract, _ := e.substitute(nil, abstractStandIn(&needConcrete))
+	_, ai := sch.Validate(def, abstract)
+	same := map[string]bool{}
+	for _, is := range ai {
+		same[key(is)] = true
+	}
+	if needConcrete {
+		concrete, _ := e.substitute(nil, newStandIns().expr)
+		_, bi := sch.Validate(def, concrete)
+		both := map[string]bool{}
+		for _, is := range bi {
+			both[key(is)] = same[key(is)]
+		}
+		same = both
+	}
+	out := make(schema.Issues, len(issues))
+	for i, is := range issues {
+		if o, ok := e.Merged.Origin(is.Path); !same[key(is)] && !(ok && e.sensitive(o)) {
+			is.Message = withheldMessage
+		}
+		out[i] = is
+	}
+	return out
 }
 
 // isString reports whether e is a string literal (not bytes).

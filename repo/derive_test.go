@@ -258,3 +258,41 @@ import "strings"
 		t.Errorf("the joined list is not hunted: %s", got)
 	}
 }
+
+// A schema that rejects a value it computes from a secret gets no message quoting that
+// value; a problem that does not depend on a secret keeps CUE's message.
+func TestDerivedNeverInProblems(t *testing.T) {
+	m := examples(t)
+	m["schema/check.cue"] = &fstest.MapFile{Data: []byte(`package circle
+
+import "strings"
+
+#Config: {
+	db:    _
+	check: strings.ToUpper(db.password) & "nope"
+	size:  len(db.password) & <5
+}
+`)}
+	m["secrets/prod.sops.yaml"] = &fstest.MapFile{Data: encryptCanary(t, "db:\n    password: "+Canary+"\n")}
+	m["config/prod/app.yaml"] = &fstest.MapFile{Data: []byte("app:\n  replicas: 40\n")}
+	_, inv := load(t, m, repo.Options{Keyring: exampleKeys(t), Envs: []string{"prod"}})
+	if inv == nil {
+		t.Fatal("loaded")
+	}
+	got := inv.Error()
+	t.Log(got)
+	for form, s := range canaryForms() {
+		if strings.Contains(got, s) {
+			t.Errorf("the problems hold the canary's %s form", form)
+		}
+	}
+	for _, want := range []string{
+		"check: the schema rejects a value it computes from a secret; CUE's message is withheld",
+		"size: the schema rejects a value it computes from a secret; CUE's message is withheld",
+		"config/prod/app.yaml:2:13: app.replicas: invalid value 40 (out of bound <=20)",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("problems lack %q", want)
+		}
+	}
+}

@@ -324,7 +324,7 @@ func Load(ctx context.Context, fsys fs.FS, opts Options) (*Repo, error) {
 				if env != nil {
 					cfg, issues := envSchema.Validate(def, env.Merged.Expr())
 					if issues != nil {
-						ec.add(name, issues...)
+						ec.add(name, env.withhold(envSchema, def, issues)...)
 						env = nil
 					} else {
 						env.Config, _ = cfg.(map[string]any)
