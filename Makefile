@@ -53,9 +53,9 @@ bench: testenv ## the benchmarks the issues name figures for
 FUZZTIME ?= 60s
 # FUZZ narrows the run to the targets whose "package FuzzName" matches this regexp.
 FUZZ ?= .
-# Minimizing each new interesting input may take Go's default 60 s, all of a target's time
+# Minimizing each new interesting input may take Go's default 60 s, most of a target's time
 # when its inputs are slow (a registry load is ~300 a second); crashers are still minimized.
-FUZZMINIMIZETIME ?= 10s
+FUZZMINIMIZETIME ?= 5s
 fuzz: testenv ## run every fuzz target for FUZZTIME each (default 60s); fails on any crash
 	@log=$$(mktemp -d); failed=""; summary=""; \
 	targets=$$(grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' . | grep -v '/testdata/' \
