@@ -92,14 +92,26 @@ func newYAMLConv(name string, data []byte) *yamlConv {
 	// yaml.v3 may place a node just past the input's end: one more byte keeps that a valid
 	// position, as CUE's decoder does.
 	// The line table is built once and shared with the token.File: its Lines method
-	// returns a copy, which on a 10 MB file is 60 MB more to allocate.
+	// returns a copy, which on a 10 MB file is 60 MB more to allocate. Lines break where
+	// yaml.v3 breaks them, or its line numbers would point elsewhere: at \n, \r\n, a lone
+	// \r, and NEL, LS and PS.
 	lines := make([]int, 0, bytes.Count(data, []byte{'\n'})+2)
 	if len(data) > 0 {
 		lines = append(lines, 0)
 	}
-	for i, b := range data {
-		if b == '\n' && i+1 < len(data) {
-			lines = append(lines, i+1)
+	for i := 0; i < len(data); i++ {
+		next := -1
+		switch b := data[i]; {
+		case b == '\n', b == '\r' && (i+1 == len(data) || data[i+1] != '\n'):
+			next = i + 1
+		case b == 0xC2 && i+1 < len(data) && data[i+1] == 0x85:
+			next = i + 2
+		case b == 0xE2 && i+2 < len(data) && data[i+1] == 0x80 && (data[i+2] == 0xA8 || data[i+2] == 0xA9):
+			next = i + 3
+		}
+		if next > 0 && next < len(data) {
+			lines = append(lines, next)
+			i = next - 1
 		}
 	}
 	f := token.NewFile(name, 0, len(data)+1)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -82,7 +83,12 @@ func sameAsCUE(t testing.TB, src []byte) {
 	if wantJSON != gotJSON || (wantEvalErr == nil) != (gotEvalErr == nil) {
 		t.Fatalf("values differ:\nCUE's decoder: %s (%v)\nExtractYAML:   %s (%v)", wantJSON, wantEvalErr, gotJSON, gotEvalErr)
 	}
-	// Where CUE's decoder knows a scalar's position (it gives up on some), it is ours.
+	// Where CUE's decoder knows a scalar's position (it gives up on some), it is ours,
+	// unless the file breaks lines where only YAML does (a lone \r, NEL, LS, PS): CUE
+	// then counts lines its own way and points elsewhere.
+	if yamlOnlyBreaks.Match(src) {
+		return
+	}
 	w, g := scalarPositions(want), scalarPositions(got)
 	if len(w) != len(g) {
 		t.Fatalf("%d scalars from CUE's decoder, %d from ExtractYAML", len(w), len(g))
@@ -93,6 +99,8 @@ func sameAsCUE(t testing.TB, src []byte) {
 		}
 	}
 }
+
+var yamlOnlyBreaks = regexp.MustCompile("\r[^\n]|\r$|\u0085|\u2028|\u2029")
 
 func cueExtract(src []byte) (*ast.File, error) { return cueyaml.Extract("t.yaml", src) }
 
@@ -239,5 +247,16 @@ func TestParseTooLarge(t *testing.T) {
 	}
 	if _, err := layers.Parse("config/base/edge.yaml", append(bytes.Repeat([]byte("#"), layers.MaxFileSize-1), '\n')); err != nil {
 		t.Errorf("a file of exactly the limit: %v", err)
+	}
+}
+
+// TestYAMLLineBreaks: values are at the line yaml.v3 counts, whatever breaks the lines
+// (FuzzParseYAML found a lone \r placing a value past the end of the file).
+func TestYAMLLineBreaks(t *testing.T) {
+	for _, src := range []string{"a: 1\nb: 2\n", "a: 1\r\nb: 2\r\n", "a: 1\rb: 2\r", "a: 1\u2028b: 2", "a: 1\u0085b: 2"} {
+		m := layers.Merge(parse(t, "config/base/a.yaml", src))
+		if o, ok := m.Origin("b"); !ok || o.Line != 2 || o.Column != 4 {
+			t.Errorf("%q: b at %v, want line 2, column 4", src, o)
+		}
 	}
 }
