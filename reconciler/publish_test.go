@@ -155,7 +155,7 @@ func TestReconcile_BuildFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	dev, prod := envByName(st, "dev"), envByName(st, "prod")
-	if st.Ready || dev.Reason != reconciler.ReasonBuildFailed || !strings.Contains(dev.Message, "remote kustomize resources are not allowed") || dev.LastGood != nil || dev.Published != nil {
+	if st.Ready || dev.Reason != reconciler.ReasonBuildFailed || !strings.Contains(dev.Message, "deploy/dev/kustomization.yaml:3: resources[1]") || !strings.Contains(dev.Message, "never fetched") || dev.LastGood != nil || dev.Published != nil {
 		t.Errorf("dev = %+v", dev)
 	}
 	if !prod.Ready || prod.Published == nil || prod.Published.Files != 6 {
