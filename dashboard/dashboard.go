@@ -4,20 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
 	"encoding/hex"
 	"html/template"
 	"io"
 	"io/fs"
 	"mime"
-	"net"
 	"net/http"
-	"net/netip"
 	"path"
-	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/circlecore/circle/access"
 	"github.com/circlecore/circle/redact"
 )
 
@@ -51,6 +49,10 @@ type Options struct {
 	Done <-chan struct{}
 	// Now is the clock ages are computed against; nil means time.Now.
 	Now func() time.Time
+	// MaxStreams bounds the event streams open at once (each holds a connection and a
+	// goroutine for as long as a page stays open); past it a stream is answered 503 and the
+	// browser tries again later. 0 means 64.
+	MaxStreams int
 }
 
 // recentResults is how many of each environment's reconciles the overview shows.
@@ -58,10 +60,11 @@ const recentResults = 10
 
 // handler serves the pages.
 type handler struct {
-	src   Source
-	opts  Options
-	mux   *http.ServeMux
-	pages map[string]*template.Template
+	src     Source
+	opts    Options
+	streams atomic.Int64 // event streams open now
+	mux     *http.ServeMux
+	pages   map[string]*template.Template
 	// css and js are the assets' URLs, with a digest of their content so a browser may
 	// cache them for good and still load new ones after an upgrade.
 	css, js string
@@ -132,33 +135,15 @@ const (
 	authRemote
 )
 
-// authorize decides whether r may see the pages. The token, when there is one, is
-// compared in constant time so its bytes cannot be found by timing.
+// authorize decides whether r may see the pages, under the daemon's one access policy.
 func (h *handler) authorize(r *http.Request) auth {
-	if h.opts.Token == "" {
-		if isLoopback(r.RemoteAddr) {
-			return authOK
-		}
-		return authRemote
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		_, got, ok = r.BasicAuth()
-	}
-	if ok && subtle.ConstantTimeCompare([]byte(got), []byte(h.opts.Token)) == 1 {
+	switch (access.Policy{Token: h.opts.Token}).Client(r) {
+	case access.Allowed:
 		return authOK
+	case access.NeedsToken:
+		return authMissing
 	}
-	return authMissing
-}
-
-// isLoopback reports whether a request's remote address (host:port) is on this machine.
-func isLoopback(remote string) bool {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		host = remote
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
+	return authRemote
 }
 
 // render executes a page into a buffer first, so a template error is a clean 500 rather

@@ -659,3 +659,38 @@ func TestOverview_Progressing(t *testing.T) {
 	_, envPage := get(t, newDashboard(&fakeSource{st: &busy}, dashboard.Options{}), "/ui/environments/qa")
 	mustContain(t, envPage, "Progressing")
 }
+
+// Event streams are capped: past MaxStreams a stream is refused with 503 and Retry-After, and
+// a closed stream frees its place.
+func TestEvents_StreamCap(t *testing.T) {
+	srv := httptest.NewServer(newDashboard(&fakeSource{st: sample()}, dashboard.Options{MaxStreams: 2, Poll: 20 * time.Millisecond}))
+	defer srv.Close()
+	a, b := openEvents(t, srv, nil), openEvents(t, srv, nil)
+	a.next(t)
+	b.next(t)
+	resp, err := http.Get(srv.URL + "/ui/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("a third stream = %d (Retry-After %q), want 503", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	a.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get(srv.URL + "/ui/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed stream's place was never freed: %d", resp.StatusCode)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Close()
+}

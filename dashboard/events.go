@@ -26,6 +26,17 @@ type event struct {
 // polls the Source rather than being told by the reconciler, which keeps the reconciler
 // unaware of the dashboard; a poll is one in-process status read.
 func (h *handler) events(w http.ResponseWriter, r *http.Request) {
+	limit := int64(h.opts.MaxStreams)
+	if limit <= 0 {
+		limit = 64
+	}
+	if h.streams.Add(1) > limit {
+		h.streams.Add(-1)
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "too many event streams open", http.StatusServiceUnavailable)
+		return
+	}
+	defer h.streams.Add(-1)
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")

@@ -60,6 +60,8 @@ var daemonSettings = map[string]string{
 	"trigger_token_file":        "trigger-token-file",
 	"ui":                        "ui",
 	"ui_token_file":             "ui-token-file",
+	"read_token_file":           "read-token-file",
+	"allowed_hosts":             "allowed-host",
 	"clusters":                  "cluster", // a map of name → {kubeconfig, context}; see clusterArgs
 }
 

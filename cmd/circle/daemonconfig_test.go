@@ -48,6 +48,8 @@ clusters:
   dev: {kubeconfig: /kc/dev}
 apply: {prune: false, wait: 30s, rollback_on_failure: true}
 leader_election: {enabled: true, namespace: ops}
+read_token_file: /etc/circle/read-token
+allowed_hosts: [circle.example.com, circle.internal]
 `)
 	env := []string{"CIRCLE_STATE_DIR=/from/env", "CIRCLE_SOURCE__INTERVAL=3m", "CIRCLE_TESTENV_KUBE=ignored", "CIRCLE_GIT_PASSWORD=ignored", "PATH=/bin"}
 	got, err := serveFlags(t, file, env, "--listen", "127.0.0.1:9999")
@@ -68,7 +70,9 @@ leader_election: {enabled: true, namespace: ops}
 		"leader-elect":              "true",
 		"leader-election-namespace": "ops",
 		"leader-election-id":        "circle", // default
-		"drift-interval":            "5m0s",   // default
+		"read-token-file":           "/etc/circle/read-token",
+		"allowed-host":              "[circle.example.com,circle.internal]",
+		"drift-interval":            "5m0s", // default
 	} {
 		if v := got.get(flag); v != want {
 			t.Errorf("--%s = %q, want %q", flag, v, want)

@@ -264,7 +264,8 @@ func saveArtifact(t *testing.T, dir, name string, b []byte) {
 }
 
 // The dashboard flags: --ui mounts the pages in front of the API (and / leads to them),
-// --ui-token-file locks them, and the log says where they are and who may see them.
+// --read-token-file locks everything but the probes, and the log says where the pages are and
+// who may see them.
 func TestServe_UIFlags(t *testing.T) {
 	ctx := context.Background()
 	api := http.NewServeMux()
@@ -272,20 +273,25 @@ func TestServe_UIFlags(t *testing.T) {
 		http.Error(w, "no revision reconciled yet", http.StatusServiceUnavailable)
 	})
 	api.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "api") })
-	serve := func(h http.Handler, path, auth string) (int, string) {
+	const loopback, remote = "127.0.0.1:40000", "192.0.2.1:40000"
+	serve := func(h http.Handler, from, path, auth string) (int, string) {
 		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.RemoteAddr, req.Host = from, "127.0.0.1:9090"
 		if auth != "" {
 			req.Header.Set("Authorization", "Bearer "+auth)
 		}
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req) // httptest's requests come from 192.0.2.1, not loopback
+		h.ServeHTTP(rec, req)
 		return rec.Code, rec.Body.String()
 	}
 
 	off := uiFlags{on: false}
 	h, err := off.handler(ctx, api, redact.New())
-	if code, body := serve(h, "/ui/", ""); err != nil || code != 200 || body != "api" {
+	if code, body := serve(h, loopback, "/ui/", ""); err != nil || code != 200 || body != "api" {
 		t.Errorf("--ui=false: /ui/ = %d %q, %v", code, body, err)
+	}
+	if code, _ := serve(h, remote, "/api/v1/status", ""); code != http.StatusForbidden {
+		t.Errorf("--ui=false: the API to a remote client without a token = %d, want 403", code)
 	}
 
 	open := uiFlags{on: true}
@@ -293,13 +299,16 @@ func TestServe_UIFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, _ := serve(h, "/", ""); code != http.StatusFound {
+	if code, _ := serve(h, loopback, "/", ""); code != http.StatusFound {
 		t.Errorf("/ = %d, want a redirect to /ui/", code)
 	}
-	if code, body := serve(h, "/healthz", ""); code != 200 || body != "api" {
+	if code, body := serve(h, loopback, "/healthz", ""); code != 200 || body != "api" {
 		t.Errorf("/healthz = %d %q: the API is not behind the dashboard", code, body)
 	}
-	if code, _ := serve(h, "/ui/", ""); code != http.StatusForbidden {
+	if code, body := serve(h, remote, "/healthz", ""); code != 200 || body != "api" {
+		t.Errorf("/healthz from a remote client = %d %q: probes are open", code, body)
+	}
+	if code, _ := serve(h, remote, "/ui/", ""); code != http.StatusForbidden {
 		t.Errorf("/ui/ from a remote client without a token = %d", code)
 	}
 
@@ -311,16 +320,16 @@ func TestServe_UIFlags(t *testing.T) {
 	if h, err = locked.handler(ctx, api, redact.New()); err != nil {
 		t.Fatal(err)
 	}
-	if code, _ := serve(h, "/ui/", ""); code != http.StatusUnauthorized {
-		t.Errorf("/ui/ without the token = %d", code)
+	if code, _ := serve(h, loopback, "/ui/", ""); code != http.StatusUnauthorized {
+		t.Errorf("/ui/ without the token, from loopback = %d", code)
 	}
-	if code, body := serve(h, "/ui/", token); code != 200 || !strings.Contains(body, "No revision reconciled yet") {
+	if code, body := serve(h, remote, "/ui/", token); code != 200 || !strings.Contains(body, "No revision reconciled yet") {
 		t.Errorf("/ui/ with the token = %d", code)
 	}
 	for file, want := range map[string]string{"short": "use at least 16", "missing": "no such file"} {
 		f := uiFlags{on: true, tokenFile: filepath.Join(dir, file)}
 		if _, err := f.handler(ctx, api, redact.New()); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("--ui-token-file %s: %v, want %q", file, err, want)
+			t.Errorf("--read-token-file %s: %v, want %q", file, err, want)
 		}
 	}
 

@@ -119,7 +119,8 @@ credentials stay in files it points to or in CIRCLE_GIT_PASSWORD / CIRCLE_WEBHOO
   listen: ":9090"
   leader_election: {enabled: true, namespace: circle-system}
   trigger_token_file: /etc/circle/keys/trigger-token
-  ui_token_file: /etc/circle/keys/ui-token
+  read_token_file: /etc/circle/keys/read-token
+  allowed_hosts: [circle.example.com]
 
 The file is checked against a CUE schema before anything starts; a problem is reported as
 file:line: key: message. CIRCLE_<KEY> overrides a key ("__" between levels:
@@ -269,7 +270,7 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 		if err != nil {
 			return fmt.Errorf("--listen: %w", err)
 		}
-		srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+		srv := apiServer(handler, defaultServerLimits)
 		go func() { _ = srv.Serve(ln) }()
 		context.AfterFunc(ctx, func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -495,4 +496,21 @@ func (w *statusWriter) WriteHeader(code int) {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// serverLimits bound what one client of --listen can hold: a connection sending its header
+// slowly, an idle keep-alive connection, a header's size.
+type serverLimits struct {
+	header, idle time.Duration
+	headerBytes  int
+}
+
+// defaultServerLimits are the daemon's. There is no ReadTimeout nor WriteTimeout: either would
+// end the dashboard's event streams (a read deadline left from the request cancels the
+// handler's context when it passes), and no endpoint takes a body larger than a trigger's.
+var defaultServerLimits = serverLimits{header: 5 * time.Second, idle: 60 * time.Second, headerBytes: 64 << 10}
+
+// apiServer is the server of --listen, under lim.
+func apiServer(h http.Handler, lim serverLimits) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: lim.header, IdleTimeout: lim.idle, MaxHeaderBytes: lim.headerBytes}
 }
