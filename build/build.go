@@ -69,7 +69,7 @@ func Env(ctx context.Context, fsys fs.FS, s *repo.Settings, e *repo.Env, lics []
 			licSecret[path.Base(f.Path)] = f.Data
 		}
 		plain, sensitive := e.Split()
-		y, err := render.Render(render.Input{FS: fsys, Manifests: s.Paths.Manifests, Env: e.Name, Config: plain, Secrets: sensitive, Licenses: licSecret})
+		y, err := render.Render(render.Input{FS: fsys, Manifests: s.Paths.Manifests, Env: e.Name, Namespace: s.Namespace(e.Name), Config: plain, Secrets: sensitive, Licenses: licSecret})
 		if err != nil {
 			return nil, err
 		}

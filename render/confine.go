@@ -98,11 +98,13 @@ func (e *FieldError) Error() string {
 func (e *FieldError) Unwrap() error { return e.Err }
 
 // confined is what confine learned of an overlay: the files krusty is to be given instead of
-// the snapshot's (rewritten kustomizations and generator/transformer configurations), and the
-// overlay's own namespace.
+// the snapshot's (rewritten kustomizations and generator/transformer configurations), the
+// overlay's kustomization file, and its own namespace and build metadata.
 type confined struct {
-	files     map[string][]byte
-	namespace string
+	files         map[string][]byte
+	root          string
+	namespace     string
+	buildMetadata []string
 }
 
 // walker reads the kustomizations of one overlay.
@@ -128,7 +130,8 @@ func confine(fsys fs.FS, dir string, limits Limits) (*confined, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &confined{files: w.files, namespace: k.Namespace}, nil
+	root, _, _ := kustomizationFile(fsys, dir) // found already, by w.kustomization
+	return &confined{files: w.files, root: root, namespace: k.Namespace, buildMetadata: k.BuildMetadata}, nil
 }
 
 // field is one kustomization (or configuration) file being rewritten, for resolving its

@@ -11,13 +11,14 @@ import (
 )
 
 // overlay is a read-only fs.FS: the snapshot, with some files replaced or added in memory:
-// the kustomizations confine rewrote, and in one folder of its own the generated
-// kustomization and the generator inputs (secrets among them, which must never be written
-// to disk). Written here because io/fs has no union and testing/fstest is for tests.
+// the kustomizations confine rewrote, and under one folder of its own (dir, at the root) the
+// generated kustomizations, their inputs (secrets among them, which must never be written to
+// disk) and the user's built overlay. Written here because io/fs has no union and
+// testing/fstest is for tests.
 type overlay struct {
 	base  fs.FS
 	extra map[string][]byte // slash paths, relative: replaced files, and the folder's files
-	dir   string            // the folder that exists only in memory, at the root
+	dir   string            // the folder that exists only in memory, at the root; "" for none
 }
 
 func (o overlay) Open(name string) (fs.File, error) {
@@ -27,10 +28,14 @@ func (o overlay) Open(name string) (fs.File, error) {
 	if b, ok := o.extra[name]; ok {
 		return &memFile{name: path.Base(name), r: strings.NewReader(string(b)), size: int64(len(b))}, nil
 	}
-	if name == o.dir {
-		return &memDir{name: path.Base(name), entries: o.entries()}, nil
+	if o.dir != "" && (name == o.dir || strings.HasPrefix(name, o.dir+"/")) {
+		entries := o.entries(name)
+		if name != o.dir && len(entries) == 0 {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+		}
+		return &memDir{name: path.Base(name), entries: entries}, nil
 	}
-	if name == "." {
+	if name == "." && o.dir != "" {
 		f, err := o.base.Open(name)
 		if err != nil {
 			return nil, err
@@ -47,13 +52,23 @@ func (o overlay) Open(name string) (fs.File, error) {
 	return o.base.Open(name)
 }
 
-func (o overlay) entries() []fs.DirEntry {
+// entries lists an in-memory folder: its files, and the folders its deeper files imply.
+func (o overlay) entries(dir string) []fs.DirEntry {
 	var out []fs.DirEntry
+	dirs := map[string]bool{}
 	for name, b := range o.extra {
-		if path.Dir(name) != o.dir {
+		rest, ok := strings.CutPrefix(name, dir+"/")
+		if !ok {
 			continue
 		}
-		out = append(out, fs.FileInfoToDirEntry(fileInfo{name: path.Base(name), size: int64(len(b))}))
+		if sub, _, deeper := strings.Cut(rest, "/"); deeper {
+			if !dirs[sub] {
+				dirs[sub] = true
+				out = append(out, fs.FileInfoToDirEntry(dirInfo(sub)))
+			}
+			continue
+		}
+		out = append(out, fs.FileInfoToDirEntry(fileInfo{name: rest, size: int64(len(b))}))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
 	return out

@@ -19,9 +19,11 @@ package render
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -87,19 +89,28 @@ type Input struct {
 	Licenses map[string][]byte
 	// Limits bound the render's work; the zero value is DefaultLimits.
 	Limits Limits
+	// Namespace is where the generated objects go when the overlay sets no namespace of
+	// its own (circle.yaml's environments[].namespace); with neither, Render fails.
+	Namespace string
 	// Origins adds kustomize's origin annotation (OriginAnnotation) to every object, so a
 	// check of the output can name the file each object came from. It is for validation
 	// only: the annotation is not part of what the daemon applies.
 	Origins bool
 }
 
-// Render builds the environment's manifests as one multi-document YAML stream, in
-// kustomize's output order.
+// Render builds the environment's manifests as one multi-document YAML stream: Circle's
+// generated objects first, then the user's objects exactly as `kustomize build` of the
+// overlay makes them, in its order, with only the references to the generated objects
+// given their hash-suffixed names.
+//
+// The overlay is built on its own, as the kustomize CLI would build it: its namespace,
+// late transformers, replacements, sortOptions and buildMetadata are its own business and
+// are not run a second time. Its output then joins the generated objects in a second,
+// in-memory kustomization that does nothing else but keep the input order and resolve the
+// name references (kustomize's own nameReference transformer, so every field kustomize
+// knows to refer to a ConfigMap or Secret is rewritten, and nothing else).
 func Render(in Input) ([]byte, error) {
 	envDir := path.Join(in.Manifests, in.Env)
-	if _, _, err := kustomizationFile(in.FS, envDir); err != nil {
-		return nil, fmt.Errorf("render %s: %w", in.Env, err)
-	}
 	if _, err := fs.Stat(in.FS, genDir); err == nil {
 		return nil, fmt.Errorf("render %s: the repository has a %s folder, a name Circle reserves", in.Env, genDir)
 	}
@@ -107,14 +118,93 @@ func Render(in Input) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", in.Env, err)
 	}
-	ns := c.namespace
-	extra := c.files
-
-	k := types.Kustomization{
-		TypeMeta:  types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind},
-		Namespace: ns,
-		Resources: []string{"../" + envDir},
+	if in.Origins {
+		if err := addBuildMetadata(c.files, c.root, types.OriginAnnotations); err != nil {
+			return nil, fmt.Errorf("render %s: %w", in.Env, err)
+		}
 	}
+	user, err := kustomize(overlay{base: in.FS, extra: c.files}, envDir)
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", in.Env, err)
+	}
+	if in.Origins {
+		if err := rootOrigins(user, envDir, ""); err != nil {
+			return nil, fmt.Errorf("render %s: %w", in.Env, err)
+		}
+	}
+	gen, files, err := generated(in)
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", in.Env, err)
+	}
+	if gen == nil {
+		return asYAML(user, in.Env)
+	}
+	// The generated objects must land in a namespace: an overlay that sets none names its
+	// objects' namespaces itself, and a ConfigMap without one cannot be applied.
+	if gen.Namespace = c.namespace; gen.Namespace == "" {
+		if gen.Namespace = in.Namespace; gen.Namespace == "" {
+			return nil, fmt.Errorf("render %s: %w", in.Env, &FieldError{File: c.root, Line: 1, Field: "namespace",
+				Err: ErrNoNamespace})
+		}
+	}
+	userYAML, err := user.AsYaml()
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", in.Env, err)
+	}
+	// The joining kustomization keeps the overlay's build metadata, so what kustomize adds
+	// or strips at the end of a build (origins, transformer annotations, the managed-by
+	// label) is what the overlay asked for.
+	join := types.Kustomization{
+		TypeMeta:      types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind},
+		Resources:     []string{objectsDir, "overlay.yaml"},
+		SortOptions:   &types.SortOptions{Order: types.FIFOSortOrder},
+		BuildMetadata: c.buildMetadata,
+	}
+	if in.Origins && !slices.Contains(join.BuildMetadata, types.OriginAnnotations) {
+		join.BuildMetadata = append(slices.Clone(join.BuildMetadata), types.OriginAnnotations)
+	}
+	for name, b := range files {
+		c.files[path.Join(genDir, objectsDir, name)] = b
+	}
+	if c.files[path.Join(genDir, objectsDir, "kustomization.yaml")], err = yaml.Marshal(gen); err != nil {
+		return nil, err
+	}
+	if c.files[path.Join(genDir, "kustomization.yaml")], err = yaml.Marshal(join); err != nil {
+		return nil, err
+	}
+	c.files[path.Join(genDir, "overlay.yaml")] = userYAML
+	m, err := kustomize(overlay{base: in.FS, extra: c.files, dir: genDir}, genDir)
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", in.Env, err)
+	}
+	if slices.Contains(join.BuildMetadata, types.OriginAnnotations) {
+		// kustomize gave the user's objects the origin "overlay.yaml"; theirs are the
+		// ones the overlay's build recorded. The generated objects' are relative to the
+		// joining kustomization.
+		if err := keepOrigins(m, user); err != nil {
+			return nil, fmt.Errorf("render %s: %w", in.Env, err)
+		}
+		if err := rootOrigins(m, genDir, objectsDir+"/"); err != nil {
+			return nil, fmt.Errorf("render %s: %w", in.Env, err)
+		}
+	}
+	return asYAML(m, in.Env)
+}
+
+// objectsDir is the folder, in the generated one, of the kustomization that generates
+// Circle's objects; the generated folder's own kustomization joins them to the built overlay.
+const objectsDir = "objects"
+
+// ErrNoNamespace is why an overlay that sets no namespace cannot have Circle's generated
+// objects: set the overlay's namespace, or the environment's namespace in circle.yaml.
+var ErrNoNamespace = errors.New("the overlay sets no namespace, so Circle's generated ConfigMap and Secrets would have none; " +
+	"set namespace: here, or the environment's namespace in circle.yaml")
+
+// generated is the kustomization of the objects Circle generates for in, and its input
+// files by name; nil when there is nothing to generate.
+func generated(in Input) (*types.Kustomization, map[string][]byte, error) {
+	k := &types.Kustomization{TypeMeta: types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind}}
+	files := map[string][]byte{}
 	add := func(name string, values map[string]any) (string, error) {
 		if len(values) == 0 {
 			return "", nil
@@ -123,17 +213,17 @@ func Render(in Input) ([]byte, error) {
 		if err != nil {
 			return "", err
 		}
-		extra[path.Join(genDir, name)] = append(b, '\n')
+		files[name] = append(b, '\n')
 		return name, nil
 	}
 	if f, err := add("config.json", in.Config); err != nil {
-		return nil, err
+		return nil, nil, err
 	} else if f != "" {
 		k.ConfigMapGenerator = append(k.ConfigMapGenerator, types.ConfigMapArgs{GeneratorArgs: types.GeneratorArgs{
 			Name: ConfigMapName, KvPairSources: types.KvPairSources{FileSources: []string{f}}}})
 	}
 	if f, err := add("secrets.json", in.Secrets); err != nil {
-		return nil, err
+		return nil, nil, err
 	} else if f != "" {
 		k.SecretGenerator = append(k.SecretGenerator, types.SecretArgs{GeneratorArgs: types.GeneratorArgs{
 			Name: SecretName, KvPairSources: types.KvPairSources{FileSources: []string{f}}}, Type: "Opaque"})
@@ -141,54 +231,85 @@ func Render(in Input) ([]byte, error) {
 	if len(in.Licenses) > 0 {
 		names := make([]string, 0, len(in.Licenses))
 		for name, b := range in.Licenses {
-			// The overlay folder is flat; "key=file" keeps the Secret's keys the files' names.
-			extra[path.Join(genDir, "license-"+name)] = b
+			// The folder is flat; "key=file" keeps the Secret's keys the files' names.
+			files["license-"+name] = b
 			names = append(names, name+"=license-"+name)
 		}
 		sort.Strings(names)
 		k.SecretGenerator = append(k.SecretGenerator, types.SecretArgs{GeneratorArgs: types.GeneratorArgs{
 			Name: LicenseSecretName, KvPairSources: types.KvPairSources{FileSources: names}}, Type: "Opaque"})
 	}
-	if in.Origins {
-		k.BuildMetadata = []string{types.OriginAnnotations}
+	if len(files) == 0 {
+		return nil, nil, nil
 	}
-	kb, err := yaml.Marshal(k)
-	if err != nil {
-		return nil, err
-	}
-	extra[path.Join(genDir, "kustomization.yaml")] = kb
+	return k, files, nil
+}
 
+// keepOrigins gives each of m's objects that came from the built overlay the origin that
+// build recorded for it.
+func keepOrigins(m, built resmap.ResMap) error {
+	for _, r := range built.Resources() {
+		o, err := r.GetOrigin()
+		if err != nil {
+			return err
+		}
+		if joined, err := m.GetById(r.CurId()); err == nil {
+			if err := joined.SetOrigin(o); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// kustomize runs krusty on the kustomization in dir of fsys, as `kustomize build` does.
+func kustomize(fsys fs.FS, dir string) (resmap.ResMap, error) {
 	opts := krusty.MakeDefaultOptions()
 	opts.PluginConfig = types.DisabledPluginConfig()
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	// As `kubectl kustomize` and `kustomize build` order their output (legacy kind order or
 	// the kustomization's sortOptions), not krusty's default of input order.
 	opts.Reorder = krusty.ReorderOptionUnspecified
-	m, err := krusty.MakeKustomizer(opts).Run(sources.KustomizeFS(overlay{base: in.FS, extra: extra, dir: genDir}), "/"+genDir)
-	if err != nil {
-		return nil, fmt.Errorf("render %s: %w", in.Env, err)
-	}
-	if in.Origins {
-		if err := rootOrigins(m); err != nil {
-			return nil, fmt.Errorf("render %s: %w", in.Env, err)
-		}
-	}
+	return krusty.MakeKustomizer(opts).Run(sources.KustomizeFS(fsys), "/"+dir)
+}
+
+func asYAML(m resmap.ResMap, env string) ([]byte, error) {
 	out, err := m.AsYaml()
 	if err != nil {
-		return nil, fmt.Errorf("render %s: %w", in.Env, err)
+		return nil, fmt.Errorf("render %s: %w", env, err)
 	}
 	return out, nil
 }
 
+// addBuildMetadata adds an option to the buildMetadata of the (confined copy of the)
+// kustomization file.
+func addBuildMetadata(files map[string][]byte, file, option string) error {
+	var k types.Kustomization
+	if err := k.Unmarshal(files[file]); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if slices.Contains(k.BuildMetadata, option) {
+		return nil
+	}
+	k.BuildMetadata = append(k.BuildMetadata, option)
+	b, err := yaml.Marshal(k)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	files[file] = b
+	return nil
+}
+
 // rootOrigins rewrites the origin annotations kustomize wrote, which are relative to the
-// generated kustomization's folder ("../deploy/base/deployment.yaml"), to be relative to
-// the snapshot's root ("deploy/base/deployment.yaml"): the paths a user opens.
-func rootOrigins(m resmap.ResMap) error {
+// folder of the kustomization it built ("../base/deployment.yaml"), to be relative to the
+// snapshot's root ("deploy/base/deployment.yaml"): the paths a user opens. With only set,
+// only the origins whose path or configuredIn starts with it are rewritten.
+func rootOrigins(m resmap.ResMap, dir, only string) error {
 	rel := func(p string) string {
-		if p == "" || path.IsAbs(p) {
+		if p == "" || path.IsAbs(p) || !strings.HasPrefix(p, only) {
 			return p
 		}
-		return path.Join(genDir, p)
+		return path.Join(dir, p)
 	}
 	for _, r := range m.Resources() {
 		o, err := r.GetOrigin()

@@ -179,7 +179,7 @@ func TestRender_Origins(t *testing.T) {
 	for _, want := range []string{
 		render.OriginAnnotation + ": |\n      path: deploy/base/deployment.yaml\n",
 		render.OriginAnnotation + ": |\n      path: deploy/base/service.yaml\n",
-		"configuredIn: " + render.GeneratedDir + "/kustomization.yaml\n",
+		"configuredIn: " + render.GeneratedDir + "/objects/kustomization.yaml\n",
 	} {
 		if !strings.Contains(y, want) {
 			t.Errorf("output lacks %q:\n%s", want, y)

@@ -48,8 +48,11 @@ type Settings struct {
 
 // Environment is one environment a commit is built for.
 type Environment struct {
-	Name   string  `json:"name"`
-	Policy *Policy `json:"policy,omitempty"`
+	Name string `json:"name"`
+	// Namespace is where Circle's generated objects (circle-config, circle-secrets,
+	// circle-licenses) go when the environment's overlay sets no namespace of its own.
+	Namespace string  `json:"namespace,omitempty"`
+	Policy    *Policy `json:"policy,omitempty"`
 }
 
 // Policy is what an environment demands of a revision.
@@ -97,6 +100,16 @@ func (s *Settings) Definition() string {
 		return s.Schema.Definition
 	}
 	return "#Config"
+}
+
+// Namespace is the namespace circle.yaml gives the environment called name, or "".
+func (s *Settings) Namespace(name string) string {
+	for _, e := range s.Environments {
+		if e.Name == name {
+			return e.Namespace
+		}
+	}
+	return ""
 }
 
 // EnvNames lists the environments in the order circle.yaml gives them.

@@ -18,6 +18,7 @@ FAKEGCS_VERSION=v1.56.1   # GCS emulator (BSD-2)
 AZURITE_VERSION=3.37.0    # Azure Blob emulator (MIT, npm)
 SOPS_VERSION=v3.13.3      # the sops CLI, to encrypt test files the way users do (MPL-2.0)
 CUE_VERSION=v0.17.1       # the cue CLI, the baseline of the validate benchmark (Apache-2.0)
+KUSTOMIZE_VERSION=v5.8.2  # the kustomize CLI built on the kustomize/api in go.mod (v0.21.2): render's differential tests (Apache-2.0)
 
 export CGO_ENABLED=0
 export GOFLAGS=-buildvcs=false
@@ -154,6 +155,7 @@ CIRCLE_TESTENV_SSHD=/usr/sbin/sshd
 CIRCLE_TESTENV_GIT_HTTP_BACKEND=/usr/lib/git-core/git-http-backend
 CIRCLE_TESTENV_SOPS=$CACHE/sops-$SOPS_VERSION/bin/sops
 CIRCLE_TESTENV_CUE=$CACHE/cue-$CUE_VERSION/bin/cue
+CIRCLE_TESTENV_KUSTOMIZE=$CACHE/kustomize-$KUSTOMIZE_VERSION/bin/kustomize
 CIRCLE_TESTENV_RCLONE=/usr/bin/rclone
 CIRCLE_TESTENV_CHROMIUM=/usr/bin/chromium
 ENV
@@ -175,4 +177,5 @@ install_fakegcs
 install_kube_apiserver
 go_install sops "$SOPS_VERSION" github.com/getsops/sops/v3/cmd/sops
 go_install cue "$CUE_VERSION" cuelang.org/go/cmd/cue
+go_install kustomize "$KUSTOMIZE_VERSION" sigs.k8s.io/kustomize/kustomize/v5
 log "ready in $(($(date +%s) - start))s; tools under $CACHE ($(du -sh "$CACHE" | cut -f1))"

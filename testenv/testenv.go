@@ -30,6 +30,7 @@ const (
 	ToolGitHTTPBackend = "CIRCLE_TESTENV_GIT_HTTP_BACKEND"
 	ToolSOPS           = "CIRCLE_TESTENV_SOPS"
 	ToolCUE            = "CIRCLE_TESTENV_CUE"
+	ToolKustomize      = "CIRCLE_TESTENV_KUSTOMIZE"
 	ToolRclone         = "CIRCLE_TESTENV_RCLONE"
 	ToolChromium       = "CIRCLE_TESTENV_CHROMIUM"
 	ToolKubebuilder    = "KUBEBUILDER_ASSETS"

@@ -57,7 +57,7 @@ suffix here differs from the one the daemon applies.`,
 			e := r.Env(env)
 			plain, sensitive := e.Split()
 			out, err := render.Render(render.Input{FS: snap.FS, Manifests: r.Settings.Paths.Manifests, Env: env,
-				Config: plain, Secrets: masked(sensitive, red)})
+				Namespace: r.Settings.Namespace(env), Config: plain, Secrets: masked(sensitive, red)})
 			if err != nil {
 				return &exitError{code: exitFailed, err: err}
 			}
@@ -90,7 +90,7 @@ suffix here differs from the one the daemon applies.`,
 		},
 	}
 	cmd.Flags().StringVar(&env, "env", "", "the environment to render (required)")
-	cmd.Flags().StringVarP(&format, "output", "o", "yaml", "output format: yaml (a multi-document stream) or json (a list)")
+	enumVarP(cmd.Flags(), &format, "output", "o", "yaml", "output format", []string{"yaml", "json"}, "output format: yaml (a multi-document stream) or json (a list)")
 	_ = cmd.MarkFlagRequired("env")
 	keys.register(cmd)
 	return cmd

@@ -78,10 +78,15 @@ func (o *validateOptions) checkManifests(ctx context.Context, snap *sources.Snap
 			continue // no overlay: nothing to deploy to a cluster
 		}
 		plain, sensitive := e.Split()
-		y, err := render.Render(render.Input{FS: snap.FS, Manifests: dir, Env: e.Name, Config: plain,
-			Secrets: masked(sensitive, red), Origins: true})
+		y, err := render.Render(render.Input{FS: snap.FS, Manifests: dir, Env: e.Name, Namespace: r.Settings.Namespace(e.Name),
+			Config: plain, Secrets: masked(sensitive, red), Origins: true})
 		if err != nil {
-			problems.add(e.Name, schema.Issue{File: overlay, Message: red.String(err.Error())})
+			issue := schema.Issue{File: overlay, Message: red.String(err.Error())}
+			// A kustomization field render refused is placed where it was written.
+			if fe := (*render.FieldError)(nil); errors.As(err, &fe) {
+				issue.File, issue.Line = fe.File, fe.Line
+			}
+			problems.add(e.Name, issue)
 			continue
 		}
 		envs = append(envs, manifests.Environment{Name: e.Name, Manifests: y, Source: overlay + " (rendered)", Policy: build.ManifestPolicy(r.Settings, e.Name)})

@@ -84,10 +84,11 @@ deploy/base/deployment.yaml:11:11: Deployment/shop-api spec.template.spec.contai
 		t.Errorf("-o json = %+v", res)
 	}
 
-	// A kustomization that does not build is a problem of its environment.
+	// A kustomization that does not build is a problem of its environment, at the line that
+	// names what is missing.
 	write(t, dir, "deploy/dev/kustomization.yaml", "resources:\n  - missing.yaml\n")
 	code, out, _ = run(t, "validate", dir, "--key-file", exampleKey, "--env", "dev")
-	if code != exitFailed || !strings.Contains(out, "deploy/dev: render dev:") || !strings.Contains(out, "missing.yaml") {
+	if code != exitFailed || !strings.Contains(out, "deploy/dev/kustomization.yaml:2") || !strings.Contains(out, "missing.yaml") {
 		t.Errorf("a broken overlay: exit %d\n%s", code, out)
 	}
 }
@@ -185,5 +186,34 @@ func TestValidate_CheckIDsInSchema(t *testing.T) {
 	}
 	if m == nil || string(m[1]) != strings.Join(quoted, " | ") {
 		t.Errorf("#CheckID in schema/circle.cue is %q, want %q", m, strings.Join(quoted, " | "))
+	}
+}
+
+// An overlay that sets no namespace, whose objects name their own, leaves Circle's generated
+// ConfigMap and Secret without one: validate and plan say so at the overlay's file, and
+// circle.yaml's environments[].namespace gives them a home. (Found pointing the daemon at a
+// plain repository: every apply failed with "namespace not specified", retried forever.)
+func TestValidate_GeneratedObjectsNeedANamespace(t *testing.T) {
+	dir := copyExamples(t)
+	g := newGitRepo(t, dir)
+	rev := g.commit(t, "base")
+	deployment := readFileT(t, dir, "deploy/base/deployment.yaml")
+	write(t, dir, "deploy/base/deployment.yaml", strings.Replace(deployment, "  name: shop-api\n", "  name: shop-api\n  namespace: shop-dev\n", 1))
+	write(t, dir, "deploy/dev/kustomization.yaml", "resources:\n  - ../base\n")
+	for _, args := range [][]string{{"validate", dir}, {"plan", dir, "--worktree", "--base", rev}} {
+		code, out, errOut := run(t, append(args, "--key-file", exampleKey, "--env", "dev")...)
+		if code != exitFailed || !strings.Contains(out+errOut, "deploy/dev/kustomization.yaml:1: namespace: the overlay sets no namespace") {
+			t.Errorf("circle %s: exit %d\n%s%s", args[0], code, out, errOut)
+		}
+	}
+	settings := readFileT(t, dir, "circle.yaml")
+	write(t, dir, "circle.yaml", strings.Replace(settings, "  - name: dev\n", "  - name: dev\n    namespace: shop-dev\n", 1))
+	code, out, errOut := run(t, "validate", dir, "--key-file", exampleKey, "--env", "dev")
+	if code != exitOK {
+		t.Errorf("with environments[dev].namespace: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = run(t, "render", dir, "--key-file", exampleKey, "--env", "dev")
+	if code != exitOK || !regexp.MustCompile(`kind: ConfigMap\nmetadata:\n  name: circle-config-[a-z0-9]{10}\n  namespace: shop-dev\n`).MatchString(out) {
+		t.Errorf("circle render: exit %d: the ConfigMap is not in shop-dev\n%s%s", code, out, errOut)
 	}
 }
