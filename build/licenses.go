@@ -45,6 +45,27 @@ type LicenseOptions struct {
 	// MinSerial is the highest revocation-list serial accepted before: a lower one is a
 	// replay and puts every license in doubt.
 	MinSerial uint64
+	// Kept is the revocation list accepted before, as its file (the daemon keeps it in its
+	// state store). It applies when the revision has no list of its own or a refused one,
+	// so deleting the list, or putting back an older one, revokes nothing less; its serial
+	// counts as MinSerial. It was verified when it was accepted, and a revocation only ever
+	// refuses, so it is not verified again: issuer keys rotated since do not drop it.
+	Kept []byte
+}
+
+// RevocationStatus is the revocation list the licenses step checked licenses against, and
+// why the revision's own list was not it, if it was not.
+type RevocationStatus struct {
+	File string `json:"file"`
+	// Serial is the serial of the list licenses were checked against; 0 for none.
+	Serial uint64 `json:"serial"`
+	// Kept is true when that list is one accepted before (LicenseOptions.Kept), not the
+	// revision's own.
+	Kept bool `json:"kept,omitempty"`
+	// Reason and Error say why the revision's own list was refused (license.ErrReplayed's
+	// reason when it is older than the one kept), or Error that it has none.
+	Reason string `json:"reason,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // Licenses is what the licenses step found in a revision.
@@ -56,6 +77,12 @@ type Licenses struct {
 	Refused map[string]string
 	// Serial is the revocation list's serial, or MinSerial without one.
 	Serial uint64
+	// List is the revocation list in force after this revision: the revision's own when it
+	// verified, else LicenseOptions.Kept. The caller keeps it for the next revision.
+	List []byte
+	// Revocations says which list licenses were checked against, and why when it is not
+	// the revision's; nil when there is no list, or no license to check.
+	Revocations *RevocationStatus
 	// files are the license files, revocation list and issuer keys, by path, to go out with
 	// the builds of the environments they apply to.
 	files map[string][]byte
@@ -63,10 +90,19 @@ type Licenses struct {
 
 // CheckLicenses verifies every license file in the repository's licenses folder against
 // the issuer keys, and the revocation list licenses/revoked.list, whose serial may never go
-// down.
+// down: a list older than the one kept is refused, and without a list the one kept
+// applies.
 func CheckLicenses(fsys fs.FS, s *repo.Settings, lo LicenseOptions, now time.Time) (*Licenses, error) {
 	dir := s.Paths.Licenses
-	out := &Licenses{files: map[string][]byte{}, Refused: map[string]string{}, Serial: lo.MinSerial}
+	var kept *license.RevocationList
+	if lo.Kept != nil {
+		var err error
+		if kept, err = license.ParseRevocations(lo.Kept); err != nil {
+			return nil, fmt.Errorf("the revocation list kept from an earlier revision: %w", err)
+		}
+		lo.MinSerial = max(lo.MinSerial, kept.Serial)
+	}
+	out := &Licenses{files: map[string][]byte{}, Refused: map[string]string{}, Serial: lo.MinSerial, List: lo.Kept}
 	entries, err := fs.ReadDir(fsys, dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return out, nil
@@ -94,27 +130,20 @@ func CheckLicenses(fsys fs.FS, s *repo.Settings, lo LicenseOptions, now time.Tim
 		}
 		out.files[path.Join(dir, "issuers.pub")] = b
 	}
+	if keys.Len() == 0 {
+		return nil, fmt.Errorf("licenses: the issuer keyring is empty")
+	}
 	opts := license.DefaultVerifyOptions("")
 	opts.AnyProduct, opts.IgnoreBinding = true, true // the services check these; the daemon checks the files
-	v, err := license.NewVerifier(keys, opts)
-	if err != nil {
-		return nil, err
-	}
 	all := s.EnvNames()
-	if b, err := fs.ReadFile(fsys, path.Join(dir, "revoked.list")); err == nil {
-		list, err := license.VerifyRevocations(b, keys, lo.MinSerial)
-		if err != nil {
-			// A bad or replayed list puts every license in doubt.
-			for _, env := range all {
-				out.Refused[env] = fmt.Sprintf("%s/revoked.list: %v", dir, err)
-			}
-			return out, nil
+	revs, refusal := revocations(fsys, path.Join(dir, "revoked.list"), keys, lo, kept, out)
+	if refusal != "" {
+		// A bad or replayed list, or a missing one whose predecessor was not kept, puts
+		// every license in doubt.
+		for _, env := range all {
+			out.Refused[env] = refusal
 		}
-		if _, err := v.LoadRevocations(b); err != nil {
-			return nil, err
-		}
-		out.Serial = list.Serial
-		out.files[path.Join(dir, "revoked.list")] = b
+		return out, nil
 	}
 	for _, f := range lics {
 		b, err := fs.ReadFile(fsys, f)
@@ -122,7 +151,10 @@ func CheckLicenses(fsys fs.FS, s *repo.Settings, lo LicenseOptions, now time.Tim
 			return nil, err
 		}
 		st := LicenseStatus{File: f, Environments: all}
-		l, err := v.Verify(b, now)
+		l, err := license.Verify(b, keys, revs, now, opts)
+		if err != nil && out.Revocations != nil && out.Revocations.Kept && errors.Is(err, license.ErrRevoked) {
+			err = fmt.Errorf("%w, kept from an earlier revision: this revision has no %s", err, out.Revocations.File)
+		}
 		if p, perr := license.Parse(b); perr == nil {
 			st.ID, st.Licensee, st.Product, st.ExpiresAt = p.ID, p.Licensee, p.Product, p.ExpiresAt
 			if envs := p.Metadata["environments"]; envs != "" {
@@ -148,6 +180,47 @@ func CheckLicenses(fsys fs.FS, s *repo.Settings, lo LicenseOptions, now time.Tim
 	}
 	sort.Slice(out.Status, func(i, j int) bool { return out.Status[i].File < out.Status[j].File })
 	return out, nil
+}
+
+// revocations finds the revocation list licenses are checked against, fills in
+// out.Revocations, and out.Serial, out.List and the file builds carry when it is in force.
+// The revision's own list (at file) is that list when it verifies and is not older than
+// the one kept; without a list the one kept is. A non-empty refusal says why no list can
+// be trusted, and then none is returned.
+func revocations(fsys fs.FS, file string, keys *license.Keyring, lo LicenseOptions, kept *license.RevocationList, out *Licenses) (*license.RevocationList, string) {
+	st := &RevocationStatus{File: file}
+	out.Revocations = st
+	b, err := fs.ReadFile(fsys, file)
+	if err == nil {
+		var list *license.RevocationList
+		if list, err = license.VerifyRevocations(b, keys, lo.MinSerial); err == nil {
+			st.Serial = list.Serial
+			out.Serial, out.List, out.files[file] = list.Serial, b, b
+			return list, ""
+		}
+		st.Reason = string(license.ReasonOf(err))
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		switch {
+		case kept != nil:
+			st.Serial, st.Kept = kept.Serial, true
+			st.Error = fmt.Sprintf("this revision has no %s: the list accepted before (serial %d) applies", file, kept.Serial)
+			out.files[file] = lo.Kept // builds carry the list their licenses were checked against
+			return kept, ""
+		case lo.MinSerial == 0:
+			out.Revocations = nil
+			return nil, ""
+		}
+		// A serial is recorded but not its list (a state written by an older version):
+		// no list is older than any, and the one that was in force cannot be applied.
+		st.Reason = string(license.ErrReplayed)
+		err = fmt.Errorf("%w: this revision has none, and serial %d was accepted before", license.ErrReplayed, lo.MinSerial)
+	}
+	if kept != nil {
+		st.Serial, st.Kept = kept.Serial, true
+	}
+	st.Error = err.Error()
+	return nil, fmt.Sprintf("%s: %v", file, err)
 }
 
 // ForEnv is the license files that go out with env's build: the accepted licenses that

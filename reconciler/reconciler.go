@@ -81,6 +81,9 @@ type Status struct {
 	Environments []EnvStatus `json:"environments,omitempty"`
 	// Licenses are the revision's license files as the licenses stage found them.
 	Licenses []build.LicenseStatus `json:"licenses,omitempty"`
+	// Revocations is the revocation list those licenses were checked against: the
+	// revision's, or one accepted before when the revision has none or an older one.
+	Revocations *build.RevocationStatus `json:"revocations,omitempty"`
 	// Commit is the Git commit behind Revision (nil for a folder): author, date, message
 	// (redacted) and whether it is signed.
 	Commit *git.Commit `json:"commit,omitempty"`
@@ -166,8 +169,9 @@ type Options struct {
 	// RetryBase is the first delay before a revision whose target failed is tried again;
 	// it doubles each time, up to 5 minutes. 0 means one second.
 	RetryBase time.Duration
-	// State, when set, keeps the status, the revocation serial and each environment's
-	// history across restarts (the state directory; in a cluster, the PVC).
+	// State, when set, keeps the status, the revocation list in force, each environment's
+	// repository-listed signing keys and its history across restarts (the state directory;
+	// in a cluster, the PVC).
 	State *state.Store
 	// LicenseKeys are the issuer keys license files must be signed with. Nil uses the
 	// repository's own licenses/issuers.pub (which proves the files intact, not who made
@@ -200,13 +204,14 @@ type Reconciler struct {
 	last    *Status
 	metrics *metrics
 	// repoKeys are the signing keys the repository listed, per environment, at the last
-	// revision that environment accepted.
-	repoKeys map[string]*signature.Keys
+	// revision that environment accepted; the state store keeps them (trust.go).
+	repoKeys map[string]listedKeySet
 	// pendingKeys are the keys listed at the revision being reconciled; they replace
 	// repoKeys for the environments that accept it.
-	pendingKeys map[string]*signature.Keys
-	// revSerial is the highest revocation-list serial accepted: a lower one is a replay.
-	revSerial uint64
+	pendingKeys map[string]listedKeySet
+	// revoked is the revocation list in force and its serial: it applies when a revision
+	// has none, and a lower serial is a replay. The state store keeps it (trust.go).
+	revoked keptRevocations
 	// run serialises reconciles (a retry and a new revision never overlap); generation
 	// counts revisions, so a retry of an older one gives up.
 	run        sync.Mutex
@@ -229,7 +234,7 @@ func New(source sources.Source, publish *blob.Bucket, log zerolog.Logger, opts O
 		opts.Redactor = redact.New()
 	}
 	return &Reconciler{source: source, publish: publish, log: log, opts: opts, now: time.Now,
-		repoKeys: map[string]*signature.Keys{}, metrics: newMetrics(), applied: map[string]appliedBuild{}}
+		repoKeys: map[string]listedKeySet{}, metrics: newMetrics(), applied: map[string]appliedBuild{}}
 }
 
 // Run reconciles every revision the source produces until ctx is done. A failed revision
@@ -375,7 +380,7 @@ func (r *Reconciler) resume(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := r.opts.State.Get(stateSerial, &r.revSerial); err != nil {
+		if err := r.resumeTrust(); err != nil {
 			return err
 		}
 		if ok {
@@ -480,11 +485,12 @@ func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, forc
 	// Licenses: every license file verified; an environment that uses a refused one (or any,
 	// when the revocation list is bad or replayed) stays on its last good revision.
 	st.Stages = append(st.Stages, "licenses")
-	lics, err := build.CheckLicenses(snap.FS, loaded.Settings, build.LicenseOptions{Keys: r.opts.LicenseKeys, MinSerial: r.revSerial}, r.now())
+	lics, err := build.CheckLicenses(snap.FS, loaded.Settings, build.LicenseOptions{Keys: r.opts.LicenseKeys, MinSerial: r.revoked.Serial, Kept: r.revoked.List}, r.now())
 	if err != nil {
 		return r.fail(ctx, st, ReasonLicenseRefused, err)
 	}
-	st.Licenses = lics.Status
+	r.keepRevocations(lics)
+	st.Licenses, st.Revocations = lics.Status, lics.Revocations
 	for i := range envs {
 		name := envs[i].Name
 		if why, ok := lics.Refused[name]; ok && accepted[name] {
@@ -567,9 +573,6 @@ func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, forc
 
 	// Accept: the revision becomes each built environment's last good.
 	at := r.now().UTC()
-	if lics.Serial > r.revSerial {
-		r.revSerial = lics.Serial
-	}
 	for i := range envs {
 		if !accepted[envs[i].Name] {
 			continue
@@ -890,16 +893,15 @@ func (r *Reconciler) record(ctx context.Context, st *Status) (*Status, error) {
 // Keys of the daemon's documents in the state store.
 const (
 	stateStatus = "status"
-	stateSerial = "revocation-serial"
 )
 
-// remember writes the status, the revocation serial and each environment's history entry
-// to the state store.
+// remember writes the status with the trust it was judged by (the revocation list, the
+// signing keys: one transaction, so they never disagree), then each environment's history
+// entry, to the state store.
 func (r *Reconciler) remember(st *Status) error {
-	if err := r.opts.State.Put(stateStatus, st); err != nil {
-		return err
-	}
-	if err := r.opts.State.Put(stateSerial, r.revSerial); err != nil {
+	docs := r.trustDocs()
+	docs[stateStatus] = st
+	if err := r.opts.State.PutAll(docs); err != nil {
 		return err
 	}
 	entries := map[string]state.Entry{}

@@ -18,14 +18,16 @@ import (
 // revision; refused ones are marked in envs with the reason.
 //
 // The keys are the daemon's own plus the files the policy lists. Keys listed in the
-// repository are read from the revision the environment last accepted, so a commit cannot
+// repository are those of the revision the environment last accepted, so a commit cannot
 // vouch for itself by adding its signer's key: a new key is trusted once a commit signed by
-// an already-trusted key has brought it in. Right after a start nothing has been accepted
-// yet, so the listed files are read from the revision being checked (trust on first use,
-// logged). Daemon keys have no such window.
+// an already-trusted key has brought it in. The state store keeps them (trust.go), so a
+// restart does not reopen that. Only when the environment has accepted no revision with
+// its policy since the store was made (or ever, without one) are the listed files read
+// from the revision being checked (trust on first use, logged). Daemon keys have no such
+// window.
 func (r *Reconciler) verify(snap *sources.Snapshot, s *repo.Settings, envs []EnvStatus, log zerolog.Logger) map[string]bool {
 	accepted := map[string]bool{}
-	r.pendingKeys = map[string]*signature.Keys{}
+	r.pendingKeys = map[string]listedKeySet{}
 	for i, e := range s.Environments {
 		if e.Policy == nil || !e.Policy.RequireSignedCommits {
 			accepted[e.Name] = true
@@ -33,15 +35,15 @@ func (r *Reconciler) verify(snap *sources.Snapshot, s *repo.Settings, envs []Env
 		}
 		current, err := listedKeys(snap.FS, e.Policy.TrustedKeys)
 		if err == nil {
-			keys, ok := r.repoKeys[e.Name]
+			trusted, ok := r.repoKeys[e.Name]
 			if !ok {
-				keys = current
-				if current.Len() > 0 {
+				trusted = current
+				if current.keys.Len() > 0 {
 					log.Warn().Str("env", e.Name).Strs("files", e.Policy.TrustedKeys).
-						Msg("no revision accepted since start: trusting the repository's listed keys as of this revision")
+						Msg("no revision of this environment accepted before: trusting the repository's listed keys as of this revision")
 				}
 			}
-			keys = r.opts.TrustedKeys.Merge(keys)
+			keys := r.opts.TrustedKeys.Merge(trusted.keys)
 			if keys.Len() == 0 {
 				err = errors.New("signed commits are required but no trusted keys are configured")
 			} else {
@@ -61,16 +63,17 @@ func (r *Reconciler) verify(snap *sources.Snapshot, s *repo.Settings, envs []Env
 }
 
 // listedKeys reads the trusted key files a policy names.
-func listedKeys(fsys fs.FS, files []string) (*signature.Keys, error) {
-	keys := &signature.Keys{}
+func listedKeys(fsys fs.FS, files []string) (listedKeySet, error) {
+	set := listedKeySet{keys: &signature.Keys{}}
 	for _, f := range files {
 		b, err := fs.ReadFile(fsys, path.Clean(f))
 		if err != nil {
-			return nil, fmt.Errorf("trusted keys: %w", err)
+			return listedKeySet{}, fmt.Errorf("trusted keys: %w", err)
 		}
-		if err := keys.Add(b); err != nil {
-			return nil, fmt.Errorf("trusted keys %s: %w", f, err)
+		if err := set.keys.Add(b); err != nil {
+			return listedKeySet{}, fmt.Errorf("trusted keys %s: %w", f, err)
 		}
+		set.files = append(set.files, b)
 	}
-	return keys, nil
+	return set, nil
 }

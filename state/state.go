@@ -85,6 +85,28 @@ func (s *Store) Put(key string, v any) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(docsBucket).Put([]byte(key), b) })
 }
 
+// PutAll stores each document, as JSON, under its key, in one transaction: a process
+// killed meanwhile leaves all of them as they were or all of them written, so documents
+// that must agree (a status and the trust it was judged with) never disagree.
+func (s *Store) PutAll(docs map[string]any) error {
+	enc := make(map[string][]byte, len(docs))
+	for k, v := range docs {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("state %s: %w", k, err)
+		}
+		enc[k] = b
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for k, b := range enc {
+			if err := tx.Bucket(docsBucket).Put([]byte(k), b); err != nil {
+				return fmt.Errorf("state %s: %w", k, err)
+			}
+		}
+		return nil
+	})
+}
+
 // Get reads the document at key into v; it reports false when there is none.
 func (s *Store) Get(key string, v any) (bool, error) {
 	var b []byte

@@ -181,7 +181,7 @@ CIRCLE_SOURCE__URL, CIRCLE_APPLY__WAIT, CIRCLE_STATE_DIR); a flag overrides both
 	cmd.Flags().DurationVar(&o.drift, "drift-interval", 5*time.Minute,
 		"re-apply each cluster target's last manifests this often, putting back objects changed outside Git (0: never)")
 	cmd.Flags().StringVar(&o.stateDir, "state-dir", "",
-		"state directory (bbolt): status, revocation serial and history survive restarts; /api/v1/history")
+		"state directory (bbolt): status, the revocation list, repository-listed signing keys and history survive restarts; /api/v1/history")
 	cmd.Flags().StringVar(&o.licKeys, "license-keyring", "",
 		"issuer public keys license files must be signed with (default: the repository's licenses/issuers.pub)")
 	cmd.Flags().StringArrayVar(&o.clusters, "cluster", nil,
