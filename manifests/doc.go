@@ -40,6 +40,8 @@
 //   - Types are strict: "3" is not an integer and 3 is not a string; int-or-string and
 //     Quantity take both. A plain yes/no/on/off is a boolean, as kubectl and Circle's
 //     apply read YAML 1.1, though YAML 1.2 (and kustomize) keep it a string.
+//   - An integer must fit its format, int32 or int64: the Go field behind it holds no
+//     more, and the API server refuses what does not fit (replicas: 9223372036854775807).
 //   - Required fields, enums, and the keys of lists that server-side apply merges by key
 //     (x-kubernetes-list-type map or set: two containers with one name, two ports with one
 //     number and protocol) are checked. null is "unset", as the API server reads it.

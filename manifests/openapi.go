@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -408,6 +409,13 @@ func (v *validator) scalar(n *node, s, at *yaml.Node, t typeSet) {
 		}
 		return
 	}
+	if t&tInteger != 0 && n.format != "" && !fitsFormat(s.Value, n.format) {
+		lo, hi := int64(math.MinInt32), int64(math.MaxInt32)
+		if n.format == "int64" {
+			lo, hi = math.MinInt64, math.MaxInt64
+		}
+		v.add(at, s, nil, "%s is out of range for format %s (%d to %d)", v.show(s), n.format, lo, hi)
+	}
 	if t&tNumber == 0 || n.minimum == nil && n.maximum == nil {
 		return
 	}
@@ -421,6 +429,28 @@ func (v *validator) scalar(n *node, s, at *yaml.Node, t typeSet) {
 	if m := n.maximum; m != nil && (f > *m || n.exclMax && f == *m) {
 		v.add(at, nil, nil, "must be %s %v", map[bool]string{false: "at most", true: "less than"}[n.exclMax], *m)
 	}
+}
+
+// fitsFormat reports whether an integer as YAML spells it (decimal, 0x, 0o, a whole number
+// written as a fraction or with an exponent) fits the format, int32 or int64.
+func fitsFormat(s, format string) bool {
+	bits := 64
+	if format == "int32" {
+		bits = 32
+	}
+	if _, err := strconv.ParseInt(s, 0, bits); err == nil {
+		return true
+	} else if errors.Is(err, strconv.ErrRange) {
+		return false
+	}
+	// Not an integer literal Go reads (2.0, 1e3, YAML 1.1's 0b and 0 octal forms): as a
+	// float, compared to the bounds 2^(bits-1), which a float64 holds exactly.
+	f, err := strconv.ParseFloat(strings.ReplaceAll(s, "_", ""), 64)
+	if err != nil {
+		return true // the type check speaks for a value that is no number
+	}
+	limit := math.Ldexp(1, bits-1)
+	return f >= -limit && f < limit
 }
 
 // field is the value of key in a mapping node, or nil.

@@ -196,6 +196,10 @@ type node struct {
 	minItems   *int64
 	maxItems   *int64
 	defaultVal any
+	// format is the schema's integer format, int32 or int64 (other formats are not checked
+	// offline): the Go field behind it holds no more, and the API server refuses a value
+	// that does not fit.
+	format string
 	// onlyTypes is set when the schema says nothing but its type: an alternative of
 	// oneOf/anyOf that is only a type is reported as "expected integer or string".
 	onlyTypes bool
@@ -332,9 +336,12 @@ func (c *compiler) fill(n *node, s *spec.Schema, junctor bool) {
 	n.minimum, n.maximum, n.exclMin, n.exclMax = s.Minimum, s.Maximum, s.ExclusiveMinimum, s.ExclusiveMaximum
 	n.minLength, n.maxLength, n.minItems, n.maxItems = s.MinLength, s.MaxLength, s.MinItems, s.MaxItems
 	n.defaultVal = s.Default
+	if s.Format == "int32" || s.Format == "int64" {
+		n.format = s.Format
+	}
 	n.onlyTypes = n.types != 0 && n.props == nil && n.additional == nil && n.items == nil && n.enum == nil &&
 		n.allOf == nil && n.anyOf == nil && n.oneOf == nil && n.pattern == nil && n.minimum == nil &&
-		n.maximum == nil && n.minLength == nil && n.maxLength == nil && n.required == nil
+		n.maximum == nil && n.minLength == nil && n.maxLength == nil && n.required == nil && n.format == ""
 }
 
 // embedded lets an object carry apiVersion, kind and metadata whatever its schema says, as

@@ -531,3 +531,45 @@ func TestWriteText_Color(t *testing.T) {
 		t.Errorf("no colour:\n%q", b.String())
 	}
 }
+
+// The text view is for a terminal and shows the repository's text: an advisory whose
+// summary holds escape sequences (an OSV file's JSON string may) is printed escaped, with
+// colour or without; the plan's own colours stay.
+func TestWriteText_EscapesControls(t *testing.T) {
+	base := examplesFS(t)
+	head := clone(base)
+	put(head, "artifacts/worker-0.4.0.tar.txt", "worker 0.4.0: an example artifact, not a real one.\n")
+	put(head, "packages/worker/0.4.0.yaml", "name: worker\nversion: 0.4.0\nlicense: MIT\nartifacts:\n  - path: artifacts/worker-0.4.0.tar.txt\n    sha256: 41a7f315d5e02f233546ffa9b5d4ddde4680cd66ea6ad11d906c4acd44186c85\n    size: 51\n")
+	put(head, "packages/api/1.3.0.yaml", "name: api\nversion: 1.3.0\nlicense: Apache-2.0\ndependencies:\n  worker: ^0.4.0\n")
+	put(head, "advisories/CIRCLE-2027-0001.json", `{"schema_version": "1.6.0", "id": "CIRCLE-2027-0001", "modified": "2027-01-02T09:00:00Z",
+  "summary": "worker \u001b]0;pwned\u0007\u001b[2J\u009b2J runs jobs",
+  "affected": [{"package": {"ecosystem": "Circle", "name": "worker"},
+    "ranges": [{"type": "SEMVER", "events": [{"introduced": "0.4.0"}, {"fixed": "0.4.1"}]}]}]}`)
+	edit(t, head, "packages/environments.yaml", "  dev:\n    requires:\n      api: ^1.2.0", "  dev:\n    requires:\n      api: ^1.3.0")
+	p := planOf(t, base, head, "dev")
+	if a := env(t, p, "dev").Advisories; len(a) != 1 || !strings.Contains(a[0].Summary, "\x1b]0;pwned\x07") {
+		t.Fatalf("dev advisories: %+v", a)
+	}
+	for _, color := range []bool{false, true} {
+		var b bytes.Buffer
+		if err := p.WriteText(&b, color); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		if !strings.Contains(out, `worker \x1b]0;pwned\a\x1b[2J\u009b2J runs jobs`) {
+			t.Errorf("color %t: the summary is not shown escaped:\n%s", color, out)
+		}
+		rest := out
+		if color {
+			if !strings.Contains(out, "\x1b[33m! worker@0.4.0 CIRCLE-2027-0001") {
+				t.Errorf("the plan's own colours are gone:\n%q", out)
+			}
+			for _, c := range []string{"\x1b[0m", "\x1b[1m", "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[36m"} {
+				rest = strings.ReplaceAll(rest, c, "")
+			}
+		}
+		if i := strings.IndexAny(rest, "\x1b\x07\u009b"); i >= 0 {
+			t.Errorf("color %t: a raw control character at %d:\n%q", color, i, rest)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/circlecore/circle/termsafe"
 )
 
 // WriteJSON writes the plan as indented JSON: the schema the package comment documents.
@@ -80,10 +82,47 @@ func (t *textWriter) paint(code, s string) string {
 	return code + s + reset
 }
 
+// line writes s, indented. What s holds came from the repository (values, paths, an
+// advisory's summary, a ConfigMap's data in a diff): its control characters are escaped
+// (termsafe), but for the colours paint added.
 func (t *textWriter) line(indent int, s string) {
 	t.b.WriteString(strings.Repeat("  ", indent))
-	t.b.WriteString(s)
+	t.b.WriteString(t.safe(s))
 	t.b.WriteByte('\n')
+}
+
+// colours are the escape sequences paint writes, the only ones line lets through.
+var colours = []string{reset, bold, red, green, yellow, cyan}
+
+// safe is termsafe.Text(s) keeping, when colour is on, the sequences of colours. A value
+// holding one of those exact sequences shows in that colour: it can do no more.
+func (t *textWriter) safe(s string) string {
+	if !t.color || !strings.Contains(s, "\x1b") {
+		return termsafe.Text(s)
+	}
+	var b strings.Builder
+	for s != "" {
+		i := strings.IndexByte(s, 0x1b)
+		if i < 0 {
+			b.WriteString(termsafe.Text(s))
+			break
+		}
+		b.WriteString(termsafe.Text(s[:i]))
+		s = s[i:]
+		ours := false
+		for _, c := range colours {
+			if strings.HasPrefix(s, c) {
+				b.WriteString(c)
+				s, ours = s[len(c):], true
+				break
+			}
+		}
+		if !ours { // an ESC of no colour of ours is escaped alone; what follows it is text
+			b.WriteString(termsafe.Text(s[:1]))
+			s = s[1:]
+		}
+	}
+	return b.String()
 }
 
 // mark is an action's sign and colour.

@@ -22,6 +22,7 @@ import (
 	"io/fs"
 	"maps"
 	"math/rand/v2"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,9 @@ const (
 	ReasonLicenseRefused   = "LicenseRefused"
 	ReasonPublishFailed    = "PublishFailed"
 	ReasonApplyFailed      = "ApplyFailed"
+	// ReasonInternal is a stage that panicked: a bug in Circle, not in the repository. The
+	// revision is refused everywhere, the stack is in the log, and the daemon goes on.
+	ReasonInternal = "Internal"
 )
 
 // Status is what the daemon last did, as readers of the bucket see it. Nothing in it is
@@ -226,6 +230,9 @@ type Reconciler struct {
 	lastSnap *sources.Snapshot
 	// inProgress is the reconcile running now, for the API.
 	inProgress atomic.Pointer[Reconciling]
+	// stageHook, when set, is called as each stage starts (env is "" but in the stages
+	// that run per environment). Only tests set it (export_test.go), to make a stage panic.
+	stageHook func(stage, env string)
 }
 
 // New returns a reconciler reading from source and writing to the publish bucket.
@@ -292,17 +299,29 @@ func (r *Reconciler) driftLoop(ctx context.Context) {
 		}
 		r.run.Lock()
 		for _, b := range r.applied { // the run lock keeps applyAll from writing it meanwhile
-			res, err := r.opts.Clusters[b.target].Apply(ctx, b.env, b.manifests, r.opts.Apply)
-			log := r.log.With().Str("revision", b.revision).Str("env", b.env).Str("target", b.target).Logger()
-			switch {
-			case err != nil:
-				log.Warn().Err(r.opts.Redactor.Error(err)).Msg("drift check failed")
-			case len(res.Created)+len(res.Configured) > 0:
-				r.metrics.drift.WithLabelValues(b.env, b.target).Add(float64(len(res.Created) + len(res.Configured)))
-				log.Warn().Strs("corrected", append(res.Created, res.Configured...)).Msg("drift corrected")
-			}
+			r.driftCheck(ctx, b)
 		}
 		r.run.Unlock()
+	}
+}
+
+// driftCheck applies one target's last manifests again. A panic is logged with its stack
+// and ends only this check: the loop, the other targets and the daemon go on.
+func (r *Reconciler) driftCheck(ctx context.Context, b appliedBuild) {
+	log := r.log.With().Str("revision", b.revision).Str("env", b.env).Str("target", b.target).Logger()
+	defer func() {
+		if v := recover(); v != nil {
+			log.Error().Str("panic", r.opts.Redactor.String(fmt.Sprint(v))).Str("stack", string(debug.Stack())).
+				Msg("drift check panicked (a bug in circle); trying again at the next interval")
+		}
+	}()
+	res, err := r.opts.Clusters[b.target].Apply(ctx, b.env, b.manifests, r.opts.Apply)
+	switch {
+	case err != nil:
+		log.Warn().Err(r.opts.Redactor.Error(err)).Msg("drift check failed")
+	case len(res.Created)+len(res.Configured) > 0:
+		r.metrics.drift.WithLabelValues(b.env, b.target).Add(float64(len(res.Created) + len(res.Configured)))
+		log.Warn().Strs("corrected", append(res.Created, res.Configured...)).Msg("drift corrected")
 	}
 }
 
@@ -410,8 +429,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 	return r.reconcile(ctx, snap, true)
 }
 
-func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, force bool) (*Status, error) {
-	st := &Status{Revision: snap.Revision, Stages: []string{"snapshot"}, started: r.now()}
+// reconcile runs the stages and records the outcome; a stage that panics fails the
+// revision with ReasonInternal instead of ending the daemon (see recovered).
+func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, force bool) (st *Status, err error) {
+	st = &Status{Revision: snap.Revision, Stages: []string{"snapshot"}, started: r.now()}
+	defer func() {
+		if v := recover(); v != nil {
+			st, err = r.recovered(ctx, st, v)
+		}
+	}()
+	return r.stages(ctx, st, snap, force)
+}
+
+// stages is Reconcile's body: each stage in order, st filled in as they go.
+func (r *Reconciler) stages(ctx context.Context, st *Status, snap *sources.Snapshot, force bool) (*Status, error) {
 	log := r.log.With().Str("revision", snap.Revision).Logger()
 
 	// Snapshot: count what the source gave us, and say whose commit it is.
@@ -426,7 +457,7 @@ func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, forc
 	}
 
 	// Settings: circle.yaml names the environments and their policies.
-	st.Stages = append(st.Stages, "settings")
+	r.enter(st, "settings")
 	settings, problems := repo.LoadSettings(snap.FS)
 	if problems != nil {
 		st.Problems = problems
@@ -437,7 +468,7 @@ func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, forc
 
 	// Verify: each environment's signature policy. A refused environment keeps its last good
 	// revision; the others go on.
-	st.Stages = append(st.Stages, "verify")
+	r.enter(st, "verify")
 	accepted := r.verify(snap, settings, envs, log)
 
 	// Inputs: an environment whose files are those of its last good build, and which its
@@ -455,7 +486,7 @@ func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, forc
 		unchanged = r.unchanged(envs, accepted, inputs)
 	}
 	if len(unchanged) > 0 && len(unchanged) == countTrue(accepted) {
-		st.Stages = append(st.Stages, "unchanged")
+		r.enter(st, "unchanged")
 		for i := range envs {
 			if unchanged[envs[i].Name] {
 				r.acceptUnchanged(&envs[i], snap.Revision, inputs[envs[i].Name])
@@ -467,7 +498,7 @@ func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, forc
 
 	// Load: layers merged, SOPS decrypted, CUE validated, for every environment (the
 	// refused ones too: a repository is judged whole).
-	st.Stages = append(st.Stages, "load")
+	r.enter(st, "load")
 	loaded, err := repo.Load(ctx, snap.FS, repo.Options{Keyring: r.opts.Keyring, Redactor: r.opts.Redactor})
 	var invalid *repo.Invalid
 	if errors.As(err, &invalid) {
@@ -484,7 +515,7 @@ func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, forc
 
 	// Licenses: every license file verified; an environment that uses a refused one (or any,
 	// when the revocation list is bad or replayed) stays on its last good revision.
-	st.Stages = append(st.Stages, "licenses")
+	r.enter(st, "licenses")
 	lics, err := build.CheckLicenses(snap.FS, loaded.Settings, build.LicenseOptions{Keys: r.opts.LicenseKeys, MinSerial: r.revoked.Serial, Kept: r.revoked.List}, r.now())
 	if err != nil {
 		return r.fail(ctx, st, ReasonLicenseRefused, err)
@@ -507,7 +538,7 @@ func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, forc
 
 	// Packages: the registry read and checked once; each environment resolves and scans
 	// its own set in the build stage.
-	st.Stages = append(st.Stages, "packages")
+	r.enter(st, "packages")
 	reg, problems, err := build.Packages(ctx, snap.FS, loaded.Settings)
 	if err != nil {
 		st.Problems = problems
@@ -516,19 +547,19 @@ func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, forc
 
 	// Build: each verified environment's output. One that fails to build stays on its last
 	// good revision; the others go on.
-	st.Stages = append(st.Stages, "build")
+	r.enter(st, "build")
 	builds := map[string]*build.Output{}
 	results := make([]struct {
 		out *build.Output
 		err error
 	}, len(envs))
-	g := r.group()
+	g := r.group("build")
 	for i := range envs {
 		name := envs[i].Name
 		if !accepted[name] || unchanged[name] {
 			continue
 		}
-		g.Go(func() {
+		g.Go(name, func() {
 			results[i].out, results[i].err = build.Env(ctx, snap.FS, loaded.Settings, loaded.Env(name), lics.ForEnv(name), reg, r.now())
 		})
 	}
@@ -550,7 +581,7 @@ func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, forc
 
 	// Check: the built manifests against the Kubernetes schemas and each environment's
 	// policy, offline. A problem is the repository's: no environment takes the revision.
-	st.Stages = append(st.Stages, "check")
+	r.enter(st, "check")
 	outs := make([]*build.Output, 0, len(builds))
 	for _, e := range envs {
 		if b := builds[e.Name]; b != nil {
@@ -599,13 +630,13 @@ func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, forc
 	// Publish: each accepted environment's build to the storage target. A failed target
 	// keeps its last published build; the environment's reason says why.
 	if r.opts.Target != nil {
-		st.Stages = append(st.Stages, "publish")
+		r.enter(st, "publish")
 		errs := make([]error, len(envs))
 		published := make([]*Published, len(envs))
-		g := r.group()
+		g := r.group("publish")
 		for i := range envs {
 			if b := builds[envs[i].Name]; b != nil {
-				g.Go(func() {
+				g.Go(envs[i].Name, func() {
 					start := time.Now()
 					published[i], errs[i] = r.publishEnv(ctx, snap.Revision, envs[i].Name, b.Files)
 					r.metrics.targets.WithLabelValues(envs[i].Name, "publish", result(errs[i])).Observe(time.Since(start).Seconds())
@@ -633,7 +664,7 @@ func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, forc
 	// Apply: each cluster target gets the manifests of its environments, server-side, with
 	// pruning. A failed target keeps what it had; the environment's reason says why.
 	if len(r.opts.Clusters) > 0 {
-		st.Stages = append(st.Stages, "apply")
+		r.enter(st, "apply")
 		r.applyAll(ctx, snap.Revision, loaded.Settings, envs, builds, log)
 	}
 	return r.finish(ctx, st)
@@ -679,10 +710,10 @@ func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Sett
 			}
 		}
 	}
-	g := r.group()
+	g := r.group("apply")
 	for _, j := range jobs {
 		name := envs[j.env].Name
-		g.Go(func() {
+		g.Go(name, func() {
 			start := time.Now()
 			j.res, j.err = r.opts.Clusters[j.target].Apply(ctx, name, builds[name].Manifests, r.opts.Apply)
 			r.metrics.targets.WithLabelValues(name, j.target, result(j.err)).Observe(time.Since(start).Seconds())
@@ -747,31 +778,59 @@ func (r *Reconciler) publishEnv(ctx context.Context, revision, env string, files
 	return &Published{Revision: m.Revision, Seq: m.Seq, Files: len(m.Files), Uploaded: st.Uploaded}, nil
 }
 
-// group bounds the environments (or targets) worked on at once.
-func (r *Reconciler) group() *boundedGroup {
+// group bounds the environments (or targets) worked on at once in a stage.
+func (r *Reconciler) group(stage string) *boundedGroup {
 	n := r.opts.Concurrency
 	if n <= 0 {
 		n = 4
 	}
-	return &boundedGroup{sem: make(chan struct{}, n)}
+	return &boundedGroup{sem: make(chan struct{}, n), stage: stage, hook: r.stageHook}
 }
 
 // boundedGroup runs functions with at most cap(sem) at once. Each stage records its own
 // per-environment errors, so errgroup's first-error cancellation is not wanted here.
+//
+// A panic in one of its goroutines would end the process (no recover reaches across
+// goroutines), so each is recovered there and the first is raised again by Wait, in the
+// stage's own goroutine, where reconcile turns it into ReasonInternal.
 type boundedGroup struct {
-	wg  sync.WaitGroup
-	sem chan struct{}
+	wg    sync.WaitGroup
+	sem   chan struct{}
+	stage string
+	hook  func(stage, env string)
+
+	mu       sync.Mutex
+	panicked *stagePanic
 }
 
-func (g *boundedGroup) Go(fn func()) {
+// Go runs fn, the stage's work for env, once a slot is free.
+func (g *boundedGroup) Go(env string, fn func()) {
 	g.wg.Go(func() {
 		g.sem <- struct{}{}
 		defer func() { <-g.sem }()
+		defer func() {
+			if v := recover(); v != nil {
+				g.mu.Lock()
+				if g.panicked == nil {
+					g.panicked = &stagePanic{stage: g.stage, env: env, value: v, stack: debug.Stack()}
+				}
+				g.mu.Unlock()
+			}
+		}()
+		if g.hook != nil {
+			g.hook(g.stage, env)
+		}
 		fn()
 	})
 }
 
-func (g *boundedGroup) Wait() { g.wg.Wait() }
+// Wait waits for every function, then panics again with the first one's panic, if any.
+func (g *boundedGroup) Wait() {
+	g.wg.Wait()
+	if g.panicked != nil {
+		panic(g.panicked)
+	}
+}
 
 // unchanged are the accepted environments whose inputs are those of their last good
 // build and whose last reconcile succeeded (so every target took that build).

@@ -113,8 +113,8 @@ PVCs and objects annotated circle.circlecore.io/prune: disabled stay).`,
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().DurationVar(&f.opts.Wait, "wait", 0, "wait this long for the applied objects to become healthy")
-	cmd.Flags().Float64Var(&f.opts.MaxDeleteFraction, "max-delete-fraction", 0, "refuse a prune of more than this fraction of the inventory (default 0.5; 1 disables)")
+	durationVar(cmd.Flags(), &f.opts.Wait, "wait", 0, 0, 24*time.Hour, "wait this long for the applied objects to become healthy (at most 24h)")
+	fractionVar(cmd.Flags(), &f.opts.MaxDeleteFraction, "max-delete-fraction", "refuse a prune of more than this fraction of the inventory, 0 to 1 (default 0.5; 1 disables)")
 	return cmd
 }
 

@@ -100,8 +100,10 @@ func loadDaemonConfig(cmd *cobra.Command, file string, environ []string) error {
 			return err
 		}
 		for _, v := range values {
+			// The flag checks the value's range (flags.go): the file and the environment
+			// are held to the flag's, and the problem is placed where the value came from.
 			if err := cmd.Flags().Set(flag.Name, v); err != nil {
-				return fmt.Errorf("daemon configuration %s: %w", key, err)
+				return fmt.Errorf("daemon configuration is invalid:\n  %s: %s: %w", settingOrigin(file, environ, key), key, err)
 			}
 		}
 	}
@@ -163,6 +165,24 @@ func settingVars(environ []string) []string {
 		}
 	}
 	return out
+}
+
+// settingOrigin is where key's value came from: its CIRCLE_* variable when the environment
+// sets one (it wins over the file), else its line in the file.
+func settingOrigin(file string, environ []string, key string) string {
+	name := "CIRCLE_" + strings.ToUpper(strings.ReplaceAll(key, ".", "__"))
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, name+"=") {
+			return name
+		}
+	}
+	var root yaml.Node
+	if b, err := os.ReadFile(file); err == nil && yaml.Unmarshal(b, &root) == nil {
+		if line := lineOf(&root, strings.Split(key, ".")); line > 0 {
+			return fmt.Sprintf("%s:%d", file, line)
+		}
+	}
+	return file
 }
 
 // configProblems reports each schema problem at its line in the file, where the key came

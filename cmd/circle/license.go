@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/circlecore/circle/license"
 	"github.com/circlecore/circle/secrets"
+	"github.com/circlecore/circle/termsafe"
 )
 
 func newLicenseCmd() *cobra.Command {
@@ -337,20 +339,33 @@ func parseWhen(s string, end bool, base time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
-	if d, err := parseDuration(s); err == nil {
+	d, err := parseDuration(s)
+	if err == nil {
 		return base.Add(d), nil
+	}
+	if errors.Is(err, errTooLong) {
+		return time.Time{}, err
 	}
 	return time.Time{}, fmt.Errorf("%q: want YYYY-MM-DD, an RFC 3339 time or a duration (365d)", s)
 }
 
+// errTooLong is a count of days or weeks that no time.Duration holds.
+var errTooLong = errors.New("too long")
+
 // parseDuration reads Go durations plus whole days (14d) and weeks (2w), the units
-// licenses are sold in.
+// licenses are sold in. A count of days or weeks is bounded by what a time.Duration holds
+// (about 292 years): beyond it the product would wrap around, and 20000w would be a negative
+// duration that moves --at two centuries back.
 func parseDuration(s string) (time.Duration, error) {
 	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
 		if n, ok := strings.CutSuffix(s, suffix); ok {
-			v, err := strconv.ParseUint(n, 10, 16)
+			name := map[string]string{"d": "days", "w": "weeks"}[suffix]
+			v, err := strconv.ParseUint(n, 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("%q: want a whole number of %s", s, map[string]string{"d": "days", "w": "weeks"}[suffix])
+				return 0, fmt.Errorf("%q: want a whole number of %s", s, name)
+			}
+			if most := uint64(math.MaxInt64 / unit); v > most {
+				return 0, fmt.Errorf("%q: %w: at most %d %s", s, errTooLong, most, name)
 			}
 			return time.Duration(v) * unit, nil
 		}
@@ -396,10 +411,12 @@ func formatDuration(d time.Duration) string {
 	return d.String()
 }
 
+// text writes the license for people, a field a row. Every value is the file's, escaped
+// whole (termsafe.Line): a line break in a licensee cannot forge an "expires:" row.
 func (v *licenseView) text(b *strings.Builder, now time.Time) {
 	row := func(k, v string) {
 		if v != "" {
-			fmt.Fprintf(b, "  %-11s %s\n", k+":", v)
+			fmt.Fprintf(b, "  %-11s %s\n", k+":", termsafe.Line(v))
 		}
 	}
 	row("id", v.ID)
@@ -461,15 +478,16 @@ UnknownKey, BadSignature, WrongProduct, Revoked, NotYetValid, Expired, BindingMi
 (or Replayed, for a revocation list older than --serial-file remembers); 2 usage or I/O.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			keys, err := license.ReadKeyring(keyring)
-			if err != nil {
-				return err
-			}
 			now := time.Now()
 			if at != "" {
+				var err error
 				if now, err = parseWhen(at, false, now); err != nil {
 					return fmt.Errorf("--at: %w", err)
 				}
+			}
+			keys, err := license.ReadKeyring(keyring)
+			if err != nil {
+				return err
 			}
 			opts := license.VerifyOptions{Product: product, AnyProduct: product == "", ClockSkew: skew,
 				Cluster: cluster, Domain: domain, IgnoreBinding: cluster == "" && domain == "", Schema: true}
@@ -522,7 +540,7 @@ UnknownKey, BadSignature, WrongProduct, Revoked, NotYetValid, Expired, BindingMi
 	f.StringVar(&product, "product", "", "the product the license must be for")
 	f.StringVar(&cluster, "cluster", "", "the cluster id to check a cluster binding against")
 	f.StringVar(&domain, "domain", "", "the domain to check a domain binding against")
-	f.DurationVar(&skew, "clock-skew", license.DefaultClockSkew, "how far clocks may disagree")
+	durationVar(f, &skew, "clock-skew", license.DefaultClockSkew, 0, 24*time.Hour, "how far clocks may disagree (at most 24h)")
 	f.StringVar(&at, "at", "", "verify as of this time instead of now (YYYY-MM-DD or RFC 3339)")
 	_ = cmd.MarkFlagRequired("keyring")
 	out.register(cmd)
@@ -599,7 +617,7 @@ know whether it holds. Exit 1 when the file is malformed.`,
 				fmt.Fprintf(&b, "%s: revocation list %d, issued %s, key %s (signature not checked)\n",
 					args[0], r.Serial, r.IssuedAt.Format(time.RFC3339), r.KeyID())
 				for _, e := range r.Entries {
-					fmt.Fprintf(&b, "  %s  revoked %s: %s\n", e.ID, e.RevokedAt.Format(time.RFC3339), e.Reason)
+					fmt.Fprintf(&b, "  %s  revoked %s: %s\n", termsafe.Line(e.ID), e.RevokedAt.Format(time.RFC3339), termsafe.Line(e.Reason))
 				}
 			} else {
 				l, err := license.Parse(data)

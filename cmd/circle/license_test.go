@@ -359,3 +359,65 @@ func mustRead(t *testing.T, name string) []byte {
 	}
 	return b
 }
+
+// A license file is the issuer's text, or anyone's who can write to the repository:
+// inspect and verify print its fields with their control characters escaped, so an OSC
+// sequence cannot retitle the terminal, a CSI one cannot clear it, and a line break
+// cannot forge a row. The JSON output holds the exact values (encoding/json escapes them).
+func TestLicense_TerminalEscapes(t *testing.T) {
+	dir := t.TempDir()
+	ring := filepath.Join(dir, "issuers.pub")
+	if code, _, errOut := run(t, "license", "keygen", "--out", dir, "--keyring", ring); code != exitOK {
+		t.Fatal(errOut)
+	}
+	key := filepath.Join(dir, "license-issuer.key")
+	lic := filepath.Join(dir, "evil.lic")
+	title, clear := "\x1b]0;pwned\x07", "\x1b[2J"
+	code, _, errOut := run(t, "license", "issue", "--key", key, "--id", "lic_evil", "--product", "shop", "--licensee", "Evil"+title+" Corp",
+		"--meta", "note="+clear, "--meta", "forged=x\n  expires:    2099-01-01", "--meta", "c1=\u009b2J", "--expires", "2030-01-01", "-o", lic)
+	if code != exitOK {
+		t.Fatalf("issue: exit %d %s", code, errOut)
+	}
+	list := filepath.Join(dir, "revoked.list")
+	if code, _, errOut := run(t, "license", "revoke", "--key", key, "--list", list, "--id", "lic_evil", "--reason", "refunded"+clear); code != exitOK {
+		t.Fatalf("revoke: exit %d %s", code, errOut)
+	}
+	for _, args := range [][]string{
+		{"license", "inspect", lic},
+		{"license", "verify", lic, "--keyring", ring, "--at", "2029-01-01"},
+		{"license", "inspect", list},
+	} {
+		code, out, errOut := run(t, args...)
+		if code != exitOK {
+			t.Errorf("%v: exit %d %s", args[1:], code, errOut)
+		}
+		if i := strings.IndexAny(out+errOut, "\x1b\x07\u009b"); i >= 0 {
+			t.Errorf("%v prints a raw control character at %d:\n%q", args[1:], i, out+errOut)
+		}
+		if strings.Contains(out, "\n  expires:    2099") {
+			t.Errorf("%v: a metadata value forged an expires row:\n%s", args[1:], out)
+		}
+	}
+	_, out, _ := run(t, "license", "inspect", lic)
+	for _, want := range []string{`Evil\x1b]0;pwned\a Corp`, `note=\x1b[2J`, `forged=x\n  expires:    2099-01-01`, `c1=\u009b2J`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect does not show %s:\n%s", want, out)
+		}
+	}
+	if _, out, _ := run(t, "license", "inspect", list); !strings.Contains(out, `refunded\x1b[2J`) {
+		t.Errorf("inspect of the list does not show the escaped reason:\n%s", out)
+	}
+	// A refusal's message quotes the revocation reason: the error line is escaped too.
+	code, _, errOut = run(t, "license", "verify", lic, "--keyring", ring, "--at", "2029-01-01", "--revocations", list)
+	if code != exitFailed || !strings.Contains(errOut, `revoked: on `) || !strings.Contains(errOut, `refunded\x1b[2J`) || strings.ContainsAny(errOut, "\x1b\x07") {
+		t.Errorf("a revoked license: exit %d, stderr %q", code, errOut)
+	}
+	_, out, _ = run(t, "license", "verify", lic, "--keyring", ring, "--at", "2029-01-01", "-o", "json")
+	var res licenseVerifyResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.License == nil || res.License.Licensee != "Evil"+title+" Corp" || res.License.Metadata["note"] != clear {
+		t.Errorf("verify -o json does not hold the exact values: %v\n%s", err, out)
+	}
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Errorf("verify -o json holds raw control characters:\n%q", out)
+	}
+}

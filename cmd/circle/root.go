@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/circlecore/circle/termsafe"
 )
 
 // Exit codes, documented in the package comment and in `circle --help`.
@@ -86,7 +88,9 @@ func executeIn(args []string, in io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "Error:", err)
+	// An error may quote what a file holds (a license's product, a YAML value): escaped,
+	// so that it cannot drive the terminal.
+	fmt.Fprintln(stderr, "Error:", termsafe.Text(err.Error()))
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code

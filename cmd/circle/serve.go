@@ -148,38 +148,42 @@ CIRCLE_SOURCE__URL, CIRCLE_APPLY__WAIT, CIRCLE_STATE_DIR); a flag overrides both
 		"run several replicas: only the holder of a Kubernetes Lease reconciles; a standby takes over within the lease")
 	cmd.Flags().StringVar(&o.leader.Namespace, "leader-election-namespace", envOr("POD_NAMESPACE", "circle-system"), "namespace of the Lease")
 	cmd.Flags().StringVar(&o.leader.Name, "leader-election-id", "circle", "name of the Lease")
-	cmd.Flags().DurationVar(&o.leader.Lease, "leader-election-lease", 15*time.Second, "how long a dead leader holds the Lease before a standby takes over")
+	durationVar(cmd.Flags(), &o.leader.Lease, "leader-election-lease", 15*time.Second, time.Second, time.Hour,
+		"how long a dead leader holds the Lease before a standby takes over (1s to 1h)")
 	cmd.Flags().StringVar(&o.tokenFile, "trigger-token-file", "",
 		"file holding the bearer token for POST /api/v1/reconcile (circle reconcile --now); without it the endpoint is off")
 	cmd.Flags().BoolVar(&o.rollback, "rollback-on-failure", false,
 		"when applying a revision fails or does not become healthy, apply the target's last good build again")
-	cmd.Flags().IntVar(&o.parallel, "concurrency", 4, "environments built, published and applied at once")
+	intVar(cmd.Flags(), &o.parallel, "concurrency", 4, 1, 64, "environments built, published and applied at once (1 to 64)")
 	cmd.Flags().StringVar(&o.source, "source", ".", "folder holding the desired-state repository")
 	here, _ := filepath.Abs(".circle")
 	cmd.Flags().StringVar(&o.publish, "publish", "file://"+filepath.ToSlash(here), "storage URL to publish to: file:///path, s3://…, azblob://…, gs://… (see circle storage --help)")
-	cmd.Flags().StringVar(&o.logFormat, "log-format", "auto", "log format: json, console, or auto (console on a terminal, else json)")
+	enumVarP(cmd.Flags(), &o.logFormat, "log-format", "", "auto", "log format", []string{"auto", "console", "json"},
+		"log format: json, console, or auto (console on a terminal, else json)")
 	cmd.Flags().StringVar(&o.ref.Branch, "branch", "", "Git branch to follow (default main)")
 	cmd.Flags().StringVar(&o.ref.Tag, "tag", "", "Git tag to follow")
 	cmd.Flags().StringVar(&o.ref.SemVer, "semver", "", "semver range over Git tags; the highest match is followed")
 	cmd.Flags().StringVar(&o.ref.Commit, "commit", "", "exact Git commit")
 	cmd.Flags().StringVar(&o.sshKey, "ssh-key", "", "private key file for ssh remotes")
 	cmd.Flags().StringVar(&o.knownHosts, "known-hosts", "", "known_hosts file for ssh remotes (unknown host keys are refused)")
-	cmd.Flags().DurationVar(&o.interval, "interval", time.Minute, "how often to poll a Git remote")
+	durationVar(cmd.Flags(), &o.interval, "interval", time.Minute, 100*time.Millisecond, 24*time.Hour, "how often to poll a Git remote (100ms to 24h)")
 	o.maxFile, o.maxTree = dir.DefaultMaxFileSize, dir.DefaultMaxTreeSize
 	cmd.Flags().Var(&o.maxFile, "max-file-size", "largest file a snapshot of the source may hold (bytes, or with Ki, Mi, Gi); a larger one refuses the revision")
 	cmd.Flags().Var(&o.maxTree, "max-tree-size", "largest total of a snapshot's files; a larger tree refuses the revision")
 	cmd.Flags().StringVar(&o.hookAddr, "webhook-addr", "", "listen address for push webhooks, e.g. :9292 (secret from CIRCLE_WEBHOOK_SECRET)")
-	cmd.Flags().StringVar(&o.hookKind, "webhook-provider", "github", "webhook dialect: github, gitlab, gitea, bitbucket or generic")
+	enumVarP(cmd.Flags(), &o.hookKind, "webhook-provider", "", "github", "webhook provider", []string{"github", "gitlab", "gitea", "bitbucket", "generic"},
+		"webhook dialect: github, gitlab, gitea, bitbucket or generic")
 	cmd.Flags().StringVar(&o.hookRepo, "webhook-repository", "", "only pushes to this repository (org/repo) count")
-	cmd.Flags().StringVar(&o.verify, "verify", "", "require signed revisions: head (the commit) or tag (the annotated tag)")
+	enumVarP(cmd.Flags(), &o.verify, "verify", "", "", "signature mode", []string{"", "head", "tag"},
+		"require signed revisions: head (the commit) or tag (the annotated tag)")
 	cmd.Flags().StringVar(&o.pgpKeys, "trusted-pgp-keys", "", "armored OpenPGP public keyring trusted to sign")
 	cmd.Flags().StringVar(&o.sshKeys, "trusted-ssh-keys", "", "authorized_keys-format file of SSH keys trusted to sign")
 	o.keys.register(cmd)
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:9090",
 		"address of the HTTP API: /healthz, /readyz, /metrics, /api/v1/status, and the dashboard at /ui/ (empty: none)")
 	o.ui.register(cmd)
-	cmd.Flags().DurationVar(&o.drift, "drift-interval", 5*time.Minute,
-		"re-apply each cluster target's last manifests this often, putting back objects changed outside Git (0: never)")
+	durationOrZeroVar(cmd.Flags(), &o.drift, "drift-interval", 5*time.Minute, time.Second, 24*time.Hour,
+		"re-apply each cluster target's last manifests this often, putting back objects changed outside Git (0: never; else 1s to 24h)")
 	cmd.Flags().StringVar(&o.stateDir, "state-dir", "",
 		"state directory (bbolt): status, the revocation list, repository-listed signing keys and history survive restarts; /api/v1/history")
 	cmd.Flags().StringVar(&o.licKeys, "license-keyring", "",
@@ -189,7 +193,7 @@ CIRCLE_SOURCE__URL, CIRCLE_APPLY__WAIT, CIRCLE_STATE_DIR); a flag overrides both
 			"manifests, server-side applied and pruned (repeatable)")
 	cmd.Flags().StringVar(&o.applyOpts.InventoryNamespace, "inventory-namespace", "default", "namespace of the inventory ConfigMaps (circle-inventory-<env>)")
 	cmd.Flags().BoolVar(&o.applyOpts.Prune, "prune", true, "delete objects an environment's manifests no longer hold")
-	cmd.Flags().DurationVar(&o.applyOpts.Wait, "wait", 0, "wait this long for applied objects to become healthy (0: do not wait)")
+	durationVar(cmd.Flags(), &o.applyOpts.Wait, "wait", 0, 0, 24*time.Hour, "wait this long for applied objects to become healthy (0: do not wait; at most 24h)")
 	cmd.Flags().StringVar(&o.storage.keyring, "storage-keyring", os.Getenv("CIRCLE_STORAGE_KEYRING"),
 		"keyring that encrypts published builds (created if the file does not exist; may be SOPS-sealed).\n"+
 			"Without one, builds are not published: only status.json is written")

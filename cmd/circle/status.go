@@ -216,7 +216,7 @@ be reached, or --timeout passed.`,
 	}
 	cmd.Flags().BoolVar(&now, "now", false, "reconcile now (required)")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file with the daemon's trigger token (else CIRCLE_TRIGGER_TOKEN)")
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the reconcile to be recorded")
+	durationVar(cmd.Flags(), &timeout, "timeout", 5*time.Minute, time.Second, 24*time.Hour, "how long to wait for the reconcile to be recorded (1s to 24h)")
 	srv.register(cmd)
 	out.register(cmd)
 	return cmd

@@ -316,7 +316,7 @@ neither them nor the objects. Symlinks are not followed.`,
 			})
 		},
 	}
-	cmd.Flags().IntVar(&opts.Concurrency, "concurrency", 0, "parallel uploads (default 16)")
+	intVar(cmd.Flags(), &opts.Concurrency, "concurrency", 0, 0, 256, "parallel uploads, up to 256 (0: 16)")
 	cmd.Flags().BoolVar(&opts.KeepExtra, "keep-extra", false, "keep objects that have no local file (rclone copy)")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "print what would change; change nothing")
 	f.register(cmd, true)

@@ -217,3 +217,20 @@ func TestValidate_GeneratedObjectsNeedANamespace(t *testing.T) {
 		t.Errorf("circle render: exit %d: the ConfigMap is not in shop-dev\n%s%s", code, out, errOut)
 	}
 }
+
+// An integer the schema's format cannot hold is refused at its file, line and field:
+// replicas is an int32, and the API server would refuse 2^63-1 where validate passed it.
+func TestValidate_IntegerFormat(t *testing.T) {
+	dir := copyExamples(t)
+	write(t, dir, "deploy/prod/kustomization.yaml", "namespace: shop-prod\nresources:\n  - ../base\n")
+	b, err := os.ReadFile(dir + "/deploy/base/deployment.yaml")
+	if err != nil || !strings.Contains(string(b), "  replicas: 1\n") {
+		t.Fatalf("the example Deployment has no replicas: 1 (%v)", err)
+	}
+	write(t, dir, "deploy/base/deployment.yaml", strings.Replace(string(b), "  replicas: 1\n", "  replicas: 9223372036854775807\n", 1))
+	code, out, errOut := run(t, "validate", dir, "--key-file", exampleKey, "--env", "prod")
+	want := `deploy/base/deployment.yaml:6:3: Deployment/shop-api spec.replicas: "9223372036854775807" is out of range for format int32 (-2147483648 to 2147483647) [schema] [prod]`
+	if code != exitFailed || !strings.Contains(out, want) {
+		t.Errorf("exit %d, want 1 with\n%s\ngot\n%s%s", code, want, out, errOut)
+	}
+}
