@@ -241,3 +241,68 @@ func TestRender_RealWorldMatchesKustomizeCLI(t *testing.T) {
 		})
 	}
 }
+
+// With Origins, an overlay that asks for origin annotations itself keeps the ones its own
+// build records (made relative to the snapshot), and the generated objects name the generated
+// kustomization; an overlay with nothing generated gets them too.
+func TestRender_OriginsOfAnOverlayThatRecordsThem(t *testing.T) {
+	dir := writeTree(t, base, features["build-metadata"])
+	in := render.Input{FS: os.DirFS(dir), Manifests: "deploy", Env: "env", Origins: true, Config: map[string]any{"a": 1}}
+	out, err := render.Render(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"path: deploy/base/deployment.yaml\n",
+		"configuredIn: " + render.GeneratedDir + "/objects/kustomization.yaml\n",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "path: overlay.yaml") {
+		t.Errorf("the joining kustomization's origin leaked:\n%s", out)
+	}
+	in.Config = nil
+	if out, err = render.Render(in); err != nil || !strings.Contains(string(out), "path: deploy/base/service.yaml\n") {
+		t.Errorf("nothing generated, with origins: %v\n%s", err, out)
+	}
+}
+
+// The folder Circle generates in is reserved, and built-in configurations whose path fields
+// are not strings are refused at their field rather than handed to kustomize.
+func TestRender_RefusedInputs(t *testing.T) {
+	reserved := writeTree(t, base, features["no-namespace"], map[string]string{render.GeneratedDir + "/x.yaml": "a: 1\n"})
+	if _, err := render.Render(render.Input{FS: os.DirFS(reserved), Manifests: "deploy", Env: "env"}); err == nil || !strings.Contains(err.Error(), "reserves") {
+		t.Errorf("a %s folder in the repository: %v", render.GeneratedDir, err)
+	}
+	for name, gen := range map[string]string{
+		"path not a string":   "apiVersion: builtin\nkind: PatchTransformer\nmetadata: {name: p}\npath: 5\n",
+		"files not a list":    "apiVersion: builtin\nkind: ConfigMapGenerator\nmetadata: {name: c}\nfiles: a.txt\n",
+		"a file not a string": "apiVersion: builtin\nkind: ConfigMapGenerator\nmetadata: {name: c}\nfiles: [[a.txt]]\n",
+	} {
+		dir := writeTree(t, base, map[string]string{
+			"deploy/env/kustomization.yaml": "namespace: app\nresources: [../base]\ngenerators: [gen.yaml]\n",
+			"deploy/env/gen.yaml":           gen,
+			"deploy/env/a.txt":              "a\n",
+		})
+		_, err := render.Render(render.Input{FS: os.DirFS(dir), Manifests: "deploy", Env: "env"})
+		var fe *render.FieldError
+		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "not a string or list of strings") || fe.File != "deploy/env/gen.yaml" {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// An overlay's own OpenAPI schema file is read from the snapshot like any other path.
+func TestRender_OpenAPIPath(t *testing.T) {
+	dir := writeTree(t, base, map[string]string{
+		"deploy/env/kustomization.yaml": "namespace: app\nresources: [../base]\nopenapi: {path: schema.json}\n",
+		"deploy/env/schema.json":        `{"definitions": {}}` + "\n",
+	})
+	want := kustomizeBuild(t, filepath.Join(dir, "deploy", "env"))
+	got, err := render.Render(render.Input{FS: os.DirFS(dir), Manifests: "deploy", Env: "env"})
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("%v\n--- circle\n%s\n--- kustomize\n%s", err, got, want)
+	}
+}

@@ -313,3 +313,21 @@ func TestEnvSplit(t *testing.T) {
 		t.Errorf("plain = %v", plain)
 	}
 }
+
+// An environment's namespace (for Circle's generated objects when its overlay sets none) is
+// read from circle.yaml, and must be a Kubernetes name.
+func TestSettingsNamespace(t *testing.T) {
+	s, problems := repo.LoadSettings(fstest.MapFS{"circle.yaml": {Data: []byte(
+		"apiVersion: circle/v1\nenvironments:\n  - name: dev\n    namespace: shop-dev\n  - name: prod\n")}})
+	if len(problems) != 0 {
+		t.Fatal(problems)
+	}
+	if s.Namespace("dev") != "shop-dev" || s.Namespace("prod") != "" || s.Namespace("nope") != "" {
+		t.Errorf("namespaces: dev %q, prod %q, nope %q", s.Namespace("dev"), s.Namespace("prod"), s.Namespace("nope"))
+	}
+	_, problems = repo.LoadSettings(fstest.MapFS{"circle.yaml": {Data: []byte(
+		"apiVersion: circle/v1\nenvironments:\n  - name: dev\n    namespace: Shop_Dev\n")}})
+	if len(problems) != 1 || problems[0].File != "circle.yaml" || problems[0].Line != 4 {
+		t.Errorf("a bad namespace: %+v", problems)
+	}
+}
