@@ -201,3 +201,57 @@ func TestSource_SymlinksNotFollowed(t *testing.T) {
 		}
 	}
 }
+
+// A .git folder is neither watched nor read: a commit made in the folder's own repository
+// produces no snapshot, only a change to the files does.
+func TestSource_WatchSkipsGitFolder(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "circle.yaml", "v: 1\n")
+	write(t, root, ".git/objects/ab/cdef", "blob")
+	src, err := dir.New(root, dir.Options{Debounce: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got := make(chan *sources.Snapshot, 10)
+	done := make(chan error, 1)
+	go func() { done <- src.Watch(ctx, func(s *sources.Snapshot) error { got <- s; return nil }) }()
+	first := <-got
+	if _, err := fs.Stat(first.FS, ".git/objects/ab/cdef"); err == nil {
+		t.Error(".git is in the snapshot")
+	}
+	write(t, root, ".git/objects/ab/0123", "another blob")
+	write(t, root, ".git/refs/heads/main", "0123\n")
+	select {
+	case s := <-got:
+		t.Errorf("snapshot %s for a change under .git", s.Revision)
+	case <-time.After(300 * time.Millisecond):
+	}
+	write(t, root, "circle.yaml", "v: 2\n")
+	if s := <-got; s.Revision == first.Revision {
+		t.Error("a change to circle.yaml made no new revision")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("watch: %v", err)
+	}
+}
+
+// A folder that disappears between New and Watch is an error naming it, not a silent watch
+// of nothing.
+func TestSource_WatchGoneFolder(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "repo")
+	write(t, root, "circle.yaml", "v: 1\n")
+	src, err := dir.New(root, dir.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	err = src.Watch(context.Background(), func(*sources.Snapshot) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "repo") {
+		t.Errorf("watch of a removed folder: %v", err)
+	}
+}
