@@ -20,18 +20,29 @@ all: build
 build: ## build bin/circle
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/circle
 
+# The storage keyring make run publishes with. serve never makes one (a missing keyring is
+# an error, so a typo cannot start a new key); on a fresh checkout run makes it first.
+KEYRING := $(CURDIR)/.circle-keyring.json
+
 run: build ## run the daemon on examples/, publishing to ./.circle/storage, state in ./.circle/state
+	@if [ ! -f $(KEYRING) ]; then \
+		echo "making the storage keyring $(KEYRING) (circle storage keyring init; keep it, the builds open only with it)"; \
+		$(BIN) storage keyring init $(KEYRING) >/dev/null; \
+	fi
 	$(BIN) serve --source examples --publish file://$(CURDIR)/.circle/storage --state-dir $(CURDIR)/.circle/state \
 		--key-file examples/keys/age.example.key \
-		--storage-keyring $(CURDIR)/.circle-keyring.json
+		--storage-keyring $(KEYRING)
 
 testenv: ## build or install the test servers into ~/.cache/circle-testenv (cached by version)
 	bash testenv/install.sh
 
 # build first: the crash and benchmark tests build the binary themselves, and on a cold
-# cache that compile belongs here, not inside a test's timeout.
-test: testenv lint build ## the whole test suite against real servers
-	CGO_ENABLED=1 $(GO) test $(TESTFLAGS) ./...
+# cache that compile belongs here, not inside a test's timeout. go test's events go through
+# tools/skipcheck, which prints the package lines and each failed test's output as go test
+# does, and fails the run on a test that skipped without an entry in .ci/allowed-skips.txt.
+test: testenv lint build ## the whole test suite against real servers; unlisted skips fail it
+	$(GO) build -o bin/skipcheck ./tools/skipcheck
+	set -o pipefail; CGO_ENABLED=1 $(GO) test -json $(TESTFLAGS) ./... | bin/skipcheck -allow .ci/allowed-skips.txt
 
 lint: vet ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -43,8 +54,12 @@ vet:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
+# BenchmarkDaemon's iterations are pushes of about half a second each, and its p95 needs at
+# least 30 of them: it runs alone, for DAEMON_PUSHES iterations, after the others.
+DAEMON_PUSHES ?= 30
 bench: testenv ## the benchmarks the issues name figures for
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkDaemon$$' -benchmem ./...
+	$(GO) test -run '^$$' -bench '^BenchmarkDaemon$$' -benchtime $(DAEMON_PUSHES)x -benchmem ./cmd/circle
 
 # Every Go fuzz target (func FuzzXxx in a _test.go file) is found in the source, not
 # listed here, and run alone for FUZZTIME. All run even after a failure; the summary gives

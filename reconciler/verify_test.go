@@ -27,7 +27,7 @@ func newSigner(t *testing.T) signer {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "signing")
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path).CombinedOutput(); err != nil {
-		t.Skipf("ssh-keygen: %v %s", err, out)
+		t.Fatalf("ssh-keygen (Debian's openssh-client; make testenv installs it): %v %s", err, out)
 	}
 	b, err := os.ReadFile(path + ".pub")
 	if err != nil {

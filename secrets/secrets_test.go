@@ -274,7 +274,7 @@ func TestSopsCLIPGP(t *testing.T) {
 	imp := exec.Command("gpg", "--batch", "--import", keyFile)
 	imp.Env = []string{"GNUPGHOME=" + gnupg, "PATH=" + os.Getenv("PATH")}
 	if out, err := imp.CombinedOutput(); err != nil {
-		t.Skipf("gpg --import: %v\n%s", err, out)
+		t.Fatalf("gpg --import (Debian's gnupg; make testenv installs it): %v\n%s", err, out)
 	}
 	content := "api:\n    token: " + canary + "\n"
 	enc := sopsCLI(t, []string{"GNUPGHOME=" + gnupg}, "encrypt", "--pgp", "35C1A64CD7FC0AB6EB66756B2445463C3234ECE1", plainFile(t, "t.yaml", content))
@@ -333,7 +333,7 @@ func TestKeyringRefusesUnusablePGP(t *testing.T) {
 		cmd.Stdin = strings.NewReader(stdin)
 		out, err := cmd.Output()
 		if err != nil {
-			t.Skipf("gpg %v: %v", args, err)
+			t.Fatalf("gpg %v (Debian's gnupg; make testenv installs it): %v", args, err)
 		}
 		return out
 	}

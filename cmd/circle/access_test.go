@@ -79,7 +79,7 @@ func TestServe_AccessPolicy(t *testing.T) {
 			if code := do(remoteIP, port, req{method: "POST", path: "/api/v1/reconcile", bearer: triggerToken}); code != http.StatusAccepted {
 				t.Errorf("the trigger from %s with its own token = %d, want 202", remoteIP, code)
 			}
-		}, "--source", examplesDir, "--key-file", exampleKey, "--storage-keyring", filepath.Join(t.TempDir(), "ring.json"),
+		}, "--source", examplesDir, "--key-file", exampleKey, "--storage-keyring", newKeyringFile(t),
 			"--listen", fmt.Sprintf("0.0.0.0:%d", port), "--allowed-host", "circle.example.com",
 			"--trigger-token-file", filepath.Join(dir, "trigger"), "--state-dir", t.TempDir())
 	})
@@ -118,7 +118,7 @@ func TestServe_AccessPolicy(t *testing.T) {
 			if code := do(remoteIP, port, req{method: "POST", path: "/api/v1/reconcile", bearer: triggerToken}); code != http.StatusAccepted {
 				t.Errorf("the trigger with its token = %d, want 202", code)
 			}
-		}, "--source", examplesDir, "--key-file", exampleKey, "--storage-keyring", filepath.Join(t.TempDir(), "ring.json"),
+		}, "--source", examplesDir, "--key-file", exampleKey, "--storage-keyring", newKeyringFile(t),
 			"--listen", fmt.Sprintf("0.0.0.0:%d", port), "--read-token-file", filepath.Join(dir, "read"),
 			"--trigger-token-file", filepath.Join(dir, "trigger"), "--state-dir", t.TempDir())
 	})

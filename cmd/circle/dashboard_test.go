@@ -49,7 +49,7 @@ func TestServe_DashboardInBrowser(t *testing.T) {
 	var logs syncBuffer
 	cmd := newRootCmd(&bytes.Buffer{}, &logs)
 	cmd.SetArgs([]string{"serve", "--source", dir, "--key-file", exampleKey,
-		"--publish", "file://" + filepath.Join(work, "out"), "--storage-keyring", filepath.Join(work, "ring.json"),
+		"--publish", "file://" + filepath.Join(work, "out"), "--storage-keyring", newKeyringFile(t),
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--state-dir", filepath.Join(work, "state"), "--log-format", "json"})
 	serveCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -50,7 +50,7 @@ func TestEndToEnd_PushToStorageAndCluster(t *testing.T) {
 	hookPort, _ := testenv.FreePort()
 	apiPort, _ := testenv.FreePort()
 	api := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
-	ring := filepath.Join(t.TempDir(), "keyring.json")
+	ring := newKeyringFile(t)
 	t.Setenv("CIRCLE_WEBHOOK_SECRET", "hook-secret")
 	var logs syncBuffer
 	cmd := newRootCmd(&bytes.Buffer{}, &logs)

@@ -103,9 +103,9 @@ func TestServe(t *testing.T) {
 }
 
 // make run: the daemon on the examples with the example key accepts every environment and
-// publishes each one's configuration, encrypted, readable with the keyring it made.
+// publishes each one's configuration, encrypted, readable with its keyring.
 func TestServe_Examples(t *testing.T) {
-	ring := filepath.Join(t.TempDir(), "keyring.json")
+	ring := newKeyringFile(t)
 	port, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)

@@ -37,7 +37,6 @@ import (
 	"github.com/circlecore/circle/sources/signature"
 	"github.com/circlecore/circle/sources/webhook"
 	"github.com/circlecore/circle/state"
-	"github.com/circlecore/circle/storage/envelope"
 	"github.com/circlecore/circle/storage/publish"
 )
 
@@ -195,7 +194,7 @@ CIRCLE_SOURCE__URL, CIRCLE_APPLY__WAIT, CIRCLE_STATE_DIR); a flag overrides both
 	cmd.Flags().BoolVar(&o.applyOpts.Prune, "prune", true, "delete objects an environment's manifests no longer hold")
 	durationVar(cmd.Flags(), &o.applyOpts.Wait, "wait", 0, 0, 24*time.Hour, "wait this long for applied objects to become healthy (0: do not wait; at most 24h)")
 	cmd.Flags().StringVar(&o.storage.keyring, "storage-keyring", os.Getenv("CIRCLE_STORAGE_KEYRING"),
-		"keyring that encrypts published builds (created if the file does not exist; may be SOPS-sealed).\n"+
+		"keyring that encrypts published builds (made with 'circle storage keyring init'; a missing file is an error; may be SOPS-sealed).\n"+
 			"Without one, builds are not published: only status.json is written")
 	cmd.MarkFlagsMutuallyExclusive("branch", "tag", "semver", "commit")
 	return cmd
@@ -344,26 +343,19 @@ func (o *serveOptions) openClusters() (map[string]*apply.Applier, error) {
 	return out, nil
 }
 
-// openTarget opens the publish target through the envelope, with the storage keyring;
-// a keyring file that does not exist yet is made, as `circle storage keyring init` would.
+// openTarget opens the publish target through the envelope, with the storage keyring.
+// A keyring file that does not exist is an error, never made here: a mistyped path or an
+// unmounted Secret would otherwise start publishing under a new key, after which the
+// builds already published no longer open with the keyring the operator keeps. Making one
+// is `circle storage keyring init`'s job.
 func (o *serveOptions) openTarget(ctx context.Context, log zerolog.Logger) (*publish.Target, error) {
 	if o.storage.keyring == "" {
 		log.Warn().Msg("no --storage-keyring: builds are not published, only status (secrets are never stored in the clear)")
 		return nil, nil
 	}
 	if _, err := os.Stat(o.storage.keyring); errors.Is(err, os.ErrNotExist) {
-		k, err := envelope.NewKeyring()
-		if err != nil {
-			return nil, err
-		}
-		b, err := k.Marshal()
-		if err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(o.storage.keyring, append(b, '\n'), 0o600); err != nil {
-			return nil, fmt.Errorf("storage keyring: %w", err)
-		}
-		log.Warn().Str("keyring", o.storage.keyring).Msg("created a storage keyring: keep it safe, published builds cannot be read without it")
+		return nil, fmt.Errorf("--storage-keyring %s does not exist: make one with `circle storage keyring init %[1]s`, "+
+			"or name the keyring the builds already published were encrypted with", o.storage.keyring)
 	}
 	o.storage.keys = o.keys
 	s, err := o.storage.open(ctx, o.publish, true)

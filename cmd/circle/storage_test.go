@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/circlecore/circle/testenv"
 )
@@ -20,13 +22,49 @@ func runIn(t *testing.T, stdin string, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-func newKeyringFile(t *testing.T) string {
+// newKeyringFile makes a storage keyring with `circle storage keyring init`, as an operator
+// does before a daemon's first start: serve refuses a --storage-keyring that does not exist.
+func newKeyringFile(t testing.TB) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "keyring.json")
-	if code, out, errOut := run(t, "storage", "keyring", "init", p); code != exitOK || !strings.Contains(out, "primary") {
-		t.Fatalf("keyring init: exit %d\n%s%s", code, out, errOut)
+	var out, errOut bytes.Buffer
+	if code := execute([]string{"storage", "keyring", "init", p}, &out, &errOut); code != exitOK || !strings.Contains(out.String(), "primary") {
+		t.Fatalf("keyring init: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 	return p
+}
+
+// A --storage-keyring that names no file stops the daemon before it starts, naming the
+// file and the command that makes one; serve never makes a key itself, so a mistyped path
+// cannot start publishing under a key nobody keeps, after which old builds do not open.
+func TestServe_MissingStorageKeyring(t *testing.T) {
+	ring := filepath.Join(t.TempDir(), "keyring.json")
+	out := filepath.Join(t.TempDir(), "published")
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfg, []byte("keys:\n  storage_keyring: "+ring+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, how := range [][]string{
+		{"--storage-keyring", ring},
+		{"--config", cfg}, // as deploy/ sets it
+	} {
+		// A daemon that starts anyway runs until the deadline, and fails the test then.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		var stderr bytes.Buffer
+		cmd := newRootCmd(&bytes.Buffer{}, &stderr)
+		cmd.SetArgs(append([]string{"serve", "--source", examplesDir, "--key-file", exampleKey, "--publish", "file://" + out, "--listen", ""}, how...))
+		err := cmd.ExecuteContext(ctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), ring+" does not exist") || !strings.Contains(err.Error(), "circle storage keyring init") {
+			t.Errorf("serve %s with no keyring file: %v\n%s", how[0], err, stderr.String())
+		}
+		if _, err := os.Stat(ring); !os.IsNotExist(err) {
+			t.Fatalf("serve %s made %s: %v", how[0], ring, err)
+		}
+		if _, err := os.Stat(filepath.Join(out, "status.json")); !os.IsNotExist(err) {
+			t.Errorf("serve %s ran without its keyring: %v", how[0], err)
+		}
+	}
 }
 
 func TestStorage_PutGetStatLs(t *testing.T) {

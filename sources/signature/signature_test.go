@@ -20,7 +20,7 @@ func sshSign(t *testing.T, namespace string) (sig, pub string) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "key")
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		t.Skipf("ssh-keygen: %v %s", err, out)
+		t.Fatalf("ssh-keygen (Debian's openssh-client; make testenv installs it): %v %s", err, out)
 	}
 	msg := filepath.Join(dir, "msg")
 	if err := os.WriteFile(msg, []byte(payload), 0o600); err != nil {
@@ -51,7 +51,7 @@ func pgpSign(t *testing.T) (sig, pub string) {
 		cmd.Stdin = strings.NewReader(stdin)
 		out, err := cmd.Output()
 		if err != nil {
-			t.Skipf("gpg %v: %v", args, err)
+			t.Fatalf("gpg %v (Debian's gnupg; make testenv installs it): %v", args, err)
 		}
 		return string(out)
 	}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -180,48 +179,68 @@ func TestSwappedObject(t *testing.T) {
 	}
 }
 
-// Kill the S3 server in the middle of a publish, restart it, publish again: the reader
-// sees the old build or the new one, never a mix, and nothing is lost.
+// Kill the S3 server in the middle of a publish's uploads, restart it, publish again: the
+// reader sees the old build (the new one's manifest was never written), what made it up
+// is not uploaded again, and the retry completes the new build. The test fails unless the
+// kill landed mid-upload: the publish failed with some, not all, of its objects up.
 func TestPublishSurvivesServerKill(t *testing.T) {
 	ctx := context.Background()
 	srv := testenv.NewS3(t)
 	tg, s := newTarget(t, srv.NewBucket(t))
+	const files = 201 // build(200, v) and its config.json; no content is shared between v1 and v2
+	objects := func() int {
+		n := 0
+		for _, err := range s.Backend().Walk(ctx, "targets/local/objects/") {
+			if err != nil {
+				t.Fatalf("list the objects: %v", err)
+			}
+			n++
+		}
+		return n
+	}
 	if _, _, err := tg.Publish(ctx, "prod", "rev1", build(200, "v1")); err != nil {
 		t.Fatal(err)
 	}
+	if n := objects(); n != files {
+		t.Fatalf("%d objects after the first publish, want %d", n, files)
+	}
 
-	var uploads atomic.Int64
+	// Two uploads at a time: the upload phase lasts long enough (hundreds of milliseconds)
+	// for the listing below to see it under way, and a kill to land in it.
+	tg.Concurrency = 2
 	done := make(chan error, 1)
 	go func() {
 		_, _, err := tg.Publish(ctx, "prod", "rev2", build(200, "v2"))
 		done <- err
 	}()
-	// Kill once some of the new objects are up.
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		n := 0
-		for _, err := range s.Backend().Walk(ctx, "targets/local/objects/") {
-			if err == nil {
-				n++
-			}
-		}
-		uploads.Store(int64(n))
-		if n > 220 {
-			break
-		}
+	seen := 0
+	for deadline := time.Now().Add(20 * time.Second); seen < 20 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		seen = objects() - files
 	}
 	srv.Kill()
 	err := <-done
-	t.Logf("publish during the kill (after %d objects): %v", uploads.Load()-201, err)
 	srv.Restart(t)
-
-	if _, v := checkBuild(t, tg, "prod"); v != "v1" && v != "v2" {
-		t.Fatalf("after the kill: version %q", v)
+	up := objects() - files
+	t.Logf("killed once %d of %d new objects were seen; %d were up after the restart; the publish returned: %v", seen, files, up, err)
+	if err == nil {
+		t.Fatal("the publish finished before the kill: the kill did not land mid-upload")
 	}
-	if _, _, err := tg.Publish(ctx, "prod", "rev2", build(200, "v2")); err != nil {
+	if up <= 0 || up >= files {
+		t.Fatalf("%d of %d new objects were up: the kill did not land mid-upload", up, files)
+	}
+
+	if m, v := checkBuild(t, tg, "prod"); v != "v1" || m.Revision != "rev1" {
+		t.Fatalf("after the kill: %s %s, want the old build (rev1, v1)", m.Revision, v)
+	}
+	_, st, err := tg.Publish(ctx, "prod", "rev2", build(200, "v2"))
+	if err != nil {
 		t.Fatal(err)
 	}
+	if st.Skipped != up || st.Uploaded != files-up {
+		t.Errorf("the retry uploaded %d and skipped %d, want %d and %d: what was up before the kill is not uploaded again", st.Uploaded, st.Skipped, files-up, up)
+	}
 	m, v := checkBuild(t, tg, "prod")
-	if v != "v2" || m.Revision != "rev2" || len(m.Files) != 201 {
+	if v != "v2" || m.Revision != "rev2" || len(m.Files) != files {
 		t.Errorf("after the retry: %s %s %d files", m.Revision, v, len(m.Files))
 	}
 }
