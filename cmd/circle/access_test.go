@@ -51,10 +51,22 @@ func TestServe_AccessPolicy(t *testing.T) {
 		return resp.StatusCode
 	}
 	read := []string{"/api/v1/status", "/api/v1/history?env=dev", "/metrics", "/ui/", "/"}
+	// status.json is in the bucket a moment before the API has the status (503 until then):
+	// wait for it, so every answer below is the policy's.
+	ready := func(port int, bearer string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if do("127.0.0.1", port, req{method: "GET", path: "/api/v1/status", bearer: bearer}) == 200 {
+				return
+			}
+		}
+		t.Fatal("/api/v1/status never answered 200")
+	}
 
 	t.Run("no read token", func(t *testing.T) {
 		port := freePort(t)
 		serveUntilThen(t, `"ready": true`, func() {
+			ready(port, "")
 			for _, path := range read {
 				get := req{method: "GET", path: path}
 				if code := do("127.0.0.1", port, get); code != 200 && code != 302 {
@@ -87,6 +99,7 @@ func TestServe_AccessPolicy(t *testing.T) {
 	t.Run("read token", func(t *testing.T) {
 		port := freePort(t)
 		serveUntilThen(t, `"ready": true`, func() {
+			ready(port, readToken)
 			for _, path := range read {
 				get := req{method: "GET", path: path}
 				if code := do("127.0.0.1", port, get); code != http.StatusUnauthorized {

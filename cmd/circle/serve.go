@@ -439,7 +439,10 @@ func (o *serveOptions) openSource(ctx context.Context, log zerolog.Logger) (sour
 				rec.ObserveWebhook(sw.status)
 			}
 		})
-		srv := &http.Server{Addr: o.hookAddr, Handler: counted, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
+		// The webhook listener is the one an Ingress publishes: the same bounds as --listen,
+		// and a whole request (a body of at most webhook.MaxBody) in 10 s.
+		srv := apiServer(counted, defaultServerLimits)
+		srv.ReadTimeout = 10 * time.Second
 		ln, err := net.Listen("tcp", o.hookAddr)
 		if err != nil {
 			return nil, fmt.Errorf("webhook listener: %w", err)
