@@ -130,6 +130,11 @@ sub TestSub            # realworld data is beside the repository in CI only
 		t.Errorf("a stale entry: exit %d\n%s", code, out)
 	}
 
+	// Marked "sometimes" (it skips only where its data is absent), a test that ran is no note.
+	if code, out := check(t, stream, dir, allow+". TestPasses sometimes # data absent elsewhere\n"); code != 0 || strings.Contains(out, "TestPasses") {
+		t.Errorf("a sometimes entry: exit %d\n%s", code, out)
+	}
+
 	// A failed test fails the run with its output, even with every skip allowed.
 	failing := goTestJSON(t, dir, "FAIL=1")
 	code, out = check(t, failing, dir, allow)
@@ -144,6 +149,7 @@ func TestRun_AllowListNeedsReasons(t *testing.T) {
 		". TestNeedsTool\n",                        // no reason
 		". TestNeedsTool #   \n",                   // an empty one
 		"TestNeedsTool # the package is missing\n", // one field
+		". TestNeedsTool often # a bad third field\n",
 	} {
 		code, out := check(t, []byte(`{"Action":"pass","Package":"example.com/demo"}`+"\n"), dir, bad)
 		if code != 2 || !strings.Contains(out, "allowed-skips.txt:1:") {
