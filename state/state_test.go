@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -219,4 +220,54 @@ func putAllUntilKilled(t *testing.T, dir string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// What the store refuses says which directory or document it is about, and leaves the store
+// usable: a state directory that is a file, a database file that is not one, a document read
+// into the wrong shape, a value that cannot be written, a history without an environment.
+func TestErrorsNameWhatFailed(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := state.Open(file); !errorsContain(err, file) {
+		t.Errorf("a file as the state directory: %v", err)
+	}
+	garbage := t.TempDir()
+	if err := os.WriteFile(filepath.Join(garbage, state.FileName), []byte("not a bolt database, but long enough to be read as one's header"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := state.Open(garbage); err == nil || !errorsContain(err, garbage) {
+		t.Errorf("a corrupt database: %v", err)
+	}
+
+	s, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Put("status", map[string]any{"ready": true}); err != nil {
+		t.Fatal(err)
+	}
+	var wrong []string
+	if ok, err := s.Get("status", &wrong); ok || err == nil || !errorsContain(err, "status") {
+		t.Errorf("a document read into the wrong shape: %v, %v", ok, err)
+	}
+	if err := s.Put("fn", func() {}); err == nil {
+		t.Error("a function stored")
+	}
+	if err := s.PutAll(map[string]any{"a": 1, "fn": func() {}}); err == nil || !errorsContain(err, "fn") {
+		t.Errorf("PutAll of a function: %v", err)
+	}
+	if err := s.Append(map[string]state.Entry{"": {}}); err == nil {
+		t.Error("a history entry without an environment was stored")
+	}
+	var st map[string]any
+	if ok, err := s.Get("status", &st); !ok || err != nil || st["ready"] != true {
+		t.Errorf("the store after the refusals: %v %v %v", st, ok, err)
+	}
+}
+
+func errorsContain(err error, s string) bool {
+	return err != nil && strings.Contains(err.Error(), s)
 }
