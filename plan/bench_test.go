@@ -43,6 +43,7 @@ spec:
           env:
             - name: INDEX
               value: "%d"
+          resources: {requests: {cpu: 10m, memory: 16Mi}}
 `, i, i, rev, i, i, i)
 		case 1:
 			doc = fmt.Sprintf(`apiVersion: v1

@@ -142,7 +142,7 @@ func envsOf(s *repo.Settings, want []string) []string {
 }
 
 // revision is build.Revision with the daemon's skipping: load (and validate) the
-// environments in load, build those in changed. An empty load loads nothing, where
+// environments in load, build those in changed, and check what was built. An empty load loads nothing, where
 // repo.Options.Envs would take it for all.
 func revision(ctx context.Context, fsys fs.FS, opts BuildOptions, load, changed []string, sem chan struct{}) (*build.Result, error) {
 	res := &build.Result{Failed: map[string]string{}}
@@ -215,5 +215,13 @@ func revision(ctx context.Context, fsys fs.FS, opts BuildOptions, load, changed 
 			res.Outputs = append(res.Outputs, outs[i])
 		}
 	}
-	return res, ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// The daemon's check stage: a manifest that breaks the Kubernetes schemas or an
+	// environment's policy is a problem of the revision, which no environment takes.
+	if res.Problems, err = build.CheckManifests(settings, res.Outputs, red); err != nil {
+		return nil, err
+	}
+	return res, nil
 }

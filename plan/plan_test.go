@@ -343,9 +343,12 @@ func TestCompare_Objects(t *testing.T) {
 kind: Deployment
 metadata:
   name: shop-worker
+  labels: {app.kubernetes.io/name: shop-worker}
 spec:
   replicas: 1
+  selector: {matchLabels: {app: shop-worker}}
   template:
+    metadata: {labels: {app: shop-worker}}
     spec:
       containers:
         - name: worker
@@ -354,8 +357,10 @@ spec:
           env:
             - {name: A, value: "1"}
             - {name: B, value: "2"}
+          resources: {requests: {cpu: 10m, memory: 16Mi}}
         - name: sidecar
           image: registry.example.com/proxy:1
+          resources: {requests: {cpu: 10m, memory: 16Mi}}
 `)
 	edit(t, base, "deploy/base/kustomization.yaml", "  - service.yaml\n", "  - service.yaml\n  - worker.yaml\n")
 	head := clone(base)
@@ -363,7 +368,8 @@ spec:
 	edit(t, head, "deploy/base/service.yaml", "  ports:\n", "  type: ClusterIP\n  ports:\n")
 	delete(head, "deploy/base/worker.yaml")
 	edit(t, head, "deploy/base/kustomization.yaml", "  - worker.yaml\n", "  - cron.yaml\n")
-	put(head, "deploy/base/cron.yaml", "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: nightly\nspec:\n  schedule: \"0 3 * * *\"\n  jobTemplate: {spec: {template: {spec: {restartPolicy: Never, containers: [{name: c, image: busybox}]}}}}\n")
+	put(head, "deploy/base/cron.yaml", "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: nightly\n  labels: {app.kubernetes.io/name: nightly}\nspec:\n  schedule: \"0 3 * * *\"\n"+
+		"  jobTemplate: {spec: {template: {spec: {restartPolicy: Never, containers: [{name: c, image: \"busybox:1.36\", resources: {requests: {cpu: 10m, memory: 16Mi}}}]}}}}\n")
 	p := planOf(t, base, head, "dev")
 	if len(p.Environments) != 1 {
 		t.Fatalf("--env dev planned %d environments", len(p.Environments))

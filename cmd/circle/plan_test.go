@@ -108,11 +108,14 @@ metadata:
   name: shop-worker
 spec:
   replicas: 1
+  selector: {matchLabels: {app: shop-worker}}
   template:
+    metadata: {labels: {app: shop-worker}}
     spec:
       containers:
         - name: worker
           image: registry.example.com/shop/worker:0.3.1
+          resources: {requests: {cpu: 10m, memory: 16Mi}}
 `
 
 var planCases = []planCase{
@@ -396,5 +399,35 @@ func TestPlan_CIExamples(t *testing.T) {
 				t.Errorf("%s lacks %q", name, want)
 			}
 		}
+	}
+}
+
+// A revision the daemon refuses at its check stage (a manifest policy breach) is refused by
+// `circle plan` and `circle validate` with the same problem: plan used to skip the check and
+// pass a head the daemon would never take.
+func TestCheckStage_SameVerdictEverywhere(t *testing.T) {
+	dir := copyExamples(t)
+	g := newGitRepo(t, dir)
+	base := g.commit(t, "base")
+	deployment := readFileT(t, dir, "deploy/base/deployment.yaml")
+	write(t, dir, "deploy/base/deployment.yaml", strings.Replace(deployment, "shop/api:1.2.0", "shop/api:latest", 1))
+	g.commit(t, "head: an image tagged latest, which prod's policy refuses")
+	const problem = `Deployment/shop-api spec.template.spec.containers[0].image: image tag "latest" is not allowed in prod [no-latest-tag]`
+
+	code, out, errOut := run(t, "validate", dir, "--key-file", exampleKey)
+	if code != exitFailed || !strings.Contains(out, "deploy/base/deployment.yaml:11:11: "+problem) {
+		t.Errorf("circle validate: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = run(t, "plan", dir, "--base", base, "--key-file", exampleKey)
+	if code != exitFailed || !strings.Contains(out, problem) || !strings.Contains(out, "The head revision is invalid") {
+		t.Errorf("circle plan: exit %d\n%s%s", code, out, errOut)
+	}
+	published := serveUntil(t, "no-latest-tag", "--source", dir, "--key-file", exampleKey, "--storage-keyring", newKeyringFile(t))
+	st, err := os.ReadFile(filepath.Join(published, "status.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(st), strings.ReplaceAll(problem, `"`, `\"`)) || !strings.Contains(string(st), `"reason": "Invalid"`) {
+		t.Errorf("the daemon's status:\n%s", st)
 	}
 }
