@@ -21,6 +21,7 @@ type clusterFlags struct {
 	env     string
 	kctx    string
 	keys    keyFlags
+	caps    capFlags
 	opts    apply.Options
 	out     outputFlag
 	exitSet bool
@@ -33,13 +34,14 @@ func (f *clusterFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.opts.InventoryNamespace, "inventory-namespace", "default", "namespace of the inventory ConfigMaps")
 	cmd.Flags().BoolVar(&f.opts.Prune, "prune", true, "delete (or, for diff, show) objects the manifests no longer hold")
 	f.keys.register(cmd) // --kubeconfig is shared with --keys-secret
+	f.caps.register(cmd)
 	f.out.register(cmd)
 }
 
 // build builds the environment as the daemon does (load and validate, licenses, packages,
 // render) with its real secret values: they go to the cluster, never to output.
 func (f *clusterFlags) build(ctx context.Context, root string) ([]byte, *redact.Redactor, error) {
-	snap, err := snapshotOf(ctx, root)
+	snap, err := snapshotOf(ctx, root, f.caps)
 	if err != nil {
 		return nil, nil, err
 	}

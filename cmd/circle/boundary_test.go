@@ -254,3 +254,37 @@ func TestBoundary_LeakFormsSeeEncodings(t *testing.T) {
 		t.Errorf("false alarm on %q", f)
 	}
 }
+
+// The size caps hold on every command that reads a pull request's folder, not only the
+// daemon: a file over --max-file-size (or the default 16 MiB) refuses the repository with its
+// name and the limit, before anything is parsed.
+func TestBoundary_SizeCapsOnEveryCommand(t *testing.T) {
+	dir := copyExamples(t)
+	g := newGitRepo(t, dir)
+	base := g.commit(t, "base")
+	write(t, dir, "config/base/big.yaml", "pad: \""+strings.Repeat("a", 8192)+"\"\n")
+	g.commit(t, "head: a file over the cap")
+	for _, args := range [][]string{
+		{"validate", dir},
+		{"render", dir, "--env", "dev"},
+		{"secrets", "check", dir},
+		{"package", "list", dir},
+		{"plan", dir, "--base", base},
+		{"plan", dir, "--base", base, "--worktree"},
+	} {
+		if args[0] != "package" {
+			args = append(args, "--key-file", exampleKey)
+		}
+		code, out, errOut := run(t, append(args, "--max-file-size", "6Ki")...)
+		if code == exitOK || !strings.Contains(out+errOut, "config/base/big.yaml") || !strings.Contains(out+errOut, "6144-byte file limit") {
+			t.Errorf("circle %s with an 8 KiB file over --max-file-size 6Ki: exit %d\n%s%s", strings.Join(args[:2], " "), code, out, errOut)
+		}
+	}
+	// Under the default caps the same repository is read and valid.
+	if code, out, errOut := run(t, "validate", dir, "--key-file", exampleKey); code != exitOK {
+		t.Errorf("under the default cap: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := run(t, "validate", dir, "--key-file", exampleKey, "--max-tree-size", "16Ki"); code == exitOK || !strings.Contains(out+errOut, "16384-byte limit") {
+		t.Errorf("--max-tree-size 16Ki: exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -34,6 +34,8 @@ var daemonSettings = map[string]string{
 	"source.verify":             "verify",
 	"source.trusted_pgp_keys":   "trusted-pgp-keys",
 	"source.trusted_ssh_keys":   "trusted-ssh-keys",
+	"source.max_file_size":      "max-file-size",
+	"source.max_tree_size":      "max-tree-size",
 	"webhook.addr":              "webhook-addr",
 	"webhook.provider":          "webhook-provider",
 	"webhook.repository":        "webhook-repository",

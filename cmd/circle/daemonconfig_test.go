@@ -39,6 +39,8 @@ func TestDaemonConfig_Precedence(t *testing.T) {
   url: https://git.example.com/org/config.git
   interval: 2m
   branch: release
+  max_file_size: 4Mi
+  max_tree_size: 1073741824
 state_dir: /from/file
 listen: ":7000"
 keys:
@@ -71,6 +73,8 @@ allowed_hosts: [circle.example.com, circle.internal]
 		"leader-election-namespace": "ops",
 		"leader-election-id":        "circle", // default
 		"read-token-file":           "/etc/circle/read-token",
+		"max-file-size":             "4MiB",
+		"max-tree-size":             "1GiB",
 		"allowed-host":              "[circle.example.com,circle.internal]",
 		"drift-interval":            "5m0s", // default
 	} {

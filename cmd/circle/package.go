@@ -43,11 +43,13 @@ a stale lock with --check), 2 usage or I/O error.`,
 // packageFlags are the flags every package subcommand has.
 type packageFlags struct {
 	envs []string
+	caps capFlags
 	out  outputFlag
 }
 
 func (f *packageFlags) register(cmd *cobra.Command, envHelp string) {
 	cmd.Flags().StringSliceVar(&f.envs, "env", nil, envHelp)
+	f.caps.register(cmd)
 	f.out.register(cmd)
 }
 
@@ -68,7 +70,7 @@ type problemsResult struct {
 // daemon reads a snapshot, and picks the environments: those asked for, or all.
 func (f *packageFlags) loadRegistry(cmd *cobra.Command, path string) (*pkgRepo, error) {
 	ctx := cmd.Context()
-	snap, err := snapshotOf(ctx, path)
+	snap, err := snapshotOf(ctx, path, f.caps)
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,7 @@ type planOptions struct {
 	date       string
 	full       bool
 	keys       keyFlags
+	caps       capFlags
 }
 
 func newPlanCmd() *cobra.Command {
@@ -125,6 +126,7 @@ Exit codes:
 	f.BoolVar(&o.full, "full", false, "build every environment, even those whose inputs are unchanged")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json", "markdown"}, cobra.ShellCompDirectiveNoFileComp))
 	o.keys.register(cmd)
+	o.caps.register(cmd)
 	return cmd
 }
 
@@ -144,7 +146,7 @@ func (o *planOptions) run(cmd *cobra.Command, path string) (int, error) {
 			return 0, fmt.Errorf("--date: %w", err)
 		}
 	}
-	base, err := git.Local(path, o.base)
+	base, err := git.Local(path, o.base, o.caps.git())
 	if err != nil {
 		return 0, err
 	}
@@ -200,7 +202,7 @@ func (o *planOptions) run(cmd *cobra.Command, path string) (int, error) {
 // headSnapshot reads the head: the folder as it is (--worktree), or a revision.
 func (o *planOptions) headSnapshot(ctx context.Context, path string) (*sources.Snapshot, string, error) {
 	if o.worktree {
-		snap, err := snapshotOf(ctx, path)
+		snap, err := snapshotOf(ctx, path, o.caps)
 		if err != nil {
 			return nil, "", err
 		}
@@ -210,7 +212,7 @@ func (o *planOptions) headSnapshot(ctx context.Context, path string) (*sources.S
 	if rev == "" {
 		rev = "HEAD"
 	}
-	snap, err := git.Local(path, rev)
+	snap, err := git.Local(path, rev, o.caps.git())
 	if err != nil {
 		return nil, "", err
 	}

@@ -18,6 +18,7 @@ func newRenderCmd() *cobra.Command {
 	var (
 		env    string
 		keys   keyFlags
+		caps   capFlags
 		format string
 	)
 	cmd := &cobra.Command{
@@ -41,7 +42,7 @@ suffix here differs from the one the daemon applies.`,
 				root = args[0]
 			}
 			ctx := cmd.Context()
-			snap, err := snapshotOf(ctx, root)
+			snap, err := snapshotOf(ctx, root, caps)
 			if err != nil {
 				return err
 			}
@@ -93,6 +94,7 @@ suffix here differs from the one the daemon applies.`,
 	enumVarP(cmd.Flags(), &format, "output", "o", "yaml", "output format", []string{"yaml", "json"}, "output format: yaml (a multi-document stream) or json (a list)")
 	_ = cmd.MarkFlagRequired("env")
 	keys.register(cmd)
+	caps.register(cmd)
 	return cmd
 }
 

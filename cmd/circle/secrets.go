@@ -22,6 +22,7 @@ func newSecretsCmd() *cobra.Command {
 func newSecretsCheckCmd() *cobra.Command {
 	var (
 		keys keyFlags
+		caps capFlags
 		out  outputFlag
 	)
 	cmd := &cobra.Command{
@@ -45,7 +46,7 @@ printed, nor is any value in an error, and it is dropped as soon as the file ope
 				path = args[0]
 			}
 			ctx := cmd.Context()
-			snap, err := snapshotOf(ctx, path)
+			snap, err := snapshotOf(ctx, path, caps)
 			if err != nil {
 				return err
 			}
@@ -89,6 +90,7 @@ printed, nor is any value in an error, and it is dropped as soon as the file ope
 		},
 	}
 	keys.register(cmd)
+	caps.register(cmd)
 	out.register(cmd)
 	return cmd
 }

@@ -75,9 +75,9 @@ type serveOptions struct {
 	// rec is the reconciler, once made: the source's fetches and webhooks are its metrics
 	// (a webhook may arrive before it is made, hence atomic).
 	rec atomic.Pointer[reconciler.Reconciler]
-	// maxFile and maxTree cap what a snapshot of either source reads (--max-file-size,
-	// --max-tree-size): the daemon's limits, which the repository cannot move.
-	maxFile, maxTree dir.Size
+	// caps bound what a snapshot of either source reads: the daemon's limits, which the
+	// repository cannot move.
+	caps capFlags
 }
 
 func newServeCmd() *cobra.Command {
@@ -166,9 +166,7 @@ CIRCLE_SOURCE__URL, CIRCLE_APPLY__WAIT, CIRCLE_STATE_DIR); a flag overrides both
 	cmd.Flags().StringVar(&o.sshKey, "ssh-key", "", "private key file for ssh remotes")
 	cmd.Flags().StringVar(&o.knownHosts, "known-hosts", "", "known_hosts file for ssh remotes (unknown host keys are refused)")
 	durationVar(cmd.Flags(), &o.interval, "interval", time.Minute, 100*time.Millisecond, 24*time.Hour, "how often to poll a Git remote (100ms to 24h)")
-	o.maxFile, o.maxTree = dir.DefaultMaxFileSize, dir.DefaultMaxTreeSize
-	cmd.Flags().Var(&o.maxFile, "max-file-size", "largest file a snapshot of the source may hold (bytes, or with Ki, Mi, Gi); a larger one refuses the revision")
-	cmd.Flags().Var(&o.maxTree, "max-tree-size", "largest total of a snapshot's files; a larger tree refuses the revision")
+	o.caps.register(cmd)
 	cmd.Flags().StringVar(&o.hookAddr, "webhook-addr", "", "listen address for push webhooks, e.g. :9292 (secret from CIRCLE_WEBHOOK_SECRET)")
 	enumVarP(cmd.Flags(), &o.hookKind, "webhook-provider", "", "github", "webhook provider", []string{"github", "gitlab", "gitea", "bitbucket", "generic"},
 		"webhook dialect: github, gitlab, gitea, bitbucket or generic")
@@ -403,7 +401,7 @@ func isRemote(source string) bool {
 func (o *serveOptions) openSource(ctx context.Context, log zerolog.Logger) (sources.Source, error) {
 	if !isRemote(o.source) {
 		opts := dir.DefaultOptions()
-		opts.MaxFileSize, opts.MaxTreeSize = int64(o.maxFile), int64(o.maxTree)
+		opts.MaxFileSize, opts.MaxTreeSize = int64(o.caps.file), int64(o.caps.tree)
 		opts.OnError = func(err error) { log.Error().Err(err).Msg("revision refused; waiting for the next change") }
 		return dir.New(o.source, opts)
 	}
@@ -415,7 +413,7 @@ func (o *serveOptions) openSource(ctx context.Context, log zerolog.Logger) (sour
 		}
 	}
 	opts := git.Options{URL: o.source, Ref: o.ref, Interval: o.interval, Hints: hints,
-		MaxFileSize: int64(o.maxFile), MaxTreeSize: int64(o.maxTree),
+		MaxFileSize: int64(o.caps.file), MaxTreeSize: int64(o.caps.tree),
 		OnError: func(err error) { log.Warn().Err(err).Msg("poll failed; retrying at the next interval") },
 		OnFetch: func(took time.Duration, err error) {
 			if rec := o.rec.Load(); rec != nil {

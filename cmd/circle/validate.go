@@ -15,6 +15,7 @@ import (
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/dir"
+	"github.com/circlecore/circle/sources/git"
 )
 
 type validateOptions struct {
@@ -23,6 +24,7 @@ type validateOptions struct {
 	serverSide bool
 	kctx       string
 	keys       keyFlags
+	caps       capFlags
 	out        outputFlag
 }
 
@@ -103,14 +105,33 @@ Exit codes: 0 valid, 1 invalid, 2 usage or I/O error (a missing key file, say).`
 	cmd.Flags().BoolVar(&o.serverSide, "server-side", false, "also dry-run every object against the cluster of --kubeconfig/--context")
 	cmd.Flags().StringVar(&o.kctx, "context", "", "kubeconfig context for --server-side (default: the current one)")
 	o.keys.register(cmd) // --kubeconfig serves --keys-secret and --server-side
+	o.caps.register(cmd)
 	o.out.register(cmd)
 	return cmd
 }
 
+// capFlags are the size caps of a snapshot (--max-file-size, --max-tree-size): the operator's
+// bound on what a repository, a folder here as much as a Git remote, may make Circle read.
+// Every command that reads a repository has them, with the daemon's defaults.
+type capFlags struct{ file, tree dir.Size }
+
+func (c *capFlags) register(cmd *cobra.Command) {
+	c.file, c.tree = dir.DefaultMaxFileSize, dir.DefaultMaxTreeSize
+	cmd.Flags().Var(&c.file, "max-file-size", "largest file the repository may hold (bytes, or with Ki, Mi, Gi); a larger one refuses it")
+	cmd.Flags().Var(&c.tree, "max-tree-size", "largest total of the repository's files; a larger tree refuses it")
+}
+
+// git are the caps for a revision read from the local Git repository.
+func (c capFlags) git() git.Caps {
+	return git.Caps{MaxFileSize: int64(c.file), MaxTreeSize: int64(c.tree)}
+}
+
 // snapshotOf reads a folder the way the daemon's folder source does: regular files only,
-// symlinks not followed, so validation sees exactly what the daemon would.
-func snapshotOf(ctx context.Context, path string) (*sources.Snapshot, error) {
-	src, err := dir.New(path, dir.DefaultOptions())
+// symlinks not followed, within caps, so validation sees exactly what the daemon would.
+func snapshotOf(ctx context.Context, path string, caps capFlags) (*sources.Snapshot, error) {
+	opts := dir.DefaultOptions()
+	opts.MaxFileSize, opts.MaxTreeSize = int64(caps.file), int64(caps.tree)
+	src, err := dir.New(path, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +140,7 @@ func snapshotOf(ctx context.Context, path string) (*sources.Snapshot, error) {
 
 func (o *validateOptions) run(cmd *cobra.Command, path string) error {
 	ctx := cmd.Context()
-	snap, err := snapshotOf(ctx, path)
+	snap, err := snapshotOf(ctx, path, o.caps)
 	if err != nil {
 		return err
 	}

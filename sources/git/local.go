@@ -28,9 +28,8 @@ var ErrNotInRepository = errors.New("not inside a Git repository")
 // looked at: uncommitted changes are not in the snapshot (sources/dir reads those).
 //
 // The same rules as a remote snapshot apply: regular files only (no symlinks, no
-// submodules), each file and the whole tree bounded by the default MaxFileSize and
-// MaxTreeSize.
-func Local(dir, rev string) (*sources.Snapshot, error) {
+// submodules), each file and the whole tree bounded by caps.
+func Local(dir, rev string, caps Caps) (*sources.Snapshot, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -65,7 +64,7 @@ func Local(dir, rev string) (*sources.Snapshot, error) {
 			return nil, fmt.Errorf("read %s at %s: %w", sub, hash, err)
 		}
 	}
-	files, err := readTree(tree, 16<<20, 256<<20)
+	files, err := readTree(tree, caps.file(), caps.tree())
 	if err != nil {
 		return nil, fmt.Errorf("read tree of %s: %w", hash, err)
 	}
@@ -74,6 +73,26 @@ func Local(dir, rev string) (*sources.Snapshot, error) {
 		return nil, err
 	}
 	return &sources.Snapshot{Revision: hash.String(), FS: files, Commit: signed}, nil
+}
+
+// Caps bound a local snapshot as Options.MaxFileSize and MaxTreeSize bound a remote one;
+// zero means the same defaults (16 MiB, 256 MiB).
+type Caps struct {
+	MaxFileSize, MaxTreeSize int64
+}
+
+func (c Caps) file() int64 {
+	if c.MaxFileSize > 0 {
+		return c.MaxFileSize
+	}
+	return 16 << 20
+}
+
+func (c Caps) tree() int64 {
+	if c.MaxTreeSize > 0 {
+		return c.MaxTreeSize
+	}
+	return 256 << 20
 }
 
 // subdir is abs relative to the repository's work tree root, slash-separated, "" for the

@@ -61,7 +61,7 @@ func TestLocal(t *testing.T) {
 	writeIn(t, root, "conf/config/base/a.yaml", "a: uncommitted\n")
 
 	for rev, want := range map[string]string{"HEAD": "a: 2\n", "main": "a: 2\n", "HEAD~1": "a: 1\n", "v1": "a: 1\n", first[:8]: "a: 1\n", first: "a: 1\n"} {
-		snap, err := git.Local(filepath.Join(root, "conf"), rev)
+		snap, err := git.Local(filepath.Join(root, "conf"), rev, git.Caps{})
 		if err != nil {
 			t.Fatalf("%s: %v", rev, err)
 		}
@@ -80,7 +80,7 @@ func TestLocal(t *testing.T) {
 		}
 	}
 	// The root of the work tree reads whole.
-	snap, err := git.Local(root, "HEAD")
+	snap, err := git.Local(root, "HEAD", git.Caps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,15 +88,15 @@ func TestLocal(t *testing.T) {
 		t.Errorf("root snapshot: %v", err)
 	}
 
-	if _, err := git.Local(filepath.Join(root, "conf"), "nope"); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+	if _, err := git.Local(filepath.Join(root, "conf"), "nope", git.Caps{}); err == nil || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("unknown revision: %v", err)
 	}
-	if _, err := git.Local(t.TempDir(), "HEAD"); !errors.Is(err, git.ErrNotInRepository) {
+	if _, err := git.Local(t.TempDir(), "HEAD", git.Caps{}); !errors.Is(err, git.ErrNotInRepository) {
 		t.Errorf("outside a repository: %v", err)
 	}
 	// A folder that exists only in the work tree, not at the revision.
 	writeIn(t, root, "new/x.yaml", "x: 1\n")
-	if _, err := git.Local(filepath.Join(root, "new"), "HEAD"); err == nil {
+	if _, err := git.Local(filepath.Join(root, "new"), "HEAD", git.Caps{}); err == nil {
 		t.Error("a folder missing at the revision read without error")
 	}
 }
@@ -125,5 +125,25 @@ func TestDescribe(t *testing.T) {
 	}
 	if _, err := git.Describe(&signature.Object{Name: "commit x", Payload: []byte("not a commit")}); err == nil {
 		t.Error("garbage was described")
+	}
+}
+
+// A revision read for a plan is held to the caps it is given, as a remote one is: a file or
+// a tree over them refuses it, naming the file and the limit.
+func TestLocal_Caps(t *testing.T) {
+	root := t.TempDir()
+	gitIn(t, root, "init", "--quiet", "--initial-branch=main")
+	writeIn(t, root, "circle.yaml", "v: 1\n")
+	writeIn(t, root, "config/base/big.yaml", "pad: "+strings.Repeat("a", 4000)+"\n")
+	gitIn(t, root, "add", "--all")
+	gitIn(t, root, "commit", "--quiet", "-m", "big")
+	if _, err := git.Local(root, "HEAD", git.Caps{MaxFileSize: 1024}); err == nil || !strings.Contains(err.Error(), "config/base/big.yaml") || !strings.Contains(err.Error(), "1024-byte file limit") {
+		t.Errorf("a file over the cap: %v", err)
+	}
+	if _, err := git.Local(root, "HEAD", git.Caps{MaxTreeSize: 2048}); err == nil || !strings.Contains(err.Error(), "2048") {
+		t.Errorf("a tree over the cap: %v", err)
+	}
+	if _, err := git.Local(root, "HEAD", git.Caps{}); err != nil {
+		t.Errorf("under the default caps: %v", err)
 	}
 }
