@@ -3,7 +3,6 @@ package apply
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"fmt"
 	"sort"
 
@@ -12,6 +11,8 @@ import (
 	"github.com/pmezard/go-difflib/difflib"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/circlecore/circle/redact"
 )
 
 // Change is what applying one object would do.
@@ -96,7 +97,7 @@ func unified(from, to *unstructured.Unstructured, mask Masker) string {
 		unstructured.RemoveNestedField(u.Object, "metadata", "generation")
 		unstructured.RemoveNestedField(u.Object, "status")
 		if u.GetKind() == "Secret" {
-			maskSecret(u, mask)
+			redact.MaskSecretData(u.Object, mask)
 		}
 		b, _ := yaml.Marshal(u.Object)
 		return string(b)
@@ -106,23 +107,4 @@ func unified(from, to *unstructured.Unstructured, mask Masker) string {
 		FromFile: "live", ToFile: "apply", Context: 3,
 	})
 	return d
-}
-
-func maskSecret(u *unstructured.Unstructured, mask Masker) {
-	for _, field := range []string{"data", "stringData"} {
-		m, ok, _ := unstructured.NestedMap(u.Object, field)
-		if !ok {
-			continue
-		}
-		for k, v := range m {
-			s, _ := v.(string)
-			if field == "data" {
-				if b, err := base64.StdEncoding.DecodeString(s); err == nil {
-					s = string(b)
-				}
-			}
-			m[k] = mask(s)
-		}
-		_ = unstructured.SetNestedMap(u.Object, m, field)
-	}
 }

@@ -2,7 +2,6 @@ package plan
 
 import (
 	"bytes"
-	"encoding/base64"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -103,7 +102,7 @@ func compareObjects(baseManifests, headManifests []byte, red *redact.Redactor) (
 	for _, list := range [][]object{base, head} {
 		for _, o := range list {
 			if o.u.GetKind() == "Secret" && o.u.GroupVersionKind().Group == "" {
-				maskSecret(o.u, red)
+				redact.MaskSecretData(o.u.Object, red.Mask)
 			}
 		}
 	}
@@ -246,26 +245,6 @@ func secretNames(red *redact.Redactor, lists ...[]object) *strings.Replacer {
 		}
 	}
 	return strings.NewReplacer(pairs...)
-}
-
-// maskSecret replaces each value of a Secret's data (decoded first) and stringData with
-// its mask, as apply's diff does for a live cluster.
-func maskSecret(u *unstructured.Unstructured, red *redact.Redactor) {
-	for _, field := range []string{"data", "stringData"} {
-		m, ok := u.Object[field].(map[string]any)
-		if !ok {
-			continue
-		}
-		for k, v := range m {
-			s, _ := v.(string)
-			if field == "data" {
-				if b, err := base64.StdEncoding.DecodeString(s); err == nil {
-					s = string(b)
-				}
-			}
-			m[k] = red.Mask(s)
-		}
-	}
 }
 
 // diffObject lists the fields that differ between two objects.

@@ -2,6 +2,7 @@ package redact_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -153,4 +154,28 @@ func TestWriter_Concurrent(t *testing.T) {
 			t.Fatalf("a mixed line: %q", l)
 		}
 	}
+}
+
+// A Secret's data (base64) and stringData are masked by their plaintext: the same value gives
+// the same mask either way, and neither form of it is left.
+func TestMaskSecretData(t *testing.T) {
+	r := redact.New()
+	obj := map[string]any{
+		"kind":       "Secret",
+		"data":       map[string]any{"password": base64.StdEncoding.EncodeToString([]byte("hunter2-value")), "odd": "not base64!"},
+		"stringData": map[string]any{"token": "hunter2-value"},
+		"metadata":   map[string]any{"name": "s"},
+	}
+	redact.MaskSecretData(obj, r.Mask)
+	data, sd := obj["data"].(map[string]any), obj["stringData"].(map[string]any)
+	if data["password"] != r.Mask("hunter2-value") || sd["token"] != data["password"] {
+		t.Errorf("masks: data %v, stringData %v", data, sd)
+	}
+	if data["odd"] != r.Mask("not base64!") {
+		t.Errorf("a value that is not base64 is masked as it is: %v", data["odd"])
+	}
+	if obj["metadata"].(map[string]any)["name"] != "s" {
+		t.Error("metadata touched")
+	}
+	redact.MaskSecretData(map[string]any{"kind": "Secret", "data": "not a map"}, r.Mask) // no panic, nothing to mask
 }
