@@ -31,6 +31,7 @@ import (
 	"github.com/rs/zerolog"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/circlecore/circle/apply"
 	"github.com/circlecore/circle/build"
@@ -784,18 +785,20 @@ func (r *Reconciler) group(stage string) *boundedGroup {
 	if n <= 0 {
 		n = 4
 	}
-	return &boundedGroup{sem: make(chan struct{}, n), stage: stage, hook: r.stageHook}
+	g := &boundedGroup{stage: stage, hook: r.stageHook}
+	g.g.SetLimit(n)
+	return g
 }
 
-// boundedGroup runs functions with at most cap(sem) at once. Each stage records its own
-// per-environment errors, so errgroup's first-error cancellation is not wanted here.
+// boundedGroup is an errgroup.Group with a limit, for a stage's per-environment work. Each
+// stage records its own per-environment errors, so its functions return none, and no
+// context is cancelled on a first error.
 //
 // A panic in one of its goroutines would end the process (no recover reaches across
 // goroutines), so each is recovered there and the first is raised again by Wait, in the
 // stage's own goroutine, where reconcile turns it into ReasonInternal.
 type boundedGroup struct {
-	wg    sync.WaitGroup
-	sem   chan struct{}
+	g     errgroup.Group
 	stage string
 	hook  func(stage, env string)
 
@@ -803,11 +806,9 @@ type boundedGroup struct {
 	panicked *stagePanic
 }
 
-// Go runs fn, the stage's work for env, once a slot is free.
+// Go runs fn, the stage's work for env, once a slot is free (it waits for one).
 func (g *boundedGroup) Go(env string, fn func()) {
-	g.wg.Go(func() {
-		g.sem <- struct{}{}
-		defer func() { <-g.sem }()
+	g.g.Go(func() error {
 		defer func() {
 			if v := recover(); v != nil {
 				g.mu.Lock()
@@ -821,12 +822,13 @@ func (g *boundedGroup) Go(env string, fn func()) {
 			g.hook(g.stage, env)
 		}
 		fn()
+		return nil
 	})
 }
 
 // Wait waits for every function, then panics again with the first one's panic, if any.
 func (g *boundedGroup) Wait() {
-	g.wg.Wait()
+	_ = g.g.Wait() // the functions return no error
 	if g.panicked != nil {
 		panic(g.panicked)
 	}
