@@ -95,3 +95,29 @@ func TestRun_StagePanicIsInternal(t *testing.T) {
 		})
 	}
 }
+
+// Options.Concurrency bounds the environments a stage works on at once: with 1, the three
+// example environments build one after the other; with 3, they overlap.
+func TestReconcile_ConcurrencyBound(t *testing.T) {
+	for _, limit := range []int{1, 3} {
+		d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Concurrency: limit})
+		var now, peak atomic.Int32
+		reconciler.SetStageHook(d.Reconciler, func(stage, env string) {
+			if stage != "build" || env == "" {
+				return
+			}
+			n := now.Add(1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			time.Sleep(100 * time.Millisecond) // long enough for the others to start, if they may
+			now.Add(-1)
+		})
+		st, err := d.Reconcile(context.Background(), snapshot(t, copyExamples(t)))
+		if err != nil || !st.Ready {
+			t.Fatalf("Concurrency %d: %v %+v", limit, err, st)
+		}
+		if int(peak.Load()) != limit {
+			t.Errorf("Concurrency %d: %d environments built at once", limit, peak.Load())
+		}
+	}
+}
