@@ -154,7 +154,7 @@ func revision(ctx context.Context, fsys fs.FS, opts BuildOptions, load, changed 
 	res.Settings = settings
 	if len(load) > 0 {
 		lo := opts.Load
-		lo.Envs = load
+		lo.Envs, lo.Settings = load, settings
 		loaded, err := repo.Load(ctx, fsys, lo)
 		var invalid *repo.Invalid
 		if errors.As(err, &invalid) {

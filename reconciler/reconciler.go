@@ -500,7 +500,7 @@ func (r *Reconciler) stages(ctx context.Context, st *Status, snap *sources.Snaps
 	// Load: layers merged, SOPS decrypted, CUE validated, for every environment (the
 	// refused ones too: a repository is judged whole).
 	r.enter(st, "load")
-	loaded, err := repo.Load(ctx, snap.FS, repo.Options{Keyring: r.opts.Keyring, Redactor: r.opts.Redactor})
+	loaded, err := repo.Load(ctx, snap.FS, repo.Options{Keyring: r.opts.Keyring, Redactor: r.opts.Redactor, Settings: settings})
 	var invalid *repo.Invalid
 	if errors.As(err, &invalid) {
 		st.Problems = invalid.Problems

@@ -136,6 +136,10 @@ type Options struct {
 	// schema.DefaultEvalLimit (10s). It is the daemon's setting, never the repository's;
 	// see schema.WithEvalLimit for what happens to an evaluation that exceeds it.
 	EvalLimit time.Duration
+	// Settings, when set, is the snapshot's circle.yaml as LoadSettings read it, so a caller
+	// that read it first (the daemon's settings stage) does not have it parsed and validated
+	// again. It must come from the same fsys.
+	Settings *Settings
 }
 
 // Repo is a loaded repository.
@@ -279,9 +283,12 @@ func Load(ctx context.Context, fsys fs.FS, opts Options) (*Repo, error) {
 	if red == nil {
 		red = redact.New()
 	}
-	settings, problems := LoadSettings(fsys)
-	if problems != nil {
-		return nil, &Invalid{Problems: problems}
+	settings := opts.Settings
+	if settings == nil {
+		var problems []Problem
+		if settings, problems = LoadSettings(fsys); problems != nil {
+			return nil, &Invalid{Problems: problems}
+		}
 	}
 	secretKey := red.SensitiveKey
 	if settings.Redact != nil && settings.Redact.KeyPattern != "" {

@@ -331,3 +331,21 @@ func TestSettingsNamespace(t *testing.T) {
 		t.Errorf("a bad namespace: %+v", problems)
 	}
 }
+
+// Settings read once by the caller are used as given: circle.yaml is not read again (here
+// it is made unreadable after the first read, and the load still succeeds).
+func TestLoad_SettingsGiven(t *testing.T) {
+	fsys := examples(t)
+	s, problems := repo.LoadSettings(fsys)
+	if problems != nil {
+		t.Fatal(problems)
+	}
+	fsys["circle.yaml"] = &fstest.MapFile{Data: []byte("not: [valid\n")}
+	r, inv := load(t, fsys, repo.Options{Keyring: exampleKeys(t), Settings: s})
+	if inv != nil || r.Settings != s || len(r.Envs) != 3 {
+		t.Fatalf("with the settings given: %v, %+v", inv, r)
+	}
+	if _, inv := load(t, fsys, repo.Options{Keyring: exampleKeys(t)}); inv == nil {
+		t.Error("without them, the broken circle.yaml is read and passes")
+	}
+}
