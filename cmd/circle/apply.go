@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/circlecore/circle/apply"
 	"github.com/circlecore/circle/build"
@@ -68,11 +67,7 @@ func (f *clusterFlags) build(ctx context.Context, root string) ([]byte, *redact.
 }
 
 func (f *clusterFlags) applier() (*apply.Applier, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if f.keys.kubeconfig != "" {
-		rules.ExplicitPath = f.keys.kubeconfig
-	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: f.kctx}).ClientConfig()
+	cfg, err := apply.RESTConfig(f.keys.kubeconfig, f.kctx)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}

@@ -12,8 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/circlecore/circle/apply"
 	"github.com/circlecore/circle/secrets"
 )
 
@@ -103,11 +103,7 @@ func (k *keyFlags) addSecret(ctx context.Context, ring *secrets.Keyring) error {
 
 // restConfig is --kubeconfig's cluster, or KUBECONFIG, ~/.kube/config, or in-cluster.
 func (k *keyFlags) restConfig() (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if k.kubeconfig != "" {
-		rules.ExplicitPath = k.kubeconfig
-	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	cfg, err := apply.RESTConfig(k.kubeconfig, "")
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}

@@ -23,7 +23,6 @@ import (
 	_ "gocloud.dev/blob/fileblob" // file:// publish targets
 	_ "gocloud.dev/blob/memblob"  // mem:// publish targets, for trying things out
 	"golang.org/x/term"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/circlecore/circle/apply"
@@ -327,8 +326,7 @@ func (o *serveOptions) openClusters() (map[string]*apply.Applier, error) {
 			return nil, fmt.Errorf("--cluster %q: want NAME=KUBECONFIG[@CONTEXT]", c)
 		}
 		file, kctx, _ := strings.Cut(where, "@")
-		rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: file}
-		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kctx}).ClientConfig()
+		cfg, err := apply.RESTConfig(file, kctx)
 		if err != nil {
 			return nil, fmt.Errorf("--cluster %s: %w", name, err)
 		}

@@ -15,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/tools/clientcmd"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
 
@@ -115,11 +114,7 @@ func (o *validateOptions) checkManifests(ctx context.Context, snap *sources.Snap
 // run, one at a time so each refusal is reported with its object. The cluster is only
 // read: apply.Applier.Diff changes nothing.
 func (o *validateOptions) dryRun(ctx context.Context, envs []manifests.Environment, red *redact.Redactor, problems, notes *merger) error {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if o.keys.kubeconfig != "" {
-		rules.ExplicitPath = o.keys.kubeconfig
-	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.kctx}).ClientConfig()
+	cfg, err := apply.RESTConfig(o.keys.kubeconfig, o.kctx)
 	if err != nil {
 		return fmt.Errorf("--server-side: kubeconfig: %w", err)
 	}
