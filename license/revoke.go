@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/renameio/v2"
 )
 
 // Revocation withdraws one license.
@@ -266,26 +267,10 @@ func (f SerialFile) LoadSerial() (uint64, error) {
 	return n, nil
 }
 
-// SaveSerial writes the file through a temporary file and a rename, so a crash leaves the
-// old serial or the new one.
+// SaveSerial writes the file atomically (renameio: a temporary file, synced, renamed), so a
+// crash leaves the old serial or the new one.
 func (f SerialFile) SaveSerial(serial uint64) error {
-	tmp, err := os.CreateTemp(filepath.Dir(string(f)), ".serial-*")
-	if err != nil {
-		return fmt.Errorf("save revocation serial: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(strconv.FormatUint(serial, 10) + "\n"); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save revocation serial: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save revocation serial: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save revocation serial: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), string(f)); err != nil {
+	if err := renameio.WriteFile(string(f), []byte(strconv.FormatUint(serial, 10)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("save revocation serial: %w", err)
 	}
 	return nil

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/google/renameio/v2"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/gcsblob"
 )
@@ -270,24 +271,18 @@ func (s *Store) fileSetMetadata(ctx context.Context, key string, raw *blob.Attri
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.attrs")
+	f, err := renameio.NewPendingFile(path+".attrs", renameio.WithTempDir(filepath.Dir(path)), renameio.WithPermissions(0o600))
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(append(b, '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	defer f.Cleanup()
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		return err
 	}
-	if err == nil {
-		err = ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	if err == nil {
-		err = os.Rename(f.Name(), path+".attrs")
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return f.CloseAtomicallyReplace()
 }
 
 // pinRead returns a BeforeRead hook that makes a read conditional on the version raw

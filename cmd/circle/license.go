@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/circlecore/circle/license"
@@ -148,26 +149,10 @@ func appendKeyring(name string, pubPEM []byte) error {
 	return writeAtomic(name, append(old, pubPEM...), 0o644)
 }
 
-// writeAtomic replaces a file through a temporary file and a rename, so a reader (a
-// watcher, the daemon) sees the old content or the new, never half.
+// writeAtomic replaces a file atomically (renameio: a temporary file, synced, renamed), so
+// a reader (a watcher, the daemon) sees the old content or the new, never half.
 func writeAtomic(name string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
+	return renameio.WriteFile(name, data, perm)
 }
 
 // issuerKey is the --key flag of the commands that sign, with the SOPS keys to open it.

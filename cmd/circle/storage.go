@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -201,19 +202,15 @@ func newStorageGetCmd() *cobra.Command {
 			var dst io.Writer = cmd.OutOrStdout()
 			if len(args) == 3 && args[2] != "-" {
 				// Written beside the target and renamed, so a failed check leaves no bad file.
-				tmp, err := os.CreateTemp(dirOf(args[2]), ".circle-get-*")
+				pf, err := renameio.NewPendingFile(args[2], renameio.WithTempDir(dirOf(args[2])), renameio.WithPermissions(0o600))
 				if err != nil {
 					return err
 				}
-				defer os.Remove(tmp.Name())
-				defer tmp.Close()
-				if _, err := io.Copy(io.MultiWriter(tmp, progress(cmd, info.Size, "get "+args[1])), rc); err != nil {
+				defer pf.Cleanup()
+				if _, err := io.Copy(io.MultiWriter(pf, progress(cmd, info.Size, "get "+args[1])), rc); err != nil {
 					return &exitError{code: exitFailed, err: err}
 				}
-				if err := tmp.Close(); err != nil {
-					return err
-				}
-				return os.Rename(tmp.Name(), args[2])
+				return pf.CloseAtomicallyReplace()
 			}
 			if _, err := io.Copy(dst, rc); err != nil {
 				return &exitError{code: exitFailed, err: err}
@@ -470,11 +467,7 @@ func newStorageKeyringCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, append(nb, '\n'), 0o600); err != nil {
-			return err
-		}
-		return os.Rename(tmp, path)
+		return writeAtomic(path, append(nb, '\n'), 0o600)
 	}
 	load := func(path string) (*envelope.Keyring, error) { return envelope.ReadKeyringFile(path) }
 
