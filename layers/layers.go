@@ -233,6 +233,28 @@ func labelName(l ast.Label) (string, bool) {
 // Join appends key to a dotted path the way Origins spells paths.
 func Join(prefix, key string) string { return join(prefix, key) }
 
+// Split is the keys of a path Join built: dots separate them, and a quoted key (Go syntax)
+// may hold dots and quotes. A path Join did not build is split as far as it reads.
+func Split(path string) []string {
+	var out []string
+	for path != "" {
+		if path[0] == '"' {
+			q, err := strconv.QuotedPrefix(path)
+			if err != nil {
+				return append(out, path)
+			}
+			k, _ := strconv.Unquote(q) // QuotedPrefix accepted it
+			out = append(out, k)
+			path = strings.TrimPrefix(path[len(q):], ".")
+			continue
+		}
+		k, rest, _ := strings.Cut(path, ".")
+		out = append(out, k)
+		path = rest
+	}
+	return out
+}
+
 // join builds a dotted path, quoting a key that is not a plain identifier so "a.b" the key
 // and a.b the path never meet.
 func join(prefix, key string) string {

@@ -2,6 +2,7 @@ package layers_test
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -183,4 +184,38 @@ func TestFromValues(t *testing.T) {
 	if _, err := layers.FromValues("x", map[string]any{"c": make(chan int)}); err == nil {
 		t.Error("unsupported type accepted")
 	}
+}
+
+// Split undoes Join for any keys: plain ones, and ones with dots, quotes, backslashes,
+// spaces or no characters at all, which Join quotes.
+func TestSplitUndoesJoin(t *testing.T) {
+	for _, keys := range [][]string{
+		{"db", "password"},
+		{"a.b", "c"},
+		{`say "hi"`, "x.y.z", `back\slash`},
+		{"", "ünïcode key", "-lead"},
+		{"services", "api-v2", "0"},
+	} {
+		path := ""
+		for _, k := range keys {
+			path = layers.Join(path, k)
+		}
+		if got := layers.Split(path); !slices.Equal(got, keys) {
+			t.Errorf("Split(%q) = %q, want %q", path, got, keys)
+		}
+	}
+	// What Join did not write is split as far as it reads.
+	if got := layers.Split(`a."unterminated`); !slices.Equal(got, []string{"a", `"unterminated`}) {
+		t.Errorf("an unterminated quote: %q", got)
+	}
+}
+
+func FuzzSplitJoin(f *testing.F) {
+	f.Add("a", "b.c")
+	f.Add(`q"uote`, "")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if got := layers.Split(layers.Join(layers.Join("", a), b)); !slices.Equal(got, []string{a, b}) {
+			t.Errorf("Split(Join(%q, %q)) = %q", a, b, got)
+		}
+	})
 }

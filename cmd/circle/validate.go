@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/circlecore/circle/layers"
 	"github.com/circlecore/circle/manifests"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/repo"
@@ -200,7 +201,7 @@ func shown(e *repo.Env, path string) string {
 // lookup finds a dotted path (as Origins spells it) in a config map.
 func lookup(m map[string]any, path string) any {
 	var cur any = m
-	for _, k := range splitPath(path) {
+	for _, k := range layers.Split(path) {
 		mm, ok := cur.(map[string]any)
 		if !ok {
 			return nil
@@ -208,23 +209,6 @@ func lookup(m map[string]any, path string) any {
 		cur = mm[k]
 	}
 	return cur
-}
-
-// splitPath undoes layers.Join: dots separate keys, a quoted key may hold dots.
-func splitPath(p string) []string {
-	var out []string
-	for p != "" {
-		if p[0] == '"' {
-			end := strings.Index(p[1:], `"`) + 1
-			out = append(out, p[1:end])
-			p = strings.TrimPrefix(p[end+1:], ".")
-			continue
-		}
-		k, rest, _ := strings.Cut(p, ".")
-		out = append(out, k)
-		p = rest
-	}
-	return out
 }
 
 func invalidText(inv *repo.Invalid) string {
