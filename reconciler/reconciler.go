@@ -508,7 +508,7 @@ func (r *Reconciler) stages(ctx context.Context, st *Status, snap *sources.Snaps
 	if err != nil {
 		for i := range envs {
 			if envs[i].Reason != ReasonSignatureRefused {
-				envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonInvalid, r.opts.Redactor.String(err.Error())
+				envs[i].refuse(ReasonInvalid, r.opts.Redactor.String(err.Error()))
 			}
 		}
 		return r.fail(ctx, st, ReasonInvalid, err)
@@ -527,7 +527,7 @@ func (r *Reconciler) stages(ctx context.Context, st *Status, snap *sources.Snaps
 		name := envs[i].Name
 		if why, ok := lics.Refused[name]; ok && accepted[name] {
 			accepted[name] = false
-			envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonLicenseRefused, why
+			envs[i].refuse(ReasonLicenseRefused, why)
 			log.Error().Str("env", name).Str("reason", why).Msg("license refused; last good revision kept")
 		}
 	}
@@ -573,7 +573,7 @@ func (r *Reconciler) stages(ctx context.Context, st *Status, snap *sources.Snaps
 		out, err := results[i].out, results[i].err
 		if err != nil {
 			accepted[name] = false
-			envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonBuildFailed, r.opts.Redactor.String(err.Error())
+			envs[i].refuse(ReasonBuildFailed, r.opts.Redactor.String(err.Error()))
 			log.Error().Str("env", name).Err(r.opts.Redactor.Error(err)).Msg("build failed; last good revision kept")
 			continue
 		}
@@ -597,7 +597,7 @@ func (r *Reconciler) stages(ctx context.Context, st *Status, snap *sources.Snaps
 	if err != nil {
 		for i := range envs {
 			if envs[i].Reason != ReasonSignatureRefused {
-				envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonInvalid, r.opts.Redactor.String(err.Error())
+				envs[i].refuse(ReasonInvalid, r.opts.Redactor.String(err.Error()))
 			}
 		}
 		return r.fail(ctx, st, ReasonInvalid, err)
@@ -648,7 +648,7 @@ func (r *Reconciler) stages(ctx context.Context, st *Status, snap *sources.Snaps
 		for i := range envs {
 			switch {
 			case errs[i] != nil:
-				envs[i].Ready, envs[i].Reason, envs[i].Message = false, ReasonPublishFailed, r.opts.Redactor.String(errs[i].Error())
+				envs[i].refuse(ReasonPublishFailed, r.opts.Redactor.String(errs[i].Error()))
 				log.Error().Str("env", envs[i].Name).Err(r.opts.Redactor.Error(errs[i])).Msg("publish failed; last published build kept")
 			case published[i] != nil:
 				envs[i].Published = published[i]
@@ -725,8 +725,7 @@ func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Sett
 		e, name := &envs[j.env], envs[j.env].Name
 		key := j.target + "/" + name
 		if j.err != nil {
-			e.Ready, e.Reason = false, ReasonApplyFailed
-			e.Message = r.opts.Redactor.String(fmt.Sprintf("target %s: %v", j.target, j.err))
+			e.refuse(ReasonApplyFailed, r.opts.Redactor.String(fmt.Sprintf("target %s: %v", j.target, j.err)))
 			log.Error().Str("env", name).Str("target", j.target).Err(r.opts.Redactor.Error(j.err)).Msg("apply failed")
 			r.rollback(ctx, key, log)
 			continue
@@ -913,6 +912,12 @@ func (r *Reconciler) carryOver(s *repo.Settings) []EnvStatus {
 	return out
 }
 
+// refuse marks the environment as not taking this revision, for reason: it keeps its last
+// good revision, and message (redacted by the caller) says why.
+func (e *EnvStatus) refuse(reason, message string) {
+	e.Ready, e.Reason, e.Message = false, reason, message
+}
+
 // fail records a revision that no environment accepted.
 func (r *Reconciler) fail(ctx context.Context, st *Status, reason string, err error) (*Status, error) {
 	st.Ready, st.Reason, st.Message = false, reason, r.opts.Redactor.String(err.Error())
@@ -921,7 +926,7 @@ func (r *Reconciler) fail(ctx context.Context, st *Status, reason string, err er
 	}
 	for i := range st.Environments {
 		if st.Environments[i].Reason == "" || st.Environments[i].Ready {
-			st.Environments[i].Ready, st.Environments[i].Reason, st.Environments[i].Message = false, reason, st.Message
+			st.Environments[i].refuse(reason, st.Message)
 		}
 	}
 	return r.record(ctx, st)

@@ -51,8 +51,7 @@ func (r *Reconciler) verify(snap *sources.Snapshot, s *repo.Settings, envs []Env
 			}
 		}
 		if err != nil {
-			envs[i].Ready, envs[i].Reason = false, ReasonSignatureRefused
-			envs[i].Message = err.Error()
+			envs[i].refuse(ReasonSignatureRefused, err.Error())
 			log.Warn().Str("env", e.Name).Err(err).Msg("revision refused by the environment's signature policy")
 			continue
 		}
