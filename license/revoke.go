@@ -102,6 +102,24 @@ func IssueRevocations(r *RevocationList, key ed25519.PrivateKey) ([]byte, error)
 	return marshalArmor(armorRevocations, KeyID(pub), ed25519.Sign(key, payload), payload), nil
 }
 
+// NextRevocations is the issuer's step of revoking a license: current (the list's file, or
+// nil when there is none yet) is verified with keys first, e is added, and the serial is
+// raised by one, issued at now. Sign the result with IssueRevocations. Verifiers that have
+// seen a list refuse any older one, so a list only moves forward.
+func NextRevocations(current []byte, keys *Keyring, e Revocation, now time.Time) (*RevocationList, error) {
+	r := &RevocationList{}
+	if current != nil {
+		var err error
+		if r, err = VerifyRevocations(current, keys, 0); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.Add(e); err != nil {
+		return nil, err
+	}
+	return &RevocationList{Serial: r.Serial + 1, IssuedAt: now, Entries: r.Entries}, nil
+}
+
 // ParseRevocations reads a revocation list without checking its signature; see Parse.
 func ParseRevocations(data []byte) (*RevocationList, error) {
 	const subject = "revocation list"

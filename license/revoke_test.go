@@ -253,3 +253,27 @@ func TestNewVerifier_Refuses(t *testing.T) {
 		t.Error("nil keyring")
 	}
 }
+
+// NextRevocations starts a list at serial 1, adds to a verified one at the next serial, and
+// refuses a list it cannot verify or an id already revoked.
+func TestNextRevocations(t *testing.T) {
+	iss := newIssuer(t)
+	first, err := license.NextRevocations(nil, iss.keyring(), license.Revocation{ID: "lic_a", Reason: "refund", RevokedAt: t0}, t0)
+	if err != nil || first.Serial != 1 || len(first.Entries) != 1 {
+		t.Fatalf("a first list: %v %+v", err, first)
+	}
+	signed, err := license.IssueRevocations(first, iss.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := license.NextRevocations(signed, iss.keyring(), license.Revocation{ID: "lic_b", Reason: "abuse", RevokedAt: t0}, t0.Add(time.Hour))
+	if err != nil || second.Serial != 2 || len(second.Entries) != 2 || !second.IssuedAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("the next list: %v %+v", err, second)
+	}
+	if _, err := license.NextRevocations(signed, iss.keyring(), license.Revocation{ID: "lic_a", RevokedAt: t0}, t0); err == nil || !strings.Contains(err.Error(), "already revoked") {
+		t.Errorf("an id already revoked: %v", err)
+	}
+	if _, err := license.NextRevocations(signed, newIssuer(t).keyring(), license.Revocation{ID: "lic_c", RevokedAt: t0}, t0); err == nil {
+		t.Error("a list signed by a key not in the keyring was extended")
+	}
+}

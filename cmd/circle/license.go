@@ -655,20 +655,14 @@ when another (older) issuer key signed it.`,
 					return err
 				}
 			}
-			r := &license.RevocationList{}
-			data, err := license.ReadFile(list)
-			switch {
-			case err == nil:
-				if r, err = license.VerifyRevocations(data, keys, 0); err != nil {
-					return &exitError{code: exitFailed, err: fmt.Errorf("%s: %w", list, err)}
-				}
-			case !errors.Is(err, fs.ErrNotExist):
+			current, err := license.ReadFile(list)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
-			if err := r.Add(license.Revocation{ID: id, Reason: reason, RevokedAt: when}); err != nil {
-				return &exitError{code: exitFailed, err: err}
+			next, err := license.NextRevocations(current, keys, license.Revocation{ID: id, Reason: reason, RevokedAt: when}, now)
+			if err != nil {
+				return &exitError{code: exitFailed, err: fmt.Errorf("%s: %w", list, err)}
 			}
-			next := &license.RevocationList{Serial: r.Serial + 1, IssuedAt: now, Entries: r.Entries}
 			signed, err := license.IssueRevocations(next, priv)
 			if err != nil {
 				return err
