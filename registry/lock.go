@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
+
+	"github.com/google/renameio/v2"
 
 	"github.com/circlecore/circle/schema"
 )
@@ -115,4 +119,43 @@ func jsonIssue(file string, data []byte, err error) schema.Issues {
 		is.Column = max(int(offset)-1-bytes.LastIndexByte(before, '\n'), 1)
 	}
 	return schema.Issues{is}
+}
+
+// LockState is how an environment's lock file, as the registry read it, stands against a
+// resolution.
+type LockState string
+
+// The states LockStateOf reports (the words `circle package lock --check` prints).
+const (
+	LockCurrent LockState = "unchanged" // the file holds exactly the resolution's lock
+	LockAbsent  LockState = "absent"    // there is no lock file
+	LockStale   LockState = "stale"     // the file holds another lock
+)
+
+// LockStateOf compares env's lock file, as read with the registry, with the lock res makes.
+func (r *Registry) LockStateOf(env string, res *Resolution) LockState {
+	switch old := r.Locks[env]; {
+	case old == nil:
+		return LockAbsent
+	case !bytes.Equal(old.JSON(), res.Lock().JSON()):
+		return LockStale
+	}
+	return LockCurrent
+}
+
+// WriteLock writes the lock res makes to env's lock file in the repository folder root,
+// atomically, unless the file holds those bytes already; it reports whether it wrote.
+func (r *Registry) WriteLock(root, env string, res *Resolution) (bool, error) {
+	data := res.Lock().JSON()
+	dst := filepath.Join(root, filepath.FromSlash(r.LockFile(env)))
+	if old, err := os.ReadFile(dst); err == nil && bytes.Equal(old, data) {
+		return false, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return false, fmt.Errorf("write lock %s: %w", env, err)
+	}
+	if err := renameio.WriteFile(dst, data, 0o644); err != nil {
+		return false, fmt.Errorf("write lock %s: %w", env, err)
+	}
+	return true, nil
 }

@@ -1,9 +1,11 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -182,5 +184,41 @@ func TestResolve_Examples(t *testing.T) {
 	}
 	if len(r.Advisories) != 1 || r.Advisories[0].Match(Ecosystem, "worker", "0.3.0", now).Fixed[0] != "0.3.1" {
 		t.Errorf("the example advisory does not hit worker 0.3.0, fixed in 0.3.1")
+	}
+}
+
+// The lock command's two verdicts: a missing, stale or current lock file, and a write that
+// happens only when the bytes change.
+func TestLockStateAndWrite(t *testing.T) {
+	fsys := tree()
+	r, _ := load(t, fsys)
+	res, err := r.Resolve(context.Background(), "prod", ResolveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.LockStateOf("prod", res); got != LockAbsent {
+		t.Errorf("no lock file: %s", got)
+	}
+	fsys["packages/prod.lock.json"] = &fstest.MapFile{Data: res.Lock().JSON()}
+	if r, _ = load(t, fsys); r.LockStateOf("prod", res) != LockCurrent {
+		t.Errorf("the resolution's own lock: %s", r.LockStateOf("prod", res))
+	}
+	fsys["packages/prod.lock.json"] = &fstest.MapFile{Data: (&Lock{Environment: "prod", Packages: []LockedPackage{}}).JSON()}
+	if r, _ = load(t, fsys); r.LockStateOf("prod", res) != LockStale {
+		t.Errorf("another lock: %s", r.LockStateOf("prod", res))
+	}
+
+	root := t.TempDir()
+	for i, want := range []bool{true, false} {
+		wrote, err := r.WriteLock(root, "prod", res)
+		if err != nil || wrote != want {
+			t.Errorf("write %d: wrote %t, %v; want %t", i, wrote, err, want)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "packages", "prod.lock.json")); err != nil || !bytes.Equal(b, res.Lock().JSON()) {
+		t.Errorf("the written lock: %v\n%s", err, b)
+	}
+	if _, err := r.WriteLock(filepath.Join(root, "packages", "prod.lock.json"), "prod", res); err == nil {
+		t.Error("a lock written below a file")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -759,30 +758,16 @@ is missing or would change, for CI.`,
 					bad++
 				case check:
 					lr.Packages = len(rr.Packages)
-					lr.Action = "unchanged"
-					switch {
-					case l.reg.Locks[env] == nil:
-						lr.Action = "absent"
-						bad++
-					case !bytes.Equal(l.reg.Locks[env].JSON(), res.Lock().JSON()):
-						lr.Action = "stale"
+					if lr.Action = string(l.reg.LockStateOf(env, res)); lr.Action != string(registry.LockCurrent) {
 						bad++
 					}
 				default:
 					lr.Packages = len(rr.Packages)
-					data := res.Lock().JSON()
-					dst := filepath.Join(l.path, filepath.FromSlash(file))
-					if old, err := os.ReadFile(dst); err == nil && bytes.Equal(old, data) {
-						lr.Action = "unchanged"
-						break
-					}
-					if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+					written, err := l.reg.WriteLock(l.path, env, res)
+					if err != nil {
 						return err
 					}
-					if err := os.WriteFile(dst, data, 0o644); err != nil {
-						return fmt.Errorf("write lock: %w", err)
-					}
-					lr.Action = "written"
+					lr.Action = map[bool]string{true: "written", false: "unchanged"}[written]
 				}
 				if len(lr.Problems) > 0 {
 					bad++
