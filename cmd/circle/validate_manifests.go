@@ -9,12 +9,8 @@ import (
 	"path"
 	"strings"
 
-	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
 	"github.com/fluxcd/pkg/ssa/utils"
 	"github.com/go-logr/logr"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
 
@@ -110,9 +106,9 @@ func (o *validateOptions) checkManifests(ctx context.Context, snap *sources.Snap
 	return res, nil
 }
 
-// dryRun applies every object of every environment to the cluster in a server-side dry
-// run, one at a time so each refusal is reported with its object. The cluster is only
-// read: apply.Applier.Diff changes nothing.
+// dryRun sends every object of every environment to the cluster in a server-side dry run
+// (apply.Applier.DryRun), and reports each refusal, and each object not tried, at the file
+// the object was written in.
 func (o *validateOptions) dryRun(ctx context.Context, envs []manifests.Environment, red *redact.Redactor, problems, notes *merger) error {
 	cfg, err := apply.RESTConfig(o.keys.kubeconfig, o.kctx)
 	if err != nil {
@@ -130,20 +126,8 @@ func (o *validateOptions) dryRun(ctx context.Context, envs []manifests.Environme
 		if err != nil {
 			return fmt.Errorf("--server-side %s: %w", e.Name, err)
 		}
-		// What the same manifests create cannot be in the cluster yet: objects in a new
-		// namespace, or of a kind a CRD of theirs defines, are not dry-run.
-		created, defined := map[string]bool{}, map[string]bool{}
-		for _, obj := range objects {
-			switch obj.GroupVersionKind().GroupKind().String() {
-			case "Namespace":
-				created[obj.GetName()] = true
-			case "CustomResourceDefinition.apiextensions.k8s.io":
-				group, _, _ := unstructured.NestedString(obj.Object, "spec", "group")
-				kind, _, _ := unstructured.NestedString(obj.Object, "spec", "names", "kind")
-				defined[kind+"."+group] = true
-			}
-		}
-		for _, obj := range objects {
+		files := make([]string, len(objects))
+		for k, obj := range objects {
 			// The origin annotation is for this check, not for the cluster.
 			var origin struct {
 				Path         string `json:"path"`
@@ -156,30 +140,22 @@ func (o *validateOptions) dryRun(ctx context.Context, envs []manifests.Environme
 				ann = nil
 			}
 			obj.SetAnnotations(ann)
-			file := origin.Path
-			if file == "" && !strings.HasPrefix(origin.ConfiguredIn, render.GeneratedDir+"/") {
-				file = origin.ConfiguredIn
+			files[k] = origin.Path
+			if files[k] == "" && !strings.HasPrefix(origin.ConfiguredIn, render.GeneratedDir+"/") {
+				files[k] = origin.ConfiguredIn
 			}
-			doc, err := yaml.Marshal(obj.Object)
-			if err != nil {
-				return err
-			}
-			subject := obj.GetKind() + "/" + obj.GetName()
-			_, err = a.Diff(ctx, e.Name, doc, apply.Options{}, red.Mask)
-			var refused *ssaerrors.DryRunErr
+		}
+		verdicts, err := a.DryRun(ctx, e.Name, objects, red.Mask)
+		if err != nil {
+			return fmt.Errorf("--server-side: %w", red.Error(err))
+		}
+		for k, v := range verdicts {
+			subject := objects[k].GetKind() + "/" + objects[k].GetName()
 			switch {
-			case err == nil:
-			case errors.As(err, &refused) && apierrors.IsNotFound(refused.Unwrap()) && created[obj.GetNamespace()]:
-				notes.add(e.Name, schema.Issue{File: file, Path: subject, Message: fmt.Sprintf(
-					"not dry-run: its namespace %s does not exist yet (these manifests create it) [%s]", obj.GetNamespace(), checkServerSide)})
-			case errors.As(err, &refused) && defined[obj.GroupVersionKind().GroupKind().String()] &&
-				(meta.IsNoMatchError(refused.Unwrap()) || strings.Contains(refused.Unwrap().Error(), "no matches for kind")):
-				notes.add(e.Name, schema.Issue{File: file, Path: subject, Message: fmt.Sprintf(
-					"not dry-run: its kind is not in the cluster yet (a CustomResourceDefinition of these manifests defines it) [%s]", checkServerSide)})
-			case errors.As(err, &refused):
-				problems.add(e.Name, schema.Issue{File: file, Path: subject, Message: red.String(refused.Unwrap().Error()) + " [" + checkServerSide + "]"})
-			default:
-				return fmt.Errorf("--server-side: %w", red.Error(err))
+			case v.NotTried != "":
+				notes.add(e.Name, schema.Issue{File: files[k], Path: subject, Message: "not dry-run: " + v.NotTried + " [" + checkServerSide + "]"})
+			case v.Refused != nil:
+				problems.add(e.Name, schema.Issue{File: files[k], Path: subject, Message: red.String(v.Refused.Error()) + " [" + checkServerSide + "]"})
 			}
 		}
 	}
