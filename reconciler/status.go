@@ -1,0 +1,198 @@
+package reconciler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"github.com/circlecore/circle/build"
+	"github.com/circlecore/circle/repo"
+	"github.com/circlecore/circle/sources/git"
+	"github.com/circlecore/circle/state"
+)
+
+// StatusKey is the object the record stage writes in the publish bucket.
+const StatusKey = "status.json"
+
+// Reasons a revision or an environment is where it is, one per stage that can fail.
+const (
+	ReasonSucceeded        = "Succeeded"
+	ReasonSnapshotFailed   = "SnapshotFailed"
+	ReasonInvalid          = "Invalid"
+	ReasonSignatureRefused = "SignatureRefused"
+	ReasonBuildFailed      = "BuildFailed"
+	ReasonLicenseRefused   = "LicenseRefused"
+	ReasonPublishFailed    = "PublishFailed"
+	ReasonApplyFailed      = "ApplyFailed"
+	// ReasonInternal is a stage that panicked: a bug in Circle, not in the repository. The
+	// revision is refused everywhere, the stack is in the log, and the daemon goes on.
+	ReasonInternal = "Internal"
+)
+
+// Status is what the daemon last did, as readers of the bucket see it. Nothing in it is
+// secret: messages pass through the redactor and values are never included.
+type Status struct {
+	// Revision is the last revision attempted.
+	Revision string `json:"revision"`
+	// ReconciledAt is when that attempt finished.
+	ReconciledAt time.Time `json:"reconciledAt"`
+	// Ready is true when every environment accepted Revision.
+	Ready bool `json:"ready"`
+	// Reason is one of the Reason constants; Message says more.
+	Reason  string `json:"reason"`
+	Message string `json:"message,omitempty"`
+	// Problems are the repository's problems at Revision, at their file:line:col.
+	Problems []repo.Problem `json:"problems,omitempty"`
+	// Files is how many files the snapshot held.
+	Files int `json:"files"`
+	// Stages lists the stages that ran, in order.
+	Stages []string `json:"stages"`
+	// Environments is each environment's state, in circle.yaml's order.
+	Environments []EnvStatus `json:"environments,omitempty"`
+	// Licenses are the revision's license files as the licenses stage found them.
+	Licenses []build.LicenseStatus `json:"licenses,omitempty"`
+	// Revocations is the revocation list those licenses were checked against: the
+	// revision's, or one accepted before when the revision has none or an older one.
+	Revocations *build.RevocationStatus `json:"revocations,omitempty"`
+	// Commit is the Git commit behind Revision (nil for a folder): author, date, message
+	// (redacted) and whether it is signed.
+	Commit *git.Commit `json:"commit,omitempty"`
+	// Reconciling is the revision being reconciled now, if any. Only the HTTP API fills
+	// it in (status.json and the state store hold finished reconciles).
+	Reconciling *Reconciling `json:"reconciling,omitempty"`
+
+	started time.Time
+}
+
+// Reconciling is a reconcile in progress.
+type Reconciling struct {
+	Revision string    `json:"revision"`
+	Since    time.Time `json:"since"`
+}
+
+// EnvStatus is one environment's state.
+type EnvStatus struct {
+	Name string `json:"name"`
+	// Ready is true when the environment accepted the last attempted revision.
+	Ready   bool   `json:"ready"`
+	Reason  string `json:"reason"`
+	Message string `json:"message,omitempty"`
+	// LastGood is the last revision the environment accepted; it stays through failures.
+	LastGood *Good `json:"lastGood,omitempty"`
+	// Published is the build last published to the storage target.
+	Published *Published `json:"published,omitempty"`
+	// Applied is the last apply to each cluster target, by target name.
+	Applied map[string]*Applied `json:"applied,omitempty"`
+}
+
+// Applied is an apply the apply stage made to one cluster target.
+type Applied struct {
+	Revision string    `json:"revision"`
+	At       time.Time `json:"at"`
+	// Changes counts created, configured and deleted objects; Objects all of them.
+	Changes int `json:"changes"`
+	Objects int `json:"objects"`
+}
+
+// Published is a build the publish stage wrote.
+type Published struct {
+	Revision string `json:"revision"`
+	Seq      int64  `json:"seq"`
+	Files    int    `json:"files"`
+	// Uploaded counts the objects this publish uploaded; the rest were there already.
+	Uploaded int `json:"uploaded"`
+}
+
+// Good is an accepted revision.
+type Good struct {
+	Revision string    `json:"revision"`
+	At       time.Time `json:"at"`
+	// Values and Secrets count the environment's configuration values.
+	Values  int `json:"values"`
+	Secrets int `json:"secrets"`
+	// Inputs is the digest of every file the build read (build.Inputs) and the daemon's
+	// targets: a later revision with the same digest is not built again.
+	Inputs string `json:"inputs,omitempty"`
+}
+
+// refuse marks the environment as not taking this revision, for reason: it keeps its last
+// good revision, and message (redacted by the caller) says why.
+func (e *EnvStatus) refuse(reason, message string) {
+	e.Ready, e.Reason, e.Message = false, reason, message
+}
+
+// fail records a revision that no environment accepted.
+func (r *Reconciler) fail(ctx context.Context, st *Status, reason string, err error) (*Status, error) {
+	st.Ready, st.Reason, st.Message = false, reason, r.opts.Redactor.String(err.Error())
+	if st.Environments == nil && r.last != nil {
+		st.Environments = append([]EnvStatus(nil), r.last.Environments...) // a copy: the API may be reading the old one
+	}
+	for i := range st.Environments {
+		if st.Environments[i].Reason == "" || st.Environments[i].Ready {
+			st.Environments[i].refuse(reason, st.Message)
+		}
+	}
+	return r.record(ctx, st)
+}
+
+// record writes the status last, so a reader never sees a revision whose stages did not
+// finish.
+func (r *Reconciler) record(ctx context.Context, st *Status) (*Status, error) {
+	st.ReconciledAt = r.now().UTC()
+	st.Stages = append(st.Stages, "record")
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := r.publish.WriteAll(ctx, StatusKey, append(b, '\n'), &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+		return nil, fmt.Errorf("record %s: %w", st.Revision, err)
+	}
+	if r.opts.State != nil {
+		if err := r.remember(st); err != nil {
+			return nil, fmt.Errorf("record %s: %w", st.Revision, err)
+		}
+	}
+	r.mu.Lock()
+	r.last = st
+	r.mu.Unlock()
+	r.metrics.observe(st, r.now().Sub(st.started))
+	return st, nil
+}
+
+// Keys of the daemon's documents in the state store.
+const (
+	stateStatus = "status"
+)
+
+// remember writes the status with the trust it was judged by (the revocation list, the
+// signing keys: one transaction, so they never disagree), then each environment's history
+// entry, to the state store.
+func (r *Reconciler) remember(st *Status) error {
+	docs := r.trustDocs()
+	docs[stateStatus] = st
+	if err := r.opts.State.PutAll(docs); err != nil {
+		return err
+	}
+	entries := map[string]state.Entry{}
+	for _, e := range st.Environments {
+		entries[e.Name] = state.Entry{Revision: st.Revision, At: st.ReconciledAt, Duration: st.ReconciledAt.Sub(st.started),
+			Ready: e.Ready, Reason: e.Reason, Message: e.Message}
+	}
+	return r.opts.State.Append(entries)
+}
+
+// ReadStatus reads the status the record stage last wrote.
+func ReadStatus(ctx context.Context, bucket *blob.Bucket) (*Status, error) {
+	b, err := bucket.ReadAll(ctx, StatusKey)
+	if err != nil {
+		return nil, fmt.Errorf("read status: %w", err)
+	}
+	var st Status
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("read status: %w", err)
+	}
+	return &st, nil
+}
