@@ -93,12 +93,14 @@ CIRCLE_GIT_USERNAME and CIRCLE_GIT_PASSWORD environment variables, never from fl
 needs --ssh-key and --known-hosts.
 
 For each revision it reads circle.yaml, applies each environment's signature policy,
-loads every environment (config layers, SOPS secrets, CUE schema), publishes each accepted
-environment's configuration to the publish target (encrypted with --storage-keyring; see
-'circle storage'), and records the outcome as status.json there: per environment, whether
-it accepted the revision, its last good revision and its last published build. A revision with problems is accepted nowhere; the last good
-state stays. Secrets never reach the log or the status. Builds, publishing and cluster
-apply arrive with their issues.
+loads every environment (config layers, SOPS secrets, CUE schema), verifies licenses,
+resolves packages, builds each environment (configuration, license files, manifests rendered
+with kustomize, package index), checks the manifests, publishes each accepted environment's
+build to the publish target (encrypted with --storage-keyring; see 'circle storage'),
+applies its manifests to the cluster targets (--cluster), and records the outcome as
+status.json there: per environment, whether it accepted the revision, its last good
+revision, its last published build and what each cluster took. A revision with problems is
+accepted nowhere; the last good state stays. Secrets never reach the log or the status.
 
 --trusted-pgp-keys and --trusted-ssh-keys serve two policies: --verify, a daemon-wide one
 checked before a revision is read, and circle.yaml's per-environment
