@@ -425,6 +425,15 @@ func FuzzRender(f *testing.F) {
 		if errors.As(err, &fe) && !strings.HasPrefix(fe.File, "deploy/") {
 			t.Errorf("a problem placed outside the overlay: %v", err)
 		}
+		// The same overlay joined with Circle's generated objects.
+		out, gerr := render.Render(render.Input{FS: fsys, Manifests: "deploy", Env: "dev", Namespace: "fuzz",
+			Config: map[string]any{"a": 1}, Secrets: map[string]any{"s": "v"}})
+		if errors.As(gerr, &fe) && !strings.HasPrefix(fe.File, "deploy/") {
+			t.Errorf("a problem placed outside the overlay: %v", gerr)
+		}
+		if gerr == nil && !strings.Contains(string(out), "name: circle-config-") {
+			t.Errorf("rendered without the generated ConfigMap:\n%s", out)
+		}
 		a.untouched(t)
 	})
 }
