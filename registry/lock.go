@@ -144,17 +144,24 @@ func (r *Registry) LockStateOf(env string, res *Resolution) LockState {
 }
 
 // WriteLock writes the lock res makes to env's lock file in the repository folder root,
-// atomically, unless the file holds those bytes already; it reports whether it wrote.
+// atomically, unless the file holds those bytes already; it reports whether it wrote. The
+// folder is opened as an os.Root: a symlink in the repository (packages/ pointing at /etc)
+// cannot make it read or write outside the folder.
 func (r *Registry) WriteLock(root, env string, res *Resolution) (bool, error) {
 	data := res.Lock().JSON()
-	dst := filepath.Join(root, filepath.FromSlash(r.LockFile(env)))
-	if old, err := os.ReadFile(dst); err == nil && bytes.Equal(old, data) {
-		return false, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	dir, err := os.OpenRoot(root)
+	if err != nil {
 		return false, fmt.Errorf("write lock %s: %w", env, err)
 	}
-	if err := renameio.WriteFile(dst, data, 0o644); err != nil {
+	defer dir.Close()
+	file := filepath.FromSlash(r.LockFile(env))
+	if old, err := dir.ReadFile(file); err == nil && bytes.Equal(old, data) {
+		return false, nil
+	}
+	if err := dir.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return false, fmt.Errorf("write lock %s: %w", env, err)
+	}
+	if err := renameio.WriteFile(file, data, 0o644, renameio.WithRoot(dir)); err != nil {
 		return false, fmt.Errorf("write lock %s: %w", env, err)
 	}
 	return true, nil

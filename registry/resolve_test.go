@@ -221,4 +221,17 @@ func TestLockStateAndWrite(t *testing.T) {
 	if _, err := r.WriteLock(filepath.Join(root, "packages", "prod.lock.json"), "prod", res); err == nil {
 		t.Error("a lock written below a file")
 	}
+
+	// The attacker's repository: packages/ is a symlink to a folder outside it. Nothing is
+	// written there, and the write is refused.
+	outside, repoDir := t.TempDir(), t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(repoDir, "packages")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.WriteLock(repoDir, "prod", res); err == nil {
+		t.Error("a lock written through a symlink out of the repository")
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("written outside the repository: %v", entries)
+	}
 }
