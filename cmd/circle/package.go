@@ -767,7 +767,10 @@ is missing or would change, for CI.`,
 					if err != nil {
 						return err
 					}
-					lr.Action = map[bool]string{true: "written", false: "unchanged"}[written]
+					lr.Action = "unchanged"
+					if written {
+						lr.Action = "written"
+					}
 				}
 				if len(lr.Problems) > 0 {
 					bad++
