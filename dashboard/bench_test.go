@@ -13,8 +13,8 @@ import (
 	"github.com/rs/zerolog"
 	"gocloud.dev/blob/memblob"
 
-	"github.com/circlecore/circle/build"
 	"github.com/circlecore/circle/dashboard"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/reconciler"
 	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/state"
@@ -43,7 +43,7 @@ func bigStatus(n int) *reconciler.Status {
 			e.Reason, e.Message = reconciler.ReasonApplyFailed, "target west: "+strings.Repeat("Deployment not ready; ", 30)
 		}
 		st.Environments = append(st.Environments, e)
-		st.Licenses = append(st.Licenses, build.LicenseStatus{File: "licenses/" + name + ".lic", Licensee: "Acme",
+		st.Licenses = append(st.Licenses, pipeline.LicenseStatus{File: "licenses/" + name + ".lic", Licensee: "Acme",
 			ExpiresAt: now.Add(time.Duration(i) * 24 * time.Hour), Expiring: i < 30, Environments: []string{name}})
 	}
 	return st

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/circlecore/circle/build"
 	"github.com/circlecore/circle/dashboard"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/reconciler"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/repo"
@@ -104,7 +104,7 @@ func sample() *reconciler.Status {
 			{Name: "prod", Ready: false, Reason: reconciler.ReasonInvalid, Message: "config/prod/db.yaml:3:9: db.port: conflicting values",
 				LastGood: good(revOld, now.Add(-50*time.Hour))},
 		},
-		Licenses: []build.LicenseStatus{
+		Licenses: []pipeline.LicenseStatus{
 			{File: "licenses/acme.lic", ID: "L-1", Licensee: "Acme", Product: "shop", ExpiresAt: now.Add(10*24*time.Hour + time.Hour),
 				State: "valid", Expiring: true, Environments: []string{"prod"}},
 			{File: "licenses/ok.lic", Licensee: "Fine Ltd", ExpiresAt: now.Add(300 * 24 * time.Hour), State: "valid", Environments: []string{"dev", "prod"}},

@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/circlecore/circle/build"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/reconciler"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/state"
@@ -364,9 +364,9 @@ type licenseView struct {
 }
 
 // attention reports whether a license belongs on the overview: refused, or expiring.
-func attention(l build.LicenseStatus) bool { return l.Expiring || l.Reason != "" || l.Error != "" }
+func attention(l pipeline.LicenseStatus) bool { return l.Expiring || l.Reason != "" || l.Error != "" }
 
-func (h *handler) license(l build.LicenseStatus) licenseView {
+func (h *handler) license(l pipeline.LicenseStatus) licenseView {
 	v := licenseView{File: h.red(l.File), ID: h.red(l.ID), Licensee: h.red(l.Licensee), Product: h.red(l.Product),
 		Expires: h.when(l.ExpiresAt), Envs: h.red(strings.Join(l.Environments, ", "))}
 	switch {
@@ -383,7 +383,7 @@ func (h *handler) license(l build.LicenseStatus) licenseView {
 
 // licenseWarning is the badge an environment carries for a license of its that needs
 // attention; an empty one when it needs none.
-func (h *handler) licenseWarning(l build.LicenseStatus) badge {
+func (h *handler) licenseWarning(l pipeline.LicenseStatus) badge {
 	switch {
 	case l.Reason != "" || l.Error != "":
 		return badge{Class: "failed", Text: h.red("license " + l.File + " refused")}

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/circlecore/circle/build"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/repo"
 )
 
@@ -20,7 +20,7 @@ type BuildOptions struct {
 	// across the revisions; its Envs restrict the plan (empty: all).
 	Load repo.Options
 	// Licenses verifies license files at both revisions.
-	Licenses build.LicenseOptions
+	Licenses pipeline.LicenseOptions
 	// Now is both builds' clock; zero means time.Now.
 	Now time.Time
 	// Full builds every environment at both revisions, even those whose inputs are the
@@ -30,17 +30,18 @@ type BuildOptions struct {
 
 // Builds are two revisions built for a plan.
 type Builds struct {
-	Base, Head *build.Result
-	// Unchanged are the environments whose inputs (build.Inputs: every file their build
+	Base, Head *pipeline.Result
+	// Unchanged are the environments whose inputs (pipeline.Inputs: every file their build
 	// reads) are the same at both revisions. Like the daemon, Build does not build them:
 	// the same files and the same clock build the same output.
 	Unchanged []string
 }
 
-// Build builds base and head for Compare with the daemon's stages, in the daemon's order:
-// circle.yaml, inputs (unchanged environments skipped), load and validate every
-// environment (a repository is judged whole), licenses, packages, then each environment
-// that changed. Both revisions are built at once, environments in parallel up to
+// Build runs base and head through the daemon's pipeline (pipeline.Run) for Compare: each
+// environment whose inputs (pipeline.Inputs: every file its build reads) are the same at
+// both revisions is judged but not built, as the daemon skips it. The head is judged whole,
+// so a problem in an unchanged environment still shows; the base loads only what it
+// builds. Both revisions run at once, each with its environments in parallel up to
 // GOMAXPROCS: on a large repository, kustomize is most of a plan's time.
 //
 // Problems of a revision are in its Result; the error is for I/O and for Envs naming an
@@ -56,6 +57,8 @@ func Build(ctx context.Context, base, head fs.FS, opts BuildOptions) (*Builds, e
 	if head, err = newIndexFS(head); err != nil {
 		return nil, err
 	}
+	// circle.yaml is read here, once per revision, and handed to the pipeline: the inputs
+	// of both are compared before either runs.
 	bs, _ := repo.LoadSettings(base)
 	hs, _ := repo.LoadSettings(head)
 	out := &Builds{}
@@ -64,49 +67,43 @@ func Build(ctx context.Context, base, head fs.FS, opts BuildOptions) (*Builds, e
 			return nil, err
 		}
 	}
-	changed := func(s *repo.Settings) []string { return envsOf(s, opts.Load.Envs) }
+	skip := map[string]bool{}
 	if bs != nil && hs != nil && !opts.Full {
-		bi, err := build.Inputs(base, bs)
+		bi, err := pipeline.Inputs(base, bs)
 		if err != nil {
 			return nil, err
 		}
-		hi, err := build.Inputs(head, hs)
+		hi, err := pipeline.Inputs(head, hs)
 		if err != nil {
 			return nil, err
 		}
-		skip := map[string]bool{}
 		for _, env := range envsOf(hs, opts.Load.Envs) {
 			if d, ok := bi[env]; ok && d == hi[env] {
 				skip[env] = true
 				out.Unchanged = append(out.Unchanged, env)
 			}
 		}
-		changed = func(s *repo.Settings) []string {
-			var out []string
-			for _, env := range envsOf(s, opts.Load.Envs) {
-				if !skip[env] {
-					out = append(out, env)
-				}
-			}
-			return out
-		}
 	}
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
 	var errs [2]error
-	var results [2]*build.Result
+	var results [2]*pipeline.Result
+	var wg sync.WaitGroup
 	for i, side := range []struct {
 		fsys fs.FS
 		s    *repo.Settings
 	}{{base, bs}, {head, hs}} {
 		wg.Go(func() {
-			// Head is loaded whole so a problem in an unchanged environment still shows;
-			// base only for the environments compared.
-			load := envsOf(side.s, opts.Load.Envs)
-			if i == 0 {
-				load = changed(side.s)
+			po := pipeline.Options{Load: opts.Load, Licenses: opts.Licenses, Now: opts.Now, Settings: side.s,
+				SkipMissingEnvs: true, LoadBuilt: i == 0, Concurrency: runtime.GOMAXPROCS(0),
 			}
-			results[i], errs[i] = revision(ctx, side.fsys, opts, load, changed(side.s), sem)
+			if len(skip) > 0 {
+				po.Unchanged = func(map[string]string) map[string]bool { return skip }
+			}
+			res, err := pipeline.Run(ctx, side.fsys, po)
+			// A revision's problems are what the plan shows; anything else stops it.
+			if _, invalid := errors.AsType[*repo.Invalid](err); err != nil && !invalid {
+				errs[i] = err
+			}
+			results[i] = res
 		})
 	}
 	wg.Wait()
@@ -139,89 +136,4 @@ func envsOf(s *repo.Settings, want []string) []string {
 		}
 	}
 	return out
-}
-
-// revision is build.Revision with the daemon's skipping: load (and validate) the
-// environments in load, build those in changed, and check what was built. An empty load loads nothing, where
-// repo.Options.Envs would take it for all.
-func revision(ctx context.Context, fsys fs.FS, opts BuildOptions, load, changed []string, sem chan struct{}) (*build.Result, error) {
-	res := &build.Result{Failed: map[string]string{}}
-	settings, problems := repo.LoadSettings(fsys)
-	if problems != nil {
-		res.Problems = problems
-		return res, nil
-	}
-	res.Settings = settings
-	if len(load) > 0 {
-		lo := opts.Load
-		lo.Envs, lo.Settings = load, settings
-		loaded, err := repo.Load(ctx, fsys, lo)
-		var invalid *repo.Invalid
-		if errors.As(err, &invalid) {
-			res.Problems = invalid.Problems
-			return res, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		res.Repo = loaded
-	}
-	var err error
-	if res.Licenses, err = build.CheckLicenses(fsys, settings, opts.Licenses, opts.Now); err != nil {
-		return nil, err
-	}
-	reg, problems, err := build.Packages(ctx, fsys, settings)
-	if problems != nil {
-		res.Problems = problems
-		return res, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	res.Registry = reg
-	if res.Repo == nil {
-		return res, nil
-	}
-	red := res.Repo.Redactor()
-	outs := make([]*build.Output, len(changed))
-	fails := make([]string, len(changed))
-	var wg sync.WaitGroup
-	for i, name := range changed {
-		if why, ok := res.Licenses.Refused[name]; ok {
-			fails[i] = red.String(why)
-			continue
-		}
-		e := res.Repo.Env(name)
-		if e == nil {
-			continue
-		}
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			out, err := build.Env(ctx, fsys, settings, e, res.Licenses.ForEnv(name), reg, opts.Now)
-			if err != nil {
-				fails[i] = red.String(err.Error())
-				return
-			}
-			outs[i] = out
-		})
-	}
-	wg.Wait()
-	for i, name := range changed {
-		if fails[i] != "" {
-			res.Failed[name] = fails[i]
-		}
-		if outs[i] != nil {
-			res.Outputs = append(res.Outputs, outs[i])
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	// The daemon's check stage: a manifest that breaks the Kubernetes schemas or an
-	// environment's policy is a problem of the revision, which no environment takes.
-	if res.Problems, err = build.CheckManifests(settings, res.Outputs, red); err != nil {
-		return nil, err
-	}
-	return res, nil
 }

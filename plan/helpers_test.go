@@ -2,6 +2,7 @@ package plan_test
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -9,7 +10,7 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/circlecore/circle/build"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/plan"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/repo"
@@ -78,11 +79,11 @@ func planOf(t testing.TB, base, head fs.FS, envs ...string) *plan.Plan {
 		BaseRevision: "base", HeadRevision: "head"})
 }
 
-// revisionOf builds one revision whole, with build.Revision.
-func revisionOf(t testing.TB, fsys fs.FS, red *redact.Redactor) *build.Result {
+// revisionOf builds one revision whole, with pipeline.Run; its problems are in the Result.
+func revisionOf(t testing.TB, fsys fs.FS, red *redact.Redactor) *pipeline.Result {
 	t.Helper()
-	r, err := build.Revision(context.Background(), fsys, build.Options{Load: repo.Options{Keyring: keyring(t), Redactor: red}, Now: now})
-	if err != nil {
+	r, err := pipeline.Run(context.Background(), fsys, pipeline.Options{Load: repo.Options{Keyring: keyring(t), Redactor: red}, Now: now})
+	if _, invalid := errors.AsType[*repo.Invalid](err); err != nil && !invalid {
 		t.Fatal(err)
 	}
 	return r

@@ -9,8 +9,8 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/circlecore/circle/build"
 	"github.com/circlecore/circle/license"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/registry"
 	"github.com/circlecore/circle/storage/publish"
@@ -187,8 +187,8 @@ func TestWriteMarkdown_Cuts(t *testing.T) {
 }
 
 func TestCompareFiles(t *testing.T) {
-	base := &build.Output{Files: []publish.File{{Path: "a", Data: []byte("1")}, {Path: "b", Data: []byte("2")}, {Path: "c", Data: []byte("3")}}}
-	head := &build.Output{Files: []publish.File{{Path: "a", Data: []byte("1")}, {Path: "b", Data: []byte("22")}, {Path: "d", Data: []byte("4")}}}
+	base := &pipeline.Output{Files: []publish.File{{Path: "a", Data: []byte("1")}, {Path: "b", Data: []byte("2")}, {Path: "c", Data: []byte("3")}}}
+	head := &pipeline.Output{Files: []publish.File{{Path: "a", Data: []byte("1")}, {Path: "b", Data: []byte("22")}, {Path: "d", Data: []byte("4")}}}
 	var got []string
 	for _, f := range compareFiles(base, head) {
 		got = append(got, f.Action+" "+f.Path+" "+sizeChange(f))
@@ -250,7 +250,7 @@ func TestTextHelpers(t *testing.T) {
 	if (Problem{Message: "m", Environments: []string{"a", "b"}}).String() != "m [a, b]" {
 		t.Error("Problem.String")
 	}
-	if DefaultOptions().ExpiryWindow != build.ExpiryWarning {
+	if DefaultOptions().ExpiryWindow != pipeline.ExpiryWarning {
 		t.Error("DefaultOptions")
 	}
 	if jsonText(make(chan int)) != "?" {

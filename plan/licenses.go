@@ -5,8 +5,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/circlecore/circle/build"
 	"github.com/circlecore/circle/license"
+	"github.com/circlecore/circle/pipeline"
 )
 
 // LicenseChange is one license file applying to the environment whose verdict or terms
@@ -87,8 +87,8 @@ func (c *comparer) compareLicenses(env string) []LicenseChange {
 }
 
 // statuses are r's license files that apply to env, by id.
-func statuses(r *build.Result, env string) map[string]*build.LicenseStatus {
-	out := map[string]*build.LicenseStatus{}
+func statuses(r *pipeline.Result, env string) map[string]*pipeline.LicenseStatus {
+	out := map[string]*pipeline.LicenseStatus{}
 	if r.Licenses == nil {
 		return out
 	}
@@ -107,7 +107,7 @@ func statuses(r *build.Result, env string) map[string]*build.LicenseStatus {
 }
 
 // licenseFile parses the license at path as r's builds carry it, or returns nil.
-func (c *comparer) licenseFile(r *build.Result, path string) *license.License {
+func (c *comparer) licenseFile(r *pipeline.Result, path string) *license.License {
 	for _, o := range r.Outputs {
 		if f := o.File(path); f != nil {
 			l, err := license.Parse(f.Data)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
-	"github.com/circlecore/circle/build"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/registry"
 )
 
@@ -50,7 +50,7 @@ type Advisory struct {
 // index is env's package index at r: the one its build made, or, when the build failed
 // before or at the packages step, the same registry.Index call redone, so a failing head
 // still shows what moved and which advisory fails it.
-func (c *comparer) index(r *build.Result, env string) *registry.Index {
+func (c *comparer) index(r *pipeline.Result, env string) *registry.Index {
 	if o := r.Output(env); o != nil {
 		return o.Packages
 	}

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/circlecore/circle/build"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/repo"
 )
@@ -58,7 +58,7 @@ type Options struct {
 	// Now is when licenses are judged as expiring; zero means time.Now.
 	Now time.Time
 	// ExpiryWindow is how close to its expiry an accepted license is reported as
-	// expiring: zero means build.ExpiryWarning (30 days), a negative window none.
+	// expiring: zero means pipeline.ExpiryWarning (30 days), a negative window none.
 	ExpiryWindow time.Duration
 	// BaseRevision and HeadRevision name the two revisions in the output.
 	BaseRevision, HeadRevision string
@@ -69,7 +69,7 @@ type Options struct {
 
 // DefaultOptions returns the options `circle plan` starts from.
 func DefaultOptions() Options {
-	return Options{ExpiryWindow: build.ExpiryWarning}
+	return Options{ExpiryWindow: pipeline.ExpiryWarning}
 }
 
 // Plan is what moving from the base revision to the head revision would do, per
@@ -187,11 +187,11 @@ func (c Counts) Total() int {
 	return c.Config + c.Packages + c.Advisories + c.Licenses + c.Objects() + c.Storage
 }
 
-// Compare plans the move from base to head, both built with build.Revision. It never
+// Compare plans the move from base to head, both built with pipeline.Revision. It never
 // fails: what does not build at head is part of the plan (Problems, Env.Error). ctx bounds
 // the package resolution Compare repeats for an environment whose build failed, to show
 // what moved even so.
-func Compare(ctx context.Context, base, head *build.Result, opts Options) *Plan {
+func Compare(ctx context.Context, base, head *pipeline.Result, opts Options) *Plan {
 	red := opts.Redactor
 	if red == nil && head.Repo != nil {
 		red = head.Repo.Redactor()
@@ -203,7 +203,7 @@ func Compare(ctx context.Context, base, head *build.Result, opts Options) *Plan 
 		opts.Now = time.Now()
 	}
 	if opts.ExpiryWindow == 0 {
-		opts.ExpiryWindow = build.ExpiryWarning
+		opts.ExpiryWindow = pipeline.ExpiryWarning
 	}
 	c := &comparer{ctx: ctx, base: base, head: head, opts: opts, red: red}
 	p := &Plan{Schema: SchemaVersion, Base: opts.BaseRevision, Head: opts.HeadRevision, Problems: []Problem{}, Environments: []*Env{},
@@ -254,7 +254,7 @@ func redactAll(p *Plan, red *redact.Redactor) {
 
 type comparer struct {
 	ctx        context.Context
-	base, head *build.Result
+	base, head *pipeline.Result
 	opts       Options
 	red        *redact.Redactor
 }
@@ -264,7 +264,7 @@ type comparer struct {
 func (c *comparer) envNames() []string {
 	var names []string
 	seen := map[string]bool{}
-	for _, r := range []*build.Result{c.head, c.base} {
+	for _, r := range []*pipeline.Result{c.head, c.base} {
 		if r.Settings == nil {
 			continue
 		}
@@ -291,7 +291,7 @@ func (c *comparer) envNames() []string {
 	return out
 }
 
-func inSettings(r *build.Result, env string) bool {
+func inSettings(r *pipeline.Result, env string) bool {
 	if r.Settings == nil {
 		return false
 	}
@@ -304,12 +304,12 @@ func inSettings(r *build.Result, env string) bool {
 }
 
 // failure is why r did not build env, or "" when it did.
-func failure(r *build.Result, env string) string {
+func failure(r *pipeline.Result, env string) string {
 	if len(r.Problems) > 0 {
 		return fmt.Sprintf("the revision has %d problem(s)", len(r.Problems))
 	}
 	if why, ok := r.Failed[env]; ok {
-		return why
+		return why.Message
 	}
 	if r.Output(env) == nil && r.Repo != nil && r.Repo.Env(env) == nil {
 		return "not built"

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"sort"
 
-	"github.com/circlecore/circle/build"
+	"github.com/circlecore/circle/pipeline"
 )
 
 // FileChange is one file a publish to the environment's storage targets would write, or
@@ -24,7 +24,7 @@ type FileChange struct {
 
 // compareFiles diffs two builds' files by content. A publish writes only what changed
 // (objects are content-addressed), then the environment's manifest.
-func compareFiles(base, head *build.Output) []FileChange {
+func compareFiles(base, head *pipeline.Output) []FileChange {
 	out := []FileChange{}
 	old := map[string][]byte{}
 	if base != nil {

@@ -10,8 +10,8 @@ import (
 
 	"gocloud.dev/blob/memblob"
 
-	"github.com/circlecore/circle/build"
 	"github.com/circlecore/circle/license"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/reconciler"
 )
 
@@ -84,7 +84,7 @@ func TestReconcile_Licenses(t *testing.T) {
 	if !prod.Ready || !staging.Ready {
 		t.Errorf("prod = %+v, staging = %+v", prod, staging)
 	}
-	var prodLic build.LicenseStatus
+	var prodLic pipeline.LicenseStatus
 	for _, l := range st.Licenses {
 		if l.ID == "lic_prod" {
 			prodLic = l

@@ -6,16 +6,9 @@ import (
 	"maps"
 	"runtime/debug"
 	"slices"
-)
 
-// stagePanic is a panic caught in a stage: where, and the stack of the goroutine that
-// panicked (a per-environment one's, raised again in the stage's goroutine by
-// boundedGroup.Wait).
-type stagePanic struct {
-	stage, env string
-	value      any
-	stack      []byte
-}
+	"github.com/circlecore/circle/pipeline"
+)
 
 // enter starts a stage: the status names it, and the test seam may act on it.
 func (r *Reconciler) enter(st *Status, stage string) {
@@ -33,24 +26,20 @@ func (r *Reconciler) enter(st *Status, stage string) {
 // revision. An Internal failure is not retried (see retryable): the same revision would
 // panic again.
 func (r *Reconciler) recovered(ctx context.Context, partial *Status, v any) (st *Status, err error) {
-	p, ok := v.(*stagePanic)
+	p, ok := v.(*pipeline.Panic)
 	if !ok {
-		p = &stagePanic{stage: partial.Stages[len(partial.Stages)-1], value: v, stack: debug.Stack()}
+		p = &pipeline.Panic{Stage: partial.Stages[len(partial.Stages)-1], Value: v, Stack: debug.Stack()}
 	}
-	where := "the " + p.stage + " stage"
-	if p.env != "" {
-		where += " of " + p.env
+	msg := r.opts.Redactor.String(p.Error() + " (a bug in circle; the stack is in the log)")
+	ev := r.log.Error().Str("revision", partial.Revision).Str("stage", p.Stage)
+	if p.Env != "" {
+		ev = ev.Str("env", p.Env)
 	}
-	msg := r.opts.Redactor.String(fmt.Sprintf("internal error in %s: %v (a bug in circle; the stack is in the log)", where, p.value))
-	ev := r.log.Error().Str("revision", partial.Revision).Str("stage", p.stage)
-	if p.env != "" {
-		ev = ev.Str("env", p.env)
-	}
-	ev.Str("panic", r.opts.Redactor.String(fmt.Sprint(p.value))).Str("stack", string(p.stack)).
+	ev.Str("panic", r.opts.Redactor.String(fmt.Sprint(p.Value))).Str("stack", string(p.Stack)).
 		Msg("a stage panicked: revision refused (Internal), last good state kept")
 
 	stages := slices.Clone(partial.Stages)
-	if p.stage == "record" {
+	if p.Stage == "record" {
 		stages = stages[:len(stages)-1] // record names itself again below
 	}
 	st = &Status{Revision: partial.Revision, Reason: ReasonInternal, Message: msg, Files: partial.Files,

@@ -8,14 +8,10 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
-	"runtime/debug"
 	"sort"
-	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
-	"github.com/circlecore/circle/build"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/git"
@@ -55,175 +51,105 @@ func (r *Reconciler) stages(ctx context.Context, st *Status, snap *sources.Snaps
 		return r.fail(ctx, st, ReasonSnapshotFailed, err)
 	}
 
-	// Settings: circle.yaml names the environments and their policies.
-	r.enter(st, "settings")
-	settings, problems := repo.LoadSettings(snap.FS)
-	if problems != nil {
-		st.Problems = problems
-		return r.fail(ctx, st, ReasonInvalid, &repo.Invalid{Problems: problems})
+	// Settings → verify → inputs → load → licenses → packages → build → check: the
+	// pipeline every command runs. The daemon adds its signature policy (verify), skips
+	// environments whose inputs it already built and the targets took, and records each
+	// stage in the status as it starts.
+	var envs []EnvStatus
+	res, err := pipeline.Run(ctx, snap.FS, pipeline.Options{
+		Load:     repo.Options{Keyring: r.opts.Keyring, Redactor: r.opts.Redactor},
+		Licenses: pipeline.LicenseOptions{Keys: r.opts.LicenseKeys, MinSerial: r.revoked.Serial, Kept: r.revoked.List},
+		Now:      r.now(),
+		Verify: func(s *repo.Settings) map[string]string {
+			envs = r.carryOver(s)
+			st.Environments = envs
+			return r.verify(snap, s, log)
+		},
+		Unchanged: func(inputs map[string]string) map[string]bool {
+			if force {
+				return nil
+			}
+			return r.unchanged(envs, inputs)
+		},
+		StopUnchanged: true,
+		Concurrency:   r.opts.Concurrency,
+		Enter: func(stage, env string) {
+			if env == "" {
+				r.enter(st, stage)
+			} else if r.stageHook != nil {
+				r.stageHook(stage, env)
+			}
+		},
+	})
+	st.Problems = res.Problems
+	if res.Licenses != nil {
+		r.keepRevocations(res.Licenses)
+		st.Licenses, st.Revocations = res.Licenses.Status, res.Licenses.Revocations
+		for _, l := range res.Licenses.Status {
+			if l.Expiring {
+				log.Warn().Str("license", l.File).Time("expiresAt", l.ExpiresAt).Msg("license expires within 30 days")
+			}
+		}
 	}
-	envs := r.carryOver(settings)
-	st.Environments = envs
-
-	// Verify: each environment's signature policy. A refused environment keeps its last good
-	// revision; the others go on.
-	r.enter(st, "verify")
-	accepted := r.verify(snap, settings, envs, log)
-
-	// Inputs: an environment whose files are those of its last good build, and which its
-	// targets took, is not built again. When that is every accepted one, the repository is
-	// as it was (or differs only outside what any build reads): nothing more to do.
-	inputs, err := build.Inputs(snap.FS, settings)
+	for i := range envs {
+		if f, ok := res.Failed[envs[i].Name]; ok {
+			envs[i].refuse(failureReasons[f.Stage], f.Message)
+			log.Error().Str("env", envs[i].Name).Str("stage", f.Stage).Str("reason", f.Message).Msg("environment refused; last good revision kept")
+		}
+	}
 	if err != nil {
-		return r.fail(ctx, st, ReasonSnapshotFailed, err)
+		var se *pipeline.StageError
+		if !errors.As(err, &se) {
+			return r.fail(ctx, st, ReasonInvalid, err)
+		}
+		reason := stageReasons[se.Stage]
+		if se.Stage == pipeline.StageLoad || se.Stage == pipeline.StageCheck {
+			// The repository is judged whole: every environment not refused already is.
+			for i := range envs {
+				if envs[i].Reason != ReasonSignatureRefused {
+					envs[i].refuse(reason, r.opts.Redactor.String(se.Err.Error()))
+				}
+			}
+		}
+		return r.fail(ctx, st, reason, se.Err)
 	}
-	for env, d := range inputs {
-		inputs[env] = r.fingerprint(d)
-	}
-	unchanged := map[string]bool{}
-	if !force {
-		unchanged = r.unchanged(envs, accepted, inputs)
-	}
-	if len(unchanged) > 0 && len(unchanged) == countTrue(accepted) {
-		r.enter(st, "unchanged")
+	if res.Stopped {
 		for i := range envs {
-			if unchanged[envs[i].Name] {
-				r.acceptUnchanged(&envs[i], snap.Revision, inputs[envs[i].Name])
+			if res.Unchanged[envs[i].Name] {
+				r.acceptUnchanged(&envs[i], snap.Revision, r.fingerprint(res.Inputs[envs[i].Name]))
 			}
 		}
 		log.Info().Msg("inputs unchanged in every environment: nothing built, published or applied")
 		return r.finish(ctx, st)
 	}
 
-	// Load: layers merged, SOPS decrypted, CUE validated, for every environment (the
-	// refused ones too: a repository is judged whole).
-	r.enter(st, "load")
-	loaded, err := repo.Load(ctx, snap.FS, repo.Options{Keyring: r.opts.Keyring, Redactor: r.opts.Redactor, Settings: settings})
-	var invalid *repo.Invalid
-	if errors.As(err, &invalid) {
-		st.Problems = invalid.Problems
-	}
-	if err != nil {
-		for i := range envs {
-			if envs[i].Reason != ReasonSignatureRefused {
-				envs[i].refuse(ReasonInvalid, r.opts.Redactor.String(err.Error()))
-			}
-		}
-		return r.fail(ctx, st, ReasonInvalid, err)
-	}
-
-	// Licenses: every license file verified; an environment that uses a refused one (or any,
-	// when the revocation list is bad or replayed) stays on its last good revision.
-	r.enter(st, "licenses")
-	lics, err := build.CheckLicenses(snap.FS, loaded.Settings, build.LicenseOptions{Keys: r.opts.LicenseKeys, MinSerial: r.revoked.Serial, Kept: r.revoked.List}, r.now())
-	if err != nil {
-		return r.fail(ctx, st, ReasonLicenseRefused, err)
-	}
-	r.keepRevocations(lics)
-	st.Licenses, st.Revocations = lics.Status, lics.Revocations
+	// Accept: the revision becomes each built (or unchanged) environment's last good.
+	builds := map[string]*pipeline.Output{}
+	at := r.now().UTC()
 	for i := range envs {
 		name := envs[i].Name
-		if why, ok := lics.Refused[name]; ok && accepted[name] {
-			accepted[name] = false
-			envs[i].refuse(ReasonLicenseRefused, why)
-			log.Error().Str("env", name).Str("reason", why).Msg("license refused; last good revision kept")
-		}
-	}
-	for _, l := range lics.Status {
-		if l.Expiring {
-			log.Warn().Str("license", l.File).Time("expiresAt", l.ExpiresAt).Msg("license expires within 30 days")
-		}
-	}
-
-	// Packages: the registry read and checked once; each environment resolves and scans
-	// its own set in the build stage.
-	r.enter(st, "packages")
-	reg, problems, err := build.Packages(ctx, snap.FS, loaded.Settings)
-	if err != nil {
-		st.Problems = problems
-		return r.fail(ctx, st, ReasonInvalid, err)
-	}
-
-	// Build: each verified environment's output. One that fails to build stays on its last
-	// good revision; the others go on.
-	r.enter(st, "build")
-	builds := map[string]*build.Output{}
-	results := make([]struct {
-		out *build.Output
-		err error
-	}, len(envs))
-	g := r.group("build")
-	for i := range envs {
-		name := envs[i].Name
-		if !accepted[name] || unchanged[name] {
+		if res.Unchanged[name] {
+			r.acceptUnchanged(&envs[i], snap.Revision, r.fingerprint(res.Inputs[name]))
 			continue
 		}
-		g.Go(name, func() {
-			results[i].out, results[i].err = build.Env(ctx, snap.FS, loaded.Settings, loaded.Env(name), lics.ForEnv(name), reg, r.now())
-		})
-	}
-	g.Wait()
-	for i := range envs {
-		name := envs[i].Name
-		if !accepted[name] || unchanged[name] {
-			continue
-		}
-		out, err := results[i].out, results[i].err
-		if err != nil {
-			accepted[name] = false
-			envs[i].refuse(ReasonBuildFailed, r.opts.Redactor.String(err.Error()))
-			log.Error().Str("env", name).Err(r.opts.Redactor.Error(err)).Msg("build failed; last good revision kept")
+		out := res.Output(name)
+		if out == nil {
 			continue
 		}
 		builds[name] = out
-	}
-
-	// Check: the built manifests against the Kubernetes schemas and each environment's
-	// policy, offline. A problem is the repository's: no environment takes the revision.
-	r.enter(st, "check")
-	outs := make([]*build.Output, 0, len(builds))
-	for _, e := range envs {
-		if b := builds[e.Name]; b != nil {
-			outs = append(outs, b)
-		}
-	}
-	problems, err = build.CheckManifests(loaded.Settings, outs, r.opts.Redactor)
-	if err == nil && len(problems) > 0 {
-		st.Problems = problems
-		err = &repo.Invalid{Problems: problems}
-	}
-	if err != nil {
-		for i := range envs {
-			if envs[i].Reason != ReasonSignatureRefused {
-				envs[i].refuse(ReasonInvalid, r.opts.Redactor.String(err.Error()))
-			}
-		}
-		return r.fail(ctx, st, ReasonInvalid, err)
-	}
-
-	// Accept: the revision becomes each built environment's last good.
-	at := r.now().UTC()
-	for i := range envs {
-		if !accepted[envs[i].Name] {
-			continue
-		}
-		if unchanged[envs[i].Name] {
-			r.acceptUnchanged(&envs[i], snap.Revision, inputs[envs[i].Name])
-			continue
-		}
-		e := loaded.Env(envs[i].Name)
-		good := &Good{Revision: snap.Revision, At: at, Inputs: inputs[e.Name]}
+		e := res.Repo.Env(name)
+		good := &Good{Revision: snap.Revision, At: at, Inputs: r.fingerprint(res.Inputs[name])}
 		for _, o := range e.Merged.Origins() {
 			good.Values++
 			if e.Sensitive(o.Path) {
 				good.Secrets++
 			}
 		}
-		envs[i] = EnvStatus{Name: e.Name, Ready: true, Reason: ReasonSucceeded, LastGood: good, Published: envs[i].Published, Applied: envs[i].Applied}
-		if k, ok := r.pendingKeys[e.Name]; ok {
-			r.repoKeys[e.Name] = k
+		envs[i] = EnvStatus{Name: name, Ready: true, Reason: ReasonSucceeded, LastGood: good, Published: envs[i].Published, Applied: envs[i].Applied}
+		if k, ok := r.pendingKeys[name]; ok {
+			r.repoKeys[name] = k
 		}
-		log.Info().Str("env", e.Name).Int("values", good.Values).Int("secrets", good.Secrets).Msg("environment accepted")
+		log.Info().Str("env", name).Int("values", good.Values).Int("secrets", good.Secrets).Msg("environment accepted")
 	}
 
 	// Publish: each accepted environment's build to the storage target. A failed target
@@ -264,7 +190,7 @@ func (r *Reconciler) stages(ctx context.Context, st *Status, snap *sources.Snaps
 	// pruning. A failed target keeps what it had; the environment's reason says why.
 	if len(r.opts.Clusters) > 0 {
 		r.enter(st, "apply")
-		r.applyAll(ctx, snap.Revision, loaded.Settings, envs, builds, log)
+		r.applyAll(ctx, snap.Revision, res.Settings, envs, builds, log)
 	}
 	return r.finish(ctx, st)
 }
@@ -284,63 +210,31 @@ func (r *Reconciler) finish(ctx context.Context, st *Status) (*Status, error) {
 }
 
 // group bounds the environments (or targets) worked on at once in a stage.
-func (r *Reconciler) group(stage string) *boundedGroup {
-	n := r.opts.Concurrency
-	if n <= 0 {
-		n = 4
-	}
-	g := &boundedGroup{stage: stage, hook: r.stageHook}
-	g.g.SetLimit(n)
-	return g
+func (r *Reconciler) group(stage string) *pipeline.Group {
+	return pipeline.NewGroup(stage, r.opts.Concurrency, r.stageHook)
 }
 
-// boundedGroup is an errgroup.Group with a limit, for a stage's per-environment work. Each
-// stage records its own per-environment errors, so its functions return none, and no
-// context is cancelled on a first error.
-//
-// A panic in one of its goroutines would end the process (no recover reaches across
-// goroutines), so each is recovered there and the first is raised again by Wait, in the
-// stage's own goroutine, where reconcile turns it into ReasonInternal.
-type boundedGroup struct {
-	g     errgroup.Group
-	stage string
-	hook  func(stage, env string)
-
-	mu       sync.Mutex
-	panicked *stagePanic
+// failureReasons are the status reasons of an environment the pipeline refused alone.
+var failureReasons = map[string]string{
+	pipeline.StageVerify:   ReasonSignatureRefused,
+	pipeline.StageLicenses: ReasonLicenseRefused,
+	pipeline.StageBuild:    ReasonBuildFailed,
 }
 
-// Go runs fn, the stage's work for env, once a slot is free (it waits for one).
-func (g *boundedGroup) Go(env string, fn func()) {
-	g.g.Go(func() error {
-		defer func() {
-			if v := recover(); v != nil {
-				g.mu.Lock()
-				if g.panicked == nil {
-					g.panicked = &stagePanic{stage: g.stage, env: env, value: v, stack: debug.Stack()}
-				}
-				g.mu.Unlock()
-			}
-		}()
-		if g.hook != nil {
-			g.hook(g.stage, env)
-		}
-		fn()
-		return nil
-	})
+// stageReasons are the status reasons of a stage that failed the whole revision.
+var stageReasons = map[string]string{
+	pipeline.StageSettings: ReasonInvalid,
+	pipeline.StageInputs:   ReasonSnapshotFailed,
+	pipeline.StageLoad:     ReasonInvalid,
+	pipeline.StageLicenses: ReasonLicenseRefused,
+	pipeline.StagePackages: ReasonInvalid,
+	pipeline.StageCheck:    ReasonInvalid,
 }
 
-// Wait waits for every function, then panics again with the first one's panic, if any.
-func (g *boundedGroup) Wait() {
-	_ = g.g.Wait() // the functions return no error
-	if g.panicked != nil {
-		panic(g.panicked)
-	}
-}
-
-// unchanged are the accepted environments whose inputs are those of their last good
-// build and whose last reconcile succeeded (so every target took that build).
-func (r *Reconciler) unchanged(envs []EnvStatus, accepted map[string]bool, inputs map[string]string) map[string]bool {
+// unchanged are the environments whose inputs are those of their last good build and whose
+// last reconcile succeeded (so every target took that build); the pipeline leaves out the
+// refused ones.
+func (r *Reconciler) unchanged(envs []EnvStatus, inputs map[string]string) map[string]bool {
 	out := map[string]bool{}
 	if r.last == nil {
 		return out
@@ -351,7 +245,7 @@ func (r *Reconciler) unchanged(envs []EnvStatus, accepted map[string]bool, input
 	}
 	for _, e := range envs {
 		p, ok := prev[e.Name]
-		if ok && accepted[e.Name] && p.Ready && p.LastGood != nil && p.LastGood.Inputs != "" && p.LastGood.Inputs == inputs[e.Name] {
+		if ok && p.Ready && p.LastGood != nil && p.LastGood.Inputs != "" && p.LastGood.Inputs == r.fingerprint(inputs[e.Name]) {
 			out[e.Name] = true
 		}
 	}
@@ -378,16 +272,6 @@ func (r *Reconciler) fingerprint(inputs string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%v\n%t\n%t\n", inputs, names, r.opts.Target != nil, r.opts.LicenseKeys != nil)
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-func countTrue(m map[string]bool) int {
-	n := 0
-	for _, v := range m {
-		if v {
-			n++
-		}
-	}
-	return n
 }
 
 func (r *Reconciler) count(snap *sources.Snapshot, st *Status) error {

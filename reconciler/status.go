@@ -8,7 +8,7 @@ import (
 
 	"gocloud.dev/blob"
 
-	"github.com/circlecore/circle/build"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/sources/git"
 	"github.com/circlecore/circle/state"
@@ -53,10 +53,10 @@ type Status struct {
 	// Environments is each environment's state, in circle.yaml's order.
 	Environments []EnvStatus `json:"environments,omitempty"`
 	// Licenses are the revision's license files as the licenses stage found them.
-	Licenses []build.LicenseStatus `json:"licenses,omitempty"`
+	Licenses []pipeline.LicenseStatus `json:"licenses,omitempty"`
 	// Revocations is the revocation list those licenses were checked against: the
 	// revision's, or one accepted before when the revision has none or an older one.
-	Revocations *build.RevocationStatus `json:"revocations,omitempty"`
+	Revocations *pipeline.RevocationStatus `json:"revocations,omitempty"`
 	// Commit is the Git commit behind Revision (nil for a folder): author, date, message
 	// (redacted) and whether it is signed.
 	Commit *git.Commit `json:"commit,omitempty"`
@@ -113,7 +113,7 @@ type Good struct {
 	// Values and Secrets count the environment's configuration values.
 	Values  int `json:"values"`
 	Secrets int `json:"secrets"`
-	// Inputs is the digest of every file the build read (build.Inputs) and the daemon's
+	// Inputs is the digest of every file the build read (pipeline.Inputs) and the daemon's
 	// targets: a later revision with the same digest is not built again.
 	Inputs string `json:"inputs,omitempty"`
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/circlecore/circle/apply"
-	"github.com/circlecore/circle/build"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/storage/publish"
 )
@@ -64,7 +64,7 @@ func (r *Reconciler) driftCheck(ctx context.Context, b appliedBuild) {
 // a connection for, each environment it lists that was built, in parallel. A target that
 // fails (apply or health) keeps what it had; with RollbackOnFailure the manifests it last
 // took are applied again, so a half-applied revision does not stay.
-func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Settings, envs []EnvStatus, builds map[string]*build.Output, log zerolog.Logger) {
+func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Settings, envs []EnvStatus, builds map[string]*pipeline.Output, log zerolog.Logger) {
 	index := map[string]int{}
 	for i, e := range envs {
 		index[e.Name] = i

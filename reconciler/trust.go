@@ -3,7 +3,7 @@ package reconciler
 import (
 	"fmt"
 
-	"github.com/circlecore/circle/build"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/sources/signature"
 )
 
@@ -87,10 +87,10 @@ func (r *Reconciler) resumeTrust() error {
 }
 
 // keepRevocations takes the licenses stage's verdict on the revocation list: the list in
-// force after it (never older than the one before; see build.CheckLicenses) is kept. It is
+// force after it (never older than the one before; see pipeline.CheckLicenses) is kept. It is
 // kept whether or not the revision is accepted: a list that verified is the issuer's word,
 // whatever else the commit holds.
-func (r *Reconciler) keepRevocations(l *build.Licenses) {
+func (r *Reconciler) keepRevocations(l *pipeline.Licenses) {
 	if l.Serial >= r.revoked.Serial && l.List != nil {
 		r.revoked = keptRevocations{Serial: l.Serial, List: l.List}
 	}

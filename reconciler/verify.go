@@ -14,8 +14,8 @@ import (
 )
 
 // verify applies each environment's signature policy (circle.yaml
-// environments[].policy.requireSignedCommits) and returns the environments that accept the
-// revision; refused ones are marked in envs with the reason.
+// environments[].policy.requireSignedCommits) and returns the environments that refuse the
+// revision, with why: the pipeline's verify stage.
 //
 // The keys are the daemon's own plus the files the policy lists. Keys listed in the
 // repository are those of the revision the environment last accepted, so a commit cannot
@@ -25,12 +25,11 @@ import (
 // its policy since the store was made (or ever, without one) are the listed files read
 // from the revision being checked (trust on first use, logged). Daemon keys have no such
 // window.
-func (r *Reconciler) verify(snap *sources.Snapshot, s *repo.Settings, envs []EnvStatus, log zerolog.Logger) map[string]bool {
-	accepted := map[string]bool{}
+func (r *Reconciler) verify(snap *sources.Snapshot, s *repo.Settings, log zerolog.Logger) map[string]string {
+	refused := map[string]string{}
 	r.pendingKeys = map[string]listedKeySet{}
-	for i, e := range s.Environments {
+	for _, e := range s.Environments {
 		if e.Policy == nil || !e.Policy.RequireSignedCommits {
-			accepted[e.Name] = true
 			continue
 		}
 		current, err := listedKeys(snap.FS, e.Policy.TrustedKeys)
@@ -51,14 +50,13 @@ func (r *Reconciler) verify(snap *sources.Snapshot, s *repo.Settings, envs []Env
 			}
 		}
 		if err != nil {
-			envs[i].refuse(ReasonSignatureRefused, err.Error())
+			refused[e.Name] = err.Error()
 			log.Warn().Str("env", e.Name).Err(err).Msg("revision refused by the environment's signature policy")
 			continue
 		}
-		accepted[e.Name] = true
 		r.pendingKeys[e.Name] = current
 	}
-	return accepted
+	return refused
 }
 
 // listedKeys reads the trusted key files a policy names.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -9,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/circlecore/circle/apply"
-	"github.com/circlecore/circle/build"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/repo"
 )
@@ -49,15 +50,15 @@ func (f *clusterFlags) build(ctx context.Context, root string) ([]byte, *redact.
 		return nil, nil, err
 	}
 	red := redact.New()
-	res, err := build.Revision(ctx, snap.FS, build.Options{Load: repo.Options{Keyring: ring, Redactor: red, Envs: []string{f.env}}})
-	if err != nil {
-		return nil, nil, err
+	res, err := pipeline.Run(ctx, snap.FS, pipeline.Options{Load: repo.Options{Keyring: ring, Redactor: red, Envs: []string{f.env}}})
+	if inv, invalid := errors.AsType[*repo.Invalid](err); invalid {
+		return nil, nil, &exitError{code: exitFailed, err: inv}
 	}
-	if len(res.Problems) > 0 {
-		return nil, nil, &exitError{code: exitFailed, err: &repo.Invalid{Problems: res.Problems}}
+	if err != nil {
+		return nil, nil, red.Error(err)
 	}
 	if why, ok := res.Failed[f.env]; ok {
-		return nil, nil, &exitError{code: exitFailed, err: fmt.Errorf("build %s: %s", f.env, why)}
+		return nil, nil, &exitError{code: exitFailed, err: fmt.Errorf("build %s: %s", f.env, why.Message)}
 	}
 	out := res.Output(f.env)
 	if out == nil || out.Manifests == nil {

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,6 +41,25 @@ func TestApplyAndDiff(t *testing.T) {
 	if code != exitOK || strings.Count(out, " created") != 5 || !strings.Contains(out, "Secret/"+ns+"/circle-licenses") {
 		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
 	}
+	// circle render shows what apply (the daemon's pipeline) applied: the same objects,
+	// the license Secret included; only the masked Secret's name suffix differs.
+	applied := objectSet(regexp.MustCompile(`(?m)^\s*(\S+/\S+/\S+) created`), out)
+	code, rendered, errOut := run(t, "render", dir, "--env", "staging", "--key-file", exampleKey, "-o", "json")
+	var list []struct {
+		Kind     string `json:"kind"`
+		Metadata struct{ Namespace, Name string }
+	}
+	if err := json.Unmarshal([]byte(rendered), &list); code != exitOK || err != nil {
+		t.Fatalf("render: exit %d, %v\n%s", code, err, errOut)
+	}
+	var names []string
+	for _, o := range list {
+		names = append(names, o.Kind+"/"+o.Metadata.Namespace+"/"+o.Metadata.Name)
+	}
+	if got := objectSet(nil, strings.Join(names, "\n")); !slices.Equal(got, applied) || len(got) != 5 {
+		t.Errorf("render shows\n%v\napply applied\n%v", got, applied)
+	}
+
 	code, out, _ = run(t, append([]string{"diff", "--exit-code"}, common...)...)
 	if code != exitOK || !strings.Contains(out, "0 of 5 object(s) would change") {
 		t.Errorf("diff after apply: exit %d\n%s", code, out)
@@ -47,4 +69,24 @@ func TestApplyAndDiff(t *testing.T) {
 	if code != exitFailed || !strings.Contains(out, "create ConfigMap/"+ns+"/circle-config-") || !strings.Contains(out, "delete ConfigMap/"+ns+"/circle-config-") {
 		t.Errorf("diff of a config change: exit %d\n%s", code, out)
 	}
+}
+
+// objectSet is the sorted Kind/namespace/name list of out's objects (the lines re picks, or
+// every line for a nil re), with circle-secrets' content-hash suffix dropped: render masks
+// the values the hash is of.
+func objectSet(re *regexp.Regexp, out string) []string {
+	var set []string
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if re != nil {
+		lines = nil
+		for _, m := range re.FindAllStringSubmatch(out, -1) {
+			lines = append(lines, m[1])
+		}
+	}
+	hash := regexp.MustCompile(`/circle-secrets-[a-z0-9]+$`)
+	for _, l := range lines {
+		set = append(set, hash.ReplaceAllString(l, "/circle-secrets-*"))
+	}
+	slices.Sort(set)
+	return set
 }

@@ -3,14 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 
 	"github.com/fluxcd/pkg/ssa/utils"
 	"github.com/spf13/cobra"
 
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/redact"
-	"github.com/circlecore/circle/render"
 	"github.com/circlecore/circle/repo"
 )
 
@@ -29,9 +30,10 @@ with the ConfigMap circle-config (plain values) and the Secret circle-secrets (s
 values) that Circle generates from the environment's configuration, exactly as the daemon
 does: content-hash name suffixes, and the workloads' references rewritten to them.
 
-The repository is loaded and validated first; an invalid one exits 1 with its problems.
-The circle-licenses Secret the daemon adds (from verified licenses/*.lic) is not rendered
-here.
+It runs the daemon's pipeline for the environment: the repository is loaded and
+validated, its licenses verified (the circle-licenses Secret carries those that apply),
+its packages resolved, the overlay rendered and the manifests checked. An invalid
+repository, or an environment the daemon would refuse, exits 1 and says why.
 Secret values are masked in this output (**redacted:<hash>**), so the Secret's name
 suffix here differs from the one the daemon applies.`,
 		Example: `  circle render examples --env prod --key-file examples/keys/age.example.key`,
@@ -51,17 +53,23 @@ suffix here differs from the one the daemon applies.`,
 				return err
 			}
 			red := redact.New()
-			r, err := repo.Load(ctx, snap.FS, repo.Options{Keyring: ring, Redactor: red, Envs: []string{env}})
-			if err != nil {
-				return &exitError{code: exitFailed, err: err}
+			// The daemon's pipeline for one environment: what it would apply, but with
+			// secret values masked.
+			res, err := pipeline.Run(ctx, snap.FS, pipeline.Options{Load: repo.Options{Keyring: ring, Redactor: red, Envs: []string{env}}, Masked: true})
+			if inv, invalid := errors.AsType[*repo.Invalid](err); invalid {
+				return &exitError{code: exitFailed, err: inv}
 			}
-			e := r.Env(env)
-			plain, sensitive := e.Split()
-			out, err := render.Render(render.Input{FS: snap.FS, Manifests: r.Settings.Paths.Manifests, Env: env,
-				Namespace: r.Settings.Namespace(env), Config: plain, Secrets: masked(sensitive, red)})
 			if err != nil {
-				return &exitError{code: exitFailed, err: err}
+				return red.Error(err)
 			}
+			if why, ok := res.Failed[env]; ok {
+				return &exitError{code: exitFailed, err: fmt.Errorf("%s: %s", env, why.Message)}
+			}
+			built := res.Output(env)
+			if built == nil || built.Manifests == nil {
+				return &exitError{code: exitFailed, err: fmt.Errorf("environment %s has no overlay %s/%s", env, res.Settings.Paths.Manifests, env)}
+			}
+			out := built.Manifests
 			// Like every other output, through the redactor: what the masks above missed
 			// (a value the schema derived from a secret, say) is still not printed.
 			stdout := red.Writer(cmd.OutOrStdout())
@@ -96,18 +104,4 @@ suffix here differs from the one the daemon applies.`,
 	keys.register(cmd)
 	caps.register(cmd)
 	return cmd
-}
-
-// masked replaces every leaf with its redaction mask, keeping the nesting.
-func masked(m map[string]any, red *redact.Redactor) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		if sub, ok := v.(map[string]any); ok {
-			out[k] = masked(sub, red)
-			continue
-		}
-		b, _ := json.Marshal(v)
-		out[k] = red.Mask(string(b))
-	}
-	return out
 }

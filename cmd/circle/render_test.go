@@ -15,7 +15,7 @@ func TestRender(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s", code, errOut)
 	}
-	for _, want := range []string{"kind: Deployment", "namespace: shop-prod", "kind: ConfigMap", `"host": "db.prod.internal"`, "kind: Secret"} {
+	for _, want := range []string{"kind: Deployment", "namespace: shop-prod", "kind: ConfigMap", `"host": "db.prod.internal"`, "kind: Secret", "name: circle-licenses"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -37,7 +37,7 @@ func TestRender(t *testing.T) {
 
 	code, out, _ = run(t, "render", dir, "--env", "prod", "--key-file", exampleKey, "-o", "json")
 	var list []map[string]any
-	if err := json.Unmarshal([]byte(out), &list); err != nil || code != exitOK || len(list) != 4 {
+	if err := json.Unmarshal([]byte(out), &list); err != nil || code != exitOK || len(list) != 5 {
 		t.Errorf("-o json: exit %d, %d objects, %v", code, len(list), err)
 	}
 	if code, _, _ := run(t, "render", dir, "--env", "prod", "--key-file", exampleKey, "-o", "xml"); code != exitUsage {

@@ -12,8 +12,10 @@ import (
 
 	"github.com/circlecore/circle/layers"
 	"github.com/circlecore/circle/manifests"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/repo"
+	"github.com/circlecore/circle/schema"
 	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/dir"
 	"github.com/circlecore/circle/sources/git"
@@ -150,33 +152,33 @@ func (o *validateOptions) run(cmd *cobra.Command, path string) error {
 		return err
 	}
 	red := redact.New()
-	r, err := repo.Load(ctx, snap.FS, repo.Options{Keyring: keys, Redactor: red, Envs: o.envs})
-	var invalid *repo.Invalid
-	if errors.As(err, &invalid) {
-		res := validateResult{Problems: invalid.Problems}
-		if perr := o.out.print(cmd.OutOrStdout(), res, func() string { return invalidText(invalid) }); perr != nil {
+	// The daemon's pipeline, with masked secret values (the structure is what is checked;
+	// real values need never be rendered here) and origin annotations, so a manifest
+	// problem is placed in the file the object was written in.
+	res, err := pipeline.Run(ctx, snap.FS, pipeline.Options{Load: repo.Options{Keyring: keys, Redactor: red, Envs: o.envs},
+		Masked: true, Origins: true})
+	if _, invalid := errors.AsType[*repo.Invalid](err); err != nil && !invalid {
+		return red.Error(err)
+	}
+	problems := failures(res)
+	problems.list = append(res.Problems, problems.list...)
+	notes := merger{list: res.Notes}
+	if len(problems.list) == 0 && o.serverSide {
+		if err := o.dryRun(ctx, res.Outputs, red, &problems, &notes); err != nil {
+			return err
+		}
+	}
+	if len(problems.list) > 0 {
+		out := validateResult{Problems: problems.list, Notes: notes.list}
+		inv := &repo.Invalid{Problems: problems.list}
+		if perr := o.out.print(cmd.OutOrStdout(), out, func() string { return invalidText(inv) + notesText(notes.list) }); perr != nil {
 			return perr
 		}
-		return &exitError{code: exitFailed, err: fmt.Errorf("%s is invalid: %d problem(s)", path, len(invalid.Problems))}
+		return &exitError{code: exitFailed, err: fmt.Errorf("%s is invalid: %d problem(s)", path, len(problems.list))}
 	}
-	if err != nil {
-		return err
-	}
-	checked, err := o.checkManifests(ctx, snap, r, red)
-	if err != nil {
-		return err
-	}
-	if len(checked.problems) > 0 {
-		res := validateResult{Problems: checked.problems, Notes: checked.notes}
-		inv := &repo.Invalid{Problems: checked.problems}
-		if perr := o.out.print(cmd.OutOrStdout(), res, func() string { return invalidText(inv) + notesText(checked.notes) }); perr != nil {
-			return perr
-		}
-		return &exitError{code: exitFailed, err: fmt.Errorf("%s is invalid: %d problem(s)", path, len(checked.problems))}
-	}
-	res := validateResult{Valid: true, Notes: checked.notes}
-	for _, e := range r.Envs {
-		er := envResult{Name: e.Name, Objects: checked.objects[e.Name]}
+	out := validateResult{Valid: true, Notes: notes.list}
+	for _, e := range res.Repo.Envs {
+		er := envResult{Name: e.Name, Objects: res.Objects[e.Name]}
 		for _, or := range e.Merged.Origins() {
 			er.Values++
 			if e.Sensitive(or.Path) {
@@ -186,9 +188,24 @@ func (o *validateOptions) run(cmd *cobra.Command, path string) error {
 				er.Origins = append(er.Origins, originResult{Path: or.Path, Value: shown(e, or.Path), From: or.String()})
 			}
 		}
-		res.Environments = append(res.Environments, er)
+		out.Environments = append(out.Environments, er)
 	}
-	return o.out.print(cmd.OutOrStdout(), res, func() string { return validText(res) + notesText(res.Notes) })
+	return o.out.print(cmd.OutOrStdout(), out, func() string { return validText(out) + notesText(out.Notes) })
+}
+
+// failures are the environments the pipeline refused one by one (a license, packages, an
+// overlay that does not render) as problems: the daemon would not take the revision there.
+func failures(res *pipeline.Result) merger {
+	var m merger
+	if res.Settings == nil {
+		return m
+	}
+	for _, env := range res.Settings.EnvNames() {
+		if f, ok := res.Failed[env]; ok {
+			m.add(env, schema.Issue{File: f.File, Line: f.Line, Message: f.Message + " [" + f.Stage + "]"})
+		}
+	}
+	return m
 }
 
 // shown is a value as output may show it: masked when sensitive.

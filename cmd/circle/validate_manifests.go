@@ -3,10 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"path"
 	"strings"
 
 	"github.com/fluxcd/pkg/ssa/utils"
@@ -15,23 +12,15 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/circlecore/circle/apply"
-	"github.com/circlecore/circle/build"
-	"github.com/circlecore/circle/manifests"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/render"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/schema"
-	"github.com/circlecore/circle/sources"
 )
 
 // checkServerSide is the check name of problems the API server found in a dry run.
 const checkServerSide = "server-side"
-
-// manifestResult is what validate learned from the rendered manifests.
-type manifestResult struct {
-	problems, notes []repo.Problem
-	objects         map[string]int // objects per environment
-}
 
 // merger turns problems into repo.Problems, one per distinct message, listing every
 // environment that has it: a base shared by three overlays reports its problem once.
@@ -53,63 +42,10 @@ func (m *merger) add(env string, is schema.Issue) {
 	m.list = append(m.list, repo.Problem{Issue: is, Envs: []string{env}})
 }
 
-// issueOf is a manifest problem as the config problems print, masked.
-func issueOf(p manifests.Problem, red *redact.Redactor) schema.Issue {
-	return schema.Issue{File: p.File, Line: p.Line, Column: p.Column, Path: red.String(p.Where()),
-		Message: red.String(p.Message) + " [" + p.Check + "]"}
-}
-
-// checkManifests renders every loaded environment that has an overlay, as the daemon
-// does but with masked secret values (the structure is what is checked; real values need
-// never be in memory here) and with origin annotations, and checks the results.
-func (o *validateOptions) checkManifests(ctx context.Context, snap *sources.Snapshot, r *repo.Repo, red *redact.Redactor) (*manifestResult, error) {
-	res := &manifestResult{}
-	var problems, notes merger
-	var envs []manifests.Environment
-	dir := r.Settings.Paths.Manifests
-	for _, e := range r.Envs {
-		overlay := path.Join(dir, e.Name)
-		if _, err := fs.Stat(snap.FS, overlay); err != nil {
-			continue // no overlay: nothing to deploy to a cluster
-		}
-		plain, sensitive := e.Split()
-		y, err := render.Render(render.Input{FS: snap.FS, Manifests: dir, Env: e.Name, Namespace: r.Settings.Namespace(e.Name),
-			Config: plain, Secrets: masked(sensitive, red), Origins: true})
-		if err != nil {
-			issue := schema.Issue{File: overlay, Message: red.String(err.Error())}
-			// A kustomization field render refused is placed where it was written.
-			if fe := (*render.FieldError)(nil); errors.As(err, &fe) {
-				issue.File, issue.Line = fe.File, fe.Line
-			}
-			problems.add(e.Name, issue)
-			continue
-		}
-		envs = append(envs, manifests.Environment{Name: e.Name, Manifests: y, Source: overlay + " (rendered)", Policy: build.ManifestPolicy(r.Settings, e.Name)})
-	}
-	rep, err := manifests.Check(envs, manifests.Options{FS: snap.FS, GeneratedDir: render.GeneratedDir})
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range rep.Problems {
-		problems.add(p.Env, issueOf(p, red))
-	}
-	for _, p := range rep.Notes {
-		notes.add(p.Env, issueOf(p, red))
-	}
-	res.objects = rep.Objects
-	if o.serverSide && len(envs) > 0 {
-		if err := o.dryRun(ctx, envs, red, &problems, &notes); err != nil {
-			return nil, err
-		}
-	}
-	res.problems, res.notes = problems.list, notes.list
-	return res, nil
-}
-
 // dryRun sends every object of every environment to the cluster in a server-side dry run
 // (apply.Applier.DryRun), and reports each refusal, and each object not tried, at the file
 // the object was written in.
-func (o *validateOptions) dryRun(ctx context.Context, envs []manifests.Environment, red *redact.Redactor, problems, notes *merger) error {
+func (o *validateOptions) dryRun(ctx context.Context, envs []*pipeline.Output, red *redact.Redactor, problems, notes *merger) error {
 	cfg, err := apply.RESTConfig(o.keys.kubeconfig, o.kctx)
 	if err != nil {
 		return fmt.Errorf("--server-side: kubeconfig: %w", err)
@@ -122,9 +58,12 @@ func (o *validateOptions) dryRun(ctx context.Context, envs []manifests.Environme
 		return fmt.Errorf("--server-side: %w", err)
 	}
 	for _, e := range envs {
+		if e.Manifests == nil {
+			continue // no overlay: nothing to deploy to a cluster
+		}
 		objects, err := utils.ReadObjects(bytes.NewReader(e.Manifests))
 		if err != nil {
-			return fmt.Errorf("--server-side %s: %w", e.Name, err)
+			return fmt.Errorf("--server-side %s: %w", e.Env, err)
 		}
 		files := make([]string, len(objects))
 		for k, obj := range objects {
@@ -145,7 +84,7 @@ func (o *validateOptions) dryRun(ctx context.Context, envs []manifests.Environme
 				files[k] = origin.ConfiguredIn
 			}
 		}
-		verdicts, err := a.DryRun(ctx, e.Name, objects, red.Mask)
+		verdicts, err := a.DryRun(ctx, e.Env, objects, red.Mask)
 		if err != nil {
 			return fmt.Errorf("--server-side: %w", red.Error(err))
 		}
@@ -153,9 +92,9 @@ func (o *validateOptions) dryRun(ctx context.Context, envs []manifests.Environme
 			subject := objects[k].GetKind() + "/" + objects[k].GetName()
 			switch {
 			case v.NotTried != "":
-				notes.add(e.Name, schema.Issue{File: files[k], Path: subject, Message: "not dry-run: " + v.NotTried + " [" + checkServerSide + "]"})
+				notes.add(e.Env, schema.Issue{File: files[k], Path: subject, Message: "not dry-run: " + v.NotTried + " [" + checkServerSide + "]"})
 			case v.Refused != nil:
-				problems.add(e.Name, schema.Issue{File: files[k], Path: subject, Message: red.String(v.Refused.Error()) + " [" + checkServerSide + "]"})
+				problems.add(e.Env, schema.Issue{File: files[k], Path: subject, Message: red.String(v.Refused.Error()) + " [" + checkServerSide + "]"})
 			}
 		}
 	}

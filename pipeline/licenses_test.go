@@ -1,4 +1,4 @@
-package build_test
+package pipeline_test
 
 import (
 	"bytes"
@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/circlecore/circle/build"
 	"github.com/circlecore/circle/license"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/testenv"
 )
@@ -37,7 +37,7 @@ func TestCheckLicenses(t *testing.T) {
 	}
 
 	// With the daemon's keys, issuers.pub is not needed and not carried.
-	l, err := build.CheckLicenses(os.DirFS(dir), s, build.LicenseOptions{Keys: keys}, now)
+	l, err := pipeline.CheckLicenses(os.DirFS(dir), s, pipeline.LicenseOptions{Keys: keys}, now)
 	if err != nil || len(l.Refused) != 0 || len(l.Status) != 1 || l.Status[0].State != "valid" || l.Serial == 0 {
 		t.Fatalf("with keys: %+v %v", l, err)
 	}
@@ -50,17 +50,17 @@ func TestCheckLicenses(t *testing.T) {
 	}
 
 	// A revocation list older than one already seen is a replay: every license is in doubt.
-	l, err = build.CheckLicenses(os.DirFS(dir), s, build.LicenseOptions{Keys: keys, MinSerial: l.Serial + 1}, now)
+	l, err = pipeline.CheckLicenses(os.DirFS(dir), s, pipeline.LicenseOptions{Keys: keys, MinSerial: l.Serial + 1}, now)
 	if err != nil || !strings.Contains(l.Refused["dev"], "revoked.list") || len(l.ForEnv("dev")) != 0 {
 		t.Errorf("replayed list: %+v %v", l.Refused, err)
 	}
 
 	// An expired license is refused for the environments it names; expiring is flagged.
-	l, err = build.CheckLicenses(os.DirFS(dir), s, build.LicenseOptions{Keys: keys}, time.Date(2036, 12, 20, 0, 0, 0, 0, time.UTC))
+	l, err = pipeline.CheckLicenses(os.DirFS(dir), s, pipeline.LicenseOptions{Keys: keys}, time.Date(2036, 12, 20, 0, 0, 0, 0, time.UTC))
 	if err != nil || len(l.Refused) != 0 || !l.Status[0].Expiring {
 		t.Errorf("close to expiry: %+v %v", l.Status, err)
 	}
-	l, err = build.CheckLicenses(os.DirFS(dir), s, build.LicenseOptions{Keys: keys}, time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC))
+	l, err = pipeline.CheckLicenses(os.DirFS(dir), s, pipeline.LicenseOptions{Keys: keys}, time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC))
 	if err != nil || l.Refused["prod"] == "" || l.Status[0].Reason == "" {
 		t.Errorf("expired: %+v %v", l.Status, err)
 	}
@@ -69,11 +69,11 @@ func TestCheckLicenses(t *testing.T) {
 	if err := os.Remove(dir + "/licenses/issuers.pub"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := build.CheckLicenses(os.DirFS(dir), s, build.LicenseOptions{}, now); err == nil || !strings.Contains(err.Error(), "issuers.pub") {
+	if _, err := pipeline.CheckLicenses(os.DirFS(dir), s, pipeline.LicenseOptions{}, now); err == nil || !strings.Contains(err.Error(), "issuers.pub") {
 		t.Errorf("no keys at all: %v", err)
 	}
 	testenv.WriteFile(t, dir, "licenses/issuers.pub", "not a key\n")
-	if _, err := build.CheckLicenses(os.DirFS(dir), s, build.LicenseOptions{}, now); err == nil {
+	if _, err := pipeline.CheckLicenses(os.DirFS(dir), s, pipeline.LicenseOptions{}, now); err == nil {
 		t.Error("a broken issuers.pub was accepted")
 	}
 
@@ -81,11 +81,11 @@ func TestCheckLicenses(t *testing.T) {
 	if err := os.RemoveAll(dir + "/licenses"); err != nil {
 		t.Fatal(err)
 	}
-	if l, err := build.CheckLicenses(os.DirFS(dir), s, build.LicenseOptions{}, now); err != nil || len(l.Status) != 0 || l.ForEnv("dev") != nil {
+	if l, err := pipeline.CheckLicenses(os.DirFS(dir), s, pipeline.LicenseOptions{}, now); err != nil || len(l.Status) != 0 || l.ForEnv("dev") != nil {
 		t.Errorf("no licenses: %+v %v", l, err)
 	}
 	testenv.WriteFile(t, dir, "licenses/README.md", "none yet\n")
-	if l, err := build.CheckLicenses(os.DirFS(dir), s, build.LicenseOptions{}, now); err != nil || len(l.Status) != 0 {
+	if l, err := pipeline.CheckLicenses(os.DirFS(dir), s, pipeline.LicenseOptions{}, now); err != nil || len(l.Status) != 0 {
 		t.Errorf("no license files: %+v %v", l, err)
 	}
 }
@@ -126,29 +126,29 @@ func TestCheckLicenses_KeptList(t *testing.T) {
 	}
 	testenv.WriteFile(t, dir, "licenses/stolen.lic", issue("lic_stolen"))
 	testenv.WriteFile(t, dir, "licenses/good.lic", issue("lic_good"))
-	check := func(lo build.LicenseOptions) *build.Licenses {
+	check := func(lo pipeline.LicenseOptions) *pipeline.Licenses {
 		t.Helper()
 		lo.Keys = keys
-		l, err := build.CheckLicenses(os.DirFS(dir), s, lo, now)
+		l, err := pipeline.CheckLicenses(os.DirFS(dir), s, lo, now)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return l
 	}
-	status := func(l *build.Licenses, file string) build.LicenseStatus {
+	status := func(l *pipeline.Licenses, file string) pipeline.LicenseStatus {
 		for _, st := range l.Status {
 			if st.File == file {
 				return st
 			}
 		}
 		t.Fatalf("no status for %s in %+v", file, l.Status)
-		return build.LicenseStatus{}
+		return pipeline.LicenseStatus{}
 	}
 
 	// Serial 2 revokes lic_stolen: the caller keeps the list.
 	list2 := revoke(2, "lic_stolen")
 	testenv.WriteFile(t, dir, "licenses/revoked.list", string(list2))
-	l := check(build.LicenseOptions{})
+	l := check(pipeline.LicenseOptions{})
 	if st := status(l, "licenses/stolen.lic"); st.Reason != "Revoked" || l.Serial != 2 || !bytes.Equal(l.List, list2) ||
 		l.Revocations == nil || l.Revocations.Kept || l.Revocations.Serial != 2 {
 		t.Fatalf("serial 2 in the revision: %+v %+v %+v", st, l.Revocations, l.Serial)
@@ -158,7 +158,7 @@ func TestCheckLicenses_KeptList(t *testing.T) {
 	if err := os.Remove(dir + "/licenses/revoked.list"); err != nil {
 		t.Fatal(err)
 	}
-	l = check(build.LicenseOptions{Kept: list2})
+	l = check(pipeline.LicenseOptions{Kept: list2})
 	st := status(l, "licenses/stolen.lic")
 	if st.Reason != "Revoked" || !strings.Contains(st.Error, "kept from an earlier revision: this revision has no licenses/revoked.list") {
 		t.Errorf("lic_stolen after the list was deleted: %+v", st)
@@ -179,13 +179,13 @@ func TestCheckLicenses_KeptList(t *testing.T) {
 		t.Errorf("prod's build does not carry the list its licenses were checked against: %q", carried)
 	}
 	// Without the kept list (what the daemon did before it kept one), the deletion worked.
-	if l := check(build.LicenseOptions{}); status(l, "licenses/stolen.lic").Reason != "" || l.Revocations != nil {
+	if l := check(pipeline.LicenseOptions{}); status(l, "licenses/stolen.lic").Reason != "" || l.Revocations != nil {
 		t.Errorf("control: with nothing kept and no list, lic_stolen = %+v", status(l, "licenses/stolen.lic"))
 	}
 
 	// An older list, revoking nothing: a replay, refused everywhere; the kept one stays.
 	testenv.WriteFile(t, dir, "licenses/revoked.list", string(revoke(1)))
-	l = check(build.LicenseOptions{Kept: list2})
+	l = check(pipeline.LicenseOptions{Kept: list2})
 	if r := l.Revocations; r == nil || r.Reason != "Replayed" || !r.Kept || r.Serial != 2 || !strings.Contains(r.Error, "serial 1 is older than serial 2") {
 		t.Errorf("an older list: %+v", r)
 	}
@@ -196,7 +196,7 @@ func TestCheckLicenses_KeptList(t *testing.T) {
 	// A newer list replaces the kept one: lic_stolen is back (the issuer said so).
 	list3 := revoke(3)
 	testenv.WriteFile(t, dir, "licenses/revoked.list", string(list3))
-	l = check(build.LicenseOptions{Kept: list2})
+	l = check(pipeline.LicenseOptions{Kept: list2})
 	if status(l, "licenses/stolen.lic").Reason != "" || !bytes.Equal(l.List, list3) || l.Serial != 3 || l.Revocations.Kept {
 		t.Errorf("a newer list: %+v %+v", l.Status, l.Revocations)
 	}
@@ -206,7 +206,7 @@ func TestCheckLicenses_KeptList(t *testing.T) {
 	if err := os.Remove(dir + "/licenses/revoked.list"); err != nil {
 		t.Fatal(err)
 	}
-	l = check(build.LicenseOptions{MinSerial: 2})
+	l = check(pipeline.LicenseOptions{MinSerial: 2})
 	if r := l.Revocations; r == nil || r.Reason != "Replayed" || r.Kept || !strings.Contains(l.Refused["dev"], "serial 2 was accepted before") {
 		t.Errorf("a serial without its list: %+v %v", r, l.Refused)
 	}
@@ -215,16 +215,16 @@ func TestCheckLicenses_KeptList(t *testing.T) {
 	if err := os.Mkdir(dir+"/licenses/revoked.list", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if l := check(build.LicenseOptions{Kept: list2}); l.Refused["prod"] == "" || !bytes.Equal(l.List, list2) {
+	if l := check(pipeline.LicenseOptions{Kept: list2}); l.Refused["prod"] == "" || !bytes.Equal(l.List, list2) {
 		t.Errorf("a folder for a list: %+v", l.Revocations)
 	}
 
 	// A kept list that does not parse is the caller's error; so is an empty keyring.
-	if _, err := build.CheckLicenses(os.DirFS(dir), s, build.LicenseOptions{Keys: keys, Kept: []byte("junk")}, now); err == nil ||
+	if _, err := pipeline.CheckLicenses(os.DirFS(dir), s, pipeline.LicenseOptions{Keys: keys, Kept: []byte("junk")}, now); err == nil ||
 		!strings.Contains(err.Error(), "kept from an earlier revision") {
 		t.Errorf("a kept list that does not parse: %v", err)
 	}
-	if _, err := build.CheckLicenses(os.DirFS(dir), s, build.LicenseOptions{Keys: license.NewKeyring()}, now); err == nil {
+	if _, err := pipeline.CheckLicenses(os.DirFS(dir), s, pipeline.LicenseOptions{Keys: license.NewKeyring()}, now); err == nil {
 		t.Error("an empty keyring was accepted")
 	}
 }
@@ -234,13 +234,13 @@ func TestCheckLicenses_KeptList(t *testing.T) {
 func TestManifestPolicy(t *testing.T) {
 	dir := testenv.CopyTree(t, "../examples")
 	s := settings(t, dir)
-	if p := build.ManifestPolicy(s, "prod"); !p.DenyLatestTag || len(p.RequiredLabels) != 1 {
+	if p := pipeline.ManifestPolicy(s, "prod"); !p.DenyLatestTag || len(p.RequiredLabels) != 1 {
 		t.Errorf("prod default: %+v", p)
 	}
 	testenv.WriteFile(t, dir, "circle.yaml", strings.Replace(readFile(t, dir+"/circle.yaml"), "  - name: dev\n",
 		"  - name: dev\n    policy:\n      manifests:\n        requiredLabels: [team]\n        denyLatestTag: true\n        disable: [resource-requests]\n", 1))
 	s = settings(t, dir)
-	if p := build.ManifestPolicy(s, "dev"); !p.DenyLatestTag || strings.Join(p.RequiredLabels, ",") != "team" || len(p.Disabled) != 1 {
+	if p := pipeline.ManifestPolicy(s, "dev"); !p.DenyLatestTag || strings.Join(p.RequiredLabels, ",") != "team" || len(p.Disabled) != 1 {
 		t.Errorf("dev from circle.yaml: %+v", p)
 	}
 	res := revision(t, dir)

@@ -1,13 +1,13 @@
-package build_test
+package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/circlecore/circle/build"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/secrets"
 	"github.com/circlecore/circle/testenv"
@@ -26,11 +26,11 @@ func keyring(t *testing.T) *secrets.Keyring {
 	return k
 }
 
-func revision(t *testing.T, dir string) *build.Result {
+func revision(t *testing.T, dir string) *pipeline.Result {
 	t.Helper()
-	res, err := build.Revision(context.Background(), os.DirFS(dir), build.Options{
-		Load: repo.Options{Keyring: keyring(t)}, Now: time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)})
-	if err != nil {
+	res, err := pipeline.Run(context.Background(), os.DirFS(dir), pipeline.Options{
+		Load: repo.Options{Keyring: keyring(t)}, Now: now})
+	if _, invalid := errors.AsType[*repo.Invalid](err); err != nil && !invalid {
 		t.Fatal(err)
 	}
 	return res
@@ -39,7 +39,7 @@ func revision(t *testing.T, dir string) *build.Result {
 // The example repository builds for its three environments: config, license files,
 // manifests with the generated objects, and the package index; secrets only inside the
 // Secret's data.
-func TestRevision_Examples(t *testing.T) {
+func TestRun_Examples(t *testing.T) {
 	dir := testenv.CopyTree(t, "../examples")
 	testenv.SOPSEncrypt(t, dir, "secrets/prod.sops.yaml", "db:\n  password: "+canary+"\n")
 	res := revision(t, dir)
@@ -87,7 +87,7 @@ func TestRevision_Examples(t *testing.T) {
 
 // Problems of the repository come back in the result with their position, and nothing is
 // built.
-func TestRevision_Invalid(t *testing.T) {
+func TestRun_Invalid(t *testing.T) {
 	dir := testenv.CopyTree(t, "../examples")
 	testenv.WriteFile(t, dir, "config/prod/db.yaml", "db:\n  port: not-a-number\n")
 	res := revision(t, dir)
@@ -114,7 +114,7 @@ func TestRevision_Invalid(t *testing.T) {
 // A build fails closed per environment: packages that do not resolve fail prod, a
 // license its policy does not allow fails dev, an overlay that does not render fails
 // staging; each failure is its environment's alone.
-func TestRevision_FailsClosed(t *testing.T) {
+func TestRun_FailsClosed(t *testing.T) {
 	dir := testenv.CopyTree(t, "../examples")
 	// api 1.2.0 needs worker ^0.3.0: asking for worker ^0.4.0 beside it cannot resolve.
 	testenv.WriteFile(t, dir, "packages/worker/0.4.0.yaml", "name: worker\nversion: 0.4.0\nlicense: MIT\n")
@@ -125,9 +125,18 @@ func TestRevision_FailsClosed(t *testing.T) {
 	if len(res.Problems) > 0 {
 		t.Fatal(res.Problems)
 	}
-	if !strings.Contains(res.Failed["prod"], "do not resolve") || !strings.Contains(res.Failed["staging"], "missing.yaml") ||
-		!strings.Contains(res.Failed["dev"], "packages fail the dev policy: api@1.2.0: license Apache-2.0") {
+	if !strings.Contains(res.Failed["prod"].Message, "do not resolve") || !strings.Contains(res.Failed["staging"].Message, "missing.yaml") ||
+		!strings.Contains(res.Failed["dev"].Message, "packages fail the dev policy: api@1.2.0: license Apache-2.0") {
 		t.Errorf("failed: %v", res.Failed)
+	}
+	for env, f := range res.Failed {
+		if f.Stage != pipeline.StageBuild {
+			t.Errorf("%s failed at %q, want the build stage", env, f.Stage)
+		}
+	}
+	// The render failure is placed where the user wrote it.
+	if f := res.Failed["staging"]; f.File != "deploy/staging/kustomization.yaml" || f.Line != 2 {
+		t.Errorf("staging failure at %s:%d, want deploy/staging/kustomization.yaml:2", f.File, f.Line)
 	}
 	if len(res.Outputs) != 0 {
 		t.Error("no environment should have built")
@@ -135,7 +144,7 @@ func TestRevision_FailsClosed(t *testing.T) {
 }
 
 // A license that does not verify refuses the environments it applies to.
-func TestRevision_LicenseRefused(t *testing.T) {
+func TestRun_LicenseRefused(t *testing.T) {
 	dir := testenv.CopyTree(t, "../examples")
 	b, err := os.ReadFile(dir + "/licenses/circle-demo.lic")
 	if err != nil {
@@ -143,7 +152,7 @@ func TestRevision_LicenseRefused(t *testing.T) {
 	}
 	testenv.WriteFile(t, dir, "licenses/circle-demo.lic", strings.Replace(string(b), "Signature: nQN9", "Signature: nQN8", 1))
 	res := revision(t, dir)
-	if len(res.Outputs) != 0 || !strings.Contains(res.Failed["prod"], "license licenses/circle-demo.lic") {
+	if len(res.Outputs) != 0 || !strings.Contains(res.Failed["prod"].Message, "license licenses/circle-demo.lic") || res.Failed["prod"].Stage != pipeline.StageLicenses {
 		t.Errorf("outputs %d, failed %v", len(res.Outputs), res.Failed)
 	}
 }

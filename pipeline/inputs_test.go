@@ -1,10 +1,10 @@
-package build_test
+package pipeline_test
 
 import (
 	"os"
 	"testing"
 
-	"github.com/circlecore/circle/build"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/testenv"
 )
@@ -15,7 +15,7 @@ func inputs(t *testing.T, dir string) map[string]string {
 	if problems != nil {
 		t.Fatal(problems)
 	}
-	in, err := build.Inputs(os.DirFS(dir), s)
+	in, err := pipeline.Inputs(os.DirFS(dir), s)
 	if err != nil {
 		t.Fatal(err)
 	}

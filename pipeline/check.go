@@ -1,0 +1,101 @@
+package pipeline
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+
+	"github.com/circlecore/circle/manifests"
+	"github.com/circlecore/circle/redact"
+	"github.com/circlecore/circle/render"
+	"github.com/circlecore/circle/repo"
+	"github.com/circlecore/circle/schema"
+)
+
+// ManifestPolicy is env's manifest policy: the manifests package's defaults, overridden by
+// circle.yaml's environments[].policy.manifests.
+func ManifestPolicy(s *repo.Settings, env string) manifests.Policy {
+	p := manifests.DefaultPolicy(env)
+	for _, e := range s.Environments {
+		if e.Name != env || e.Policy == nil || e.Policy.Manifests == nil {
+			continue
+		}
+		mp := e.Policy.Manifests
+		if mp.RequiredLabels != nil {
+			p.RequiredLabels = mp.RequiredLabels
+		}
+		if mp.DenyLatestTag != nil {
+			p.DenyLatestTag = *mp.DenyLatestTag
+		}
+		p.Disabled = mp.Disable
+	}
+	return p
+}
+
+// checked is what the check stage found.
+type checked struct {
+	problems, notes []repo.Problem
+	objects         map[string]int
+}
+
+// checkManifests is the check stage: the built environments' manifests offline, against
+// the Kubernetes schemas and each environment's policy (Ingress hosts across them), the
+// problems as the repository's, masked, one per distinct message with every environment
+// that has it (a base shared by three overlays reports its problem once).
+//
+// The daemon's outputs carry no origin annotations (they would be applied), so a problem
+// is at its line in the rendered stream, which `circle render` shows; with origins (validate),
+// at the line of the file the object was written in.
+func checkManifests(fsys fs.FS, s *repo.Settings, outs []*Output, red *redact.Redactor, origins bool) (*checked, error) {
+	var envs []manifests.Environment
+	for _, o := range outs {
+		if o.Manifests != nil {
+			envs = append(envs, manifests.Environment{Name: o.Env, Manifests: o.Manifests,
+				Source: path.Join(s.Paths.Manifests, o.Env) + " (rendered)", Policy: ManifestPolicy(s, o.Env)})
+		}
+	}
+	if len(envs) == 0 {
+		return &checked{}, nil
+	}
+	mo := manifests.Options{GeneratedDir: render.GeneratedDir, Generated: render.IsGenerated}
+	if origins {
+		mo.FS = fsys
+	}
+	rep, err := manifests.Check(envs, mo)
+	if err != nil {
+		return nil, fmt.Errorf("check manifests: %w", err)
+	}
+	var problems, notes merger
+	for _, p := range rep.Problems {
+		problems.add(p.Env, issueOf(p, red))
+	}
+	for _, p := range rep.Notes {
+		notes.add(p.Env, issueOf(p, red))
+	}
+	return &checked{problems: problems.list, notes: notes.list, objects: rep.Objects}, nil
+}
+
+// issueOf is a manifest problem as the repository's problems print, masked.
+func issueOf(p manifests.Problem, red *redact.Redactor) schema.Issue {
+	return schema.Issue{File: p.File, Line: p.Line, Column: p.Column, Path: red.String(p.Where()),
+		Message: red.String(p.Message) + " [" + p.Check + "]"}
+}
+
+// merger gathers problems, one per distinct message, listing every environment that has it.
+type merger struct {
+	list  []repo.Problem
+	index map[string]int
+}
+
+func (m *merger) add(env string, is schema.Issue) {
+	key := is.String()
+	if i, ok := m.index[key]; ok {
+		m.list[i].Envs = append(m.list[i].Envs, env)
+		return
+	}
+	if m.index == nil {
+		m.index = map[string]int{}
+	}
+	m.index[key] = len(m.list)
+	m.list = append(m.list, repo.Problem{Issue: is, Envs: []string{env}})
+}
