@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
-	"unicode"
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,9 +15,7 @@ import (
 	"github.com/circlecore/circle/secrets"
 )
 
-// keyFlags says where SOPS keys come from. The process environment is read, never written:
-// sops' own CLI takes keys from SOPS_AGE_KEY_FILE and friends by setting globals, which a
-// daemon serving several repositories cannot afford.
+// keyFlags say where SOPS keys come from (secrets.Providers).
 type keyFlags struct {
 	files      []string
 	secret     string
@@ -43,62 +39,38 @@ func (k *keyFlags) register(cmd *cobra.Command) {
 			"e.g. --kms-allow hc_vault:https://vault.example.com:8200/v1/sops/keys/circle")
 }
 
-// keyring gathers every configured key; several keys may be tried for each file.
+// keyring gathers every configured key (secrets.Providers.Keyring).
 func (k *keyFlags) keyring(ctx context.Context) (*secrets.Keyring, error) {
-	var ring secrets.Keyring
-	files := append([]string(nil), k.files...)
-	if env := os.Getenv("CIRCLE_KEY_FILES"); env != "" {
-		files = append(files, filepath.SplitList(env)...)
-	}
-	for _, f := range files {
-		if err := ring.AddFile(f); err != nil {
-			return nil, err
-		}
-	}
-	if inline := os.Getenv("CIRCLE_AGE_KEY"); inline != "" {
-		if err := ring.AddAge([]byte(inline)); err != nil {
-			return nil, fmt.Errorf("CIRCLE_AGE_KEY: %w", err)
-		}
-	}
-	if err := ring.AllowRemote(k.kmsAllow...); err != nil {
+	// The flag's entries are checked here so an error names the flag.
+	if err := (&secrets.Keyring{}).AllowRemote(k.kmsAllow...); err != nil {
 		return nil, fmt.Errorf("--kms-allow: %w", err)
 	}
-	// The environment adds to the flags, as CIRCLE_KEY_FILES does to --key-file.
-	if env := os.Getenv("CIRCLE_KMS_ALLOW"); env != "" {
-		list := strings.FieldsFunc(env, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
-		if err := ring.AllowRemote(list...); err != nil {
-			return nil, fmt.Errorf("CIRCLE_KMS_ALLOW: %w", err)
-		}
-	}
+	p := secrets.Providers{Files: k.files, AllowRemote: k.kmsAllow}
 	if k.secret != "" {
-		if err := k.addSecret(ctx, &ring); err != nil {
-			return nil, err
-		}
+		p.Secret = k.secretData
 	}
-	return &ring, nil
+	return p.Keyring(ctx)
 }
 
-func (k *keyFlags) addSecret(ctx context.Context, ring *secrets.Keyring) error {
+// secretData reads --keys-secret from the cluster of --kubeconfig.
+func (k *keyFlags) secretData(ctx context.Context) (map[string][]byte, error) {
 	ns, name, ok := strings.Cut(k.secret, "/")
 	if !ok || ns == "" || name == "" {
-		return fmt.Errorf("--keys-secret %q: want namespace/name", k.secret)
+		return nil, fmt.Errorf("--keys-secret %q: want namespace/name", k.secret)
 	}
 	cfg, err := k.restConfig()
 	if err != nil {
-		return fmt.Errorf("--keys-secret: %w", err)
+		return nil, fmt.Errorf("--keys-secret: %w", err)
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return fmt.Errorf("--keys-secret: %w", err)
+		return nil, fmt.Errorf("--keys-secret: %w", err)
 	}
 	s, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("--keys-secret %s: %w", k.secret, err)
+		return nil, fmt.Errorf("--keys-secret %s: %w", k.secret, err)
 	}
-	if err := ring.AddSecretData(s.Data); err != nil {
-		return fmt.Errorf("--keys-secret %s: %w", k.secret, err)
-	}
-	return nil
+	return s.Data, nil
 }
 
 // restConfig is --kubeconfig's cluster, or KUBECONFIG, ~/.kube/config, or in-cluster.
