@@ -1,6 +1,7 @@
 package dashboard_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"gocloud.dev/blob/memblob"
 
 	"github.com/circlecore/circle/dashboard"
 	"github.com/circlecore/circle/pipeline"
@@ -111,9 +111,9 @@ func BenchmarkOverview_Daemon(b *testing.B) {
 		}
 	}
 	// The reconciler resumes from the status.json it finds in its publish bucket.
-	bucket := memblob.OpenBucket(nil)
+	bucket := memStore(b)
 	raw, _ := json.Marshal(st)
-	if err := bucket.WriteAll(ctx, reconciler.StatusKey, raw, nil); err != nil {
+	if err := bucket.Put(ctx, reconciler.StatusKey, bytes.NewReader(raw), nil); err != nil {
 		b.Fatal(err)
 	}
 	rec := reconciler.New(idleSource{}, bucket, zerolog.Nop(), reconciler.Options{State: store})

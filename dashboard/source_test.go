@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
-	"gocloud.dev/blob/memblob"
 
 	"github.com/circlecore/circle/dashboard"
 	"github.com/circlecore/circle/reconciler"
@@ -17,6 +16,7 @@ import (
 	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/dir"
 	"github.com/circlecore/circle/state"
+	"github.com/circlecore/circle/storage"
 	"github.com/circlecore/circle/testenv"
 )
 
@@ -50,7 +50,7 @@ func TestAPI_Daemon(t *testing.T) {
 	}
 	defer store.Close()
 	red := redact.New()
-	rec := reconciler.New(nil, memblob.OpenBucket(nil), zerolog.Nop(), reconciler.Options{Keyring: &keys, Redactor: red, State: store})
+	rec := reconciler.New(nil, memStore(t), zerolog.Nop(), reconciler.Options{Keyring: &keys, Redactor: red, State: store})
 	src := dashboard.API(rec.Handler())
 	h := dashboard.New(src, dashboard.Options{Redactor: red})
 
@@ -98,7 +98,7 @@ func TestAPI_Daemon(t *testing.T) {
 	mustContain(t, page, "Problems at the last revision", "config/prod/db.yaml:")
 
 	// Without a state store the API has no history, and the dashboard says so.
-	bare := reconciler.New(nil, memblob.OpenBucket(nil), zerolog.Nop(), reconciler.Options{Keyring: &keys})
+	bare := reconciler.New(nil, memStore(t), zerolog.Nop(), reconciler.Options{Keyring: &keys})
 	if _, err := bare.Reconcile(ctx, good); err != nil {
 		t.Fatal(err)
 	}
@@ -133,4 +133,15 @@ func TestAPI_Errors(t *testing.T) {
 	if _, err := dashboard.API(http.NotFoundHandler()).Status(nil); err == nil {
 		t.Error("a nil context: no error")
 	}
+}
+
+// memStore is an in-process store for a reconciler's status (storage's mem:// backend).
+func memStore(t testing.TB) *storage.Store {
+	t.Helper()
+	s, err := storage.Open(context.Background(), "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

@@ -29,8 +29,10 @@ import (
 	"github.com/circlecore/circle/repo"
 )
 
-// The stages of Run, in order, as Options.Enter and StageError name them. StageInputs and
-// StageUnchanged are entered only when Options.Unchanged is set.
+// The stages of Run, in order, as Options.Enter and StageError name them. StageVerify is
+// entered only when Options.Verify is set, StageUnchanged only when Run stops there;
+// StageInputs is never entered (it is part of deciding what to build) but names the stage
+// of a StageError when the inputs cannot be read.
 const (
 	StageSettings  = "settings"  // circle.yaml read and validated, once
 	StageVerify    = "verify"    // each environment's signature policy (Options.Verify)
@@ -176,25 +178,27 @@ func Run(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 		var problems []repo.Problem
 		if settings, problems = repo.LoadSettings(fsys); problems != nil {
 			res.Problems = problems
-			return res, &StageError{StageSettings, &repo.Invalid{Problems: problems}}
+			return res, stageError(ctx, StageSettings, &repo.Invalid{Problems: problems})
 		}
 	}
 	res.Settings = settings
 	envs, err := selected(settings, opts.Load.Envs, opts.SkipMissingEnvs)
 	if err != nil {
-		return res, &StageError{StageSettings, err}
+		return res, stageError(ctx, StageSettings, err)
 	}
 
 	if opts.Verify != nil {
 		enter(StageVerify)
 		for env, why := range opts.Verify(settings) {
-			res.Failed[env] = Failure{Stage: StageVerify, Message: red.String(why)}
+			if contains(envs, env) {
+				res.Failed[env] = Failure{Stage: StageVerify, Message: red.String(why)}
+			}
 		}
 	}
 
 	if opts.Unchanged != nil {
 		if res.Inputs, err = Inputs(fsys, settings); err != nil {
-			return res, &StageError{StageInputs, err}
+			return res, stageError(ctx, StageInputs, err)
 		}
 		res.Unchanged = map[string]bool{}
 		for env, ok := range opts.Unchanged(res.Inputs) {
@@ -231,14 +235,14 @@ func Run(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 			if errors.As(err, &invalid) {
 				res.Problems = invalid.Problems
 			}
-			return res, &StageError{StageLoad, err}
+			return res, stageError(ctx, StageLoad, err)
 		}
 		res.Repo = loaded
 	}
 
 	enter(StageLicenses)
 	if res.Licenses, err = CheckLicenses(fsys, settings, opts.Licenses, opts.Now); err != nil {
-		return res, &StageError{StageLicenses, err}
+		return res, stageError(ctx, StageLicenses, err)
 	}
 	for env, why := range res.Licenses.Refused {
 		if _, failed := res.Failed[env]; !failed && contains(envs, env) {
@@ -251,10 +255,10 @@ func Run(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	reg, problems, err := Packages(ctx, fsys, settings)
 	if problems != nil {
 		res.Problems = problems
-		return res, &StageError{StagePackages, &repo.Invalid{Problems: problems}}
+		return res, stageError(ctx, StagePackages, &repo.Invalid{Problems: problems})
 	}
 	if err != nil {
-		return res, &StageError{StagePackages, err}
+		return res, stageError(ctx, StagePackages, err)
 	}
 	res.Registry = reg
 
@@ -291,13 +295,22 @@ func Run(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	enter(StageCheck)
 	chk, err := checkManifests(fsys, settings, res.Outputs, red, opts.Origins)
 	if err != nil {
-		return res, &StageError{StageCheck, err}
+		return res, stageError(ctx, StageCheck, err)
 	}
 	res.Problems, res.Notes, res.Objects = chk.problems, chk.notes, chk.objects
 	if len(res.Problems) > 0 {
-		return res, &StageError{StageCheck, &repo.Invalid{Problems: res.Problems}}
+		return res, stageError(ctx, StageCheck, &repo.Invalid{Problems: res.Problems})
 	}
 	return res, nil
+}
+
+// stageError is stage failing the revision with err, or ctx's error when it was cancelled:
+// a shutdown half-way through a load is not an invalid revision.
+func stageError(ctx context.Context, stage string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return &StageError{Stage: stage, Err: err}
 }
 
 // Output returns env's output, or nil when it was not built.

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"gocloud.dev/blob/memblob"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/circlecore/circle/apply"
@@ -31,8 +30,8 @@ func TestReconcile_AppliesToCluster(t *testing.T) {
 	settings := readFile(t, root, "circle.yaml") + "  - name: kind\n    kind: cluster\n    environments: [dev]\n"
 	write(t, root, "circle.yaml", settings)
 	encrypt(t, root, "secrets/dev.sops.yaml", "db:\n  password: "+canary+"\n")
-	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t),
-		Clusters: map[string]*apply.Applier{"kind": cluster},
+	d := newDaemon(t, nil, memStore(t), reconciler.Options{Keyring: exampleKeys(t),
+		Clusters: map[string]reconciler.Cluster{"kind": cluster},
 		Apply:    apply.Options{InventoryNamespace: ns, Prune: true}})
 
 	st, err := d.Reconcile(ctx, snapshot(t, root))
@@ -94,9 +93,9 @@ func TestRun_CorrectsDrift(t *testing.T) {
 	root := copyExamples(t)
 	testenv.SetNamespace(t, root, "deploy/staging/kustomization.yaml", ns)
 	write(t, root, "circle.yaml", readFile(t, root, "circle.yaml")+"  - name: kind\n    kind: cluster\n    environments: [staging]\n")
-	status := memblob.OpenBucket(nil)
+	status := memStore(t)
 	d := newDaemon(t, staticSource{snap: snapshot(t, root)}, status, reconciler.Options{Keyring: exampleKeys(t),
-		Clusters: map[string]*apply.Applier{"kind": cluster}, DriftInterval: 200 * time.Millisecond,
+		Clusters: map[string]reconciler.Cluster{"kind": cluster}, DriftInterval: 200 * time.Millisecond,
 		Apply: apply.Options{InventoryNamespace: ns, Prune: true}})
 	go func() { _ = d.Run(ctx) }()
 	waitStatus(t, ctx, status, func(st *reconciler.Status) bool { return envByName(st, "staging").Applied["kind"] != nil })
@@ -150,8 +149,8 @@ func TestReconcile_RollsBackAFailedRollout(t *testing.T) {
 	// Revision 1: only ConfigMaps and Secrets, healthy as soon as they exist.
 	write(t, root, "deploy/dev/kustomization.yaml", "namespace: "+ns+"\nresources:\n  - settings.yaml\n")
 	write(t, root, "deploy/dev/settings.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  labels: {app.kubernetes.io/name: shop}\ndata:\n  mode: calm\n")
-	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t),
-		Clusters: map[string]*apply.Applier{"kind": cluster}, RollbackOnFailure: true,
+	d := newDaemon(t, nil, memStore(t), reconciler.Options{Keyring: exampleKeys(t),
+		Clusters: map[string]reconciler.Cluster{"kind": cluster}, RollbackOnFailure: true,
 		Apply: apply.Options{InventoryNamespace: ns, Prune: true, Wait: 3 * time.Second}})
 	st, err := d.Reconcile(ctx, snapshot(t, root))
 	if err != nil || !st.Ready {

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"gocloud.dev/blob/memblob"
-
 	"github.com/circlecore/circle/reconciler"
 )
 
@@ -30,7 +28,7 @@ func get(t *testing.T, srv *httptest.Server, path string) (int, string) {
 func TestHandler(t *testing.T) {
 	root := copyExamples(t)
 	encrypt(t, root, "secrets/prod.sops.yaml", "db:\n  password: "+canary+"\n")
-	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t)})
+	d := newDaemon(t, nil, memStore(t), reconciler.Options{Keyring: exampleKeys(t)})
 	srv := httptest.NewServer(d.Handler())
 	defer srv.Close()
 

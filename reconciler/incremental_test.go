@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"gocloud.dev/blob/memblob"
-
 	"github.com/circlecore/circle/reconciler"
 	"github.com/circlecore/circle/sources"
 )
@@ -39,7 +37,7 @@ func (c chanSource) Watch(ctx context.Context, fn func(*sources.Snapshot) error)
 func TestRun_SkipsUnchangedInputs(t *testing.T) {
 	root := copyExamples(t)
 	target, _ := newTarget(t, "mem://")
-	status := memblob.OpenBucket(nil)
+	status := memStore(t)
 	src := make(chanSource)
 	d := newDaemon(t, src, status, reconciler.Options{Keyring: exampleKeys(t), Target: target})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -88,7 +86,7 @@ func TestRun_SkipsUnchangedInputs(t *testing.T) {
 // again in full (not skipped as unchanged) and the source is poked.
 func TestHandler_Trigger(t *testing.T) {
 	root := copyExamples(t)
-	status := memblob.OpenBucket(nil)
+	status := memStore(t)
 	src := make(chanSource)
 	var pokes atomic.Int32
 	d := newDaemon(t, src, status, reconciler.Options{Keyring: exampleKeys(t), TriggerToken: "s3cret", Poke: func() { pokes.Add(1) }})

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"gocloud.dev/blob/memblob"
-
 	"github.com/circlecore/circle/license"
 	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/reconciler"
@@ -71,7 +69,7 @@ func TestReconcile_Licenses(t *testing.T) {
 	write(t, root, "licenses/revoked.list", iss.revoked(2))
 
 	target, _ := newTarget(t, "mem://")
-	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
+	d := newDaemon(t, nil, memStore(t), reconciler.Options{Keyring: exampleKeys(t), Target: target})
 
 	st, err := d.Reconcile(ctx, snapshot(t, root))
 	if err != nil {

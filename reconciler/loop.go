@@ -6,9 +6,8 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"gocloud.dev/gcerrors"
-
 	"github.com/circlecore/circle/sources"
+	"github.com/circlecore/circle/storage"
 )
 
 // Run reconciles every revision the source produces until ctx is done. A failed revision
@@ -130,8 +129,8 @@ func (r *Reconciler) resume(ctx context.Context) error {
 			return nil
 		}
 	}
-	st, err := ReadStatus(ctx, r.publish)
-	if gcerrors.Code(errors.Unwrap(err)) == gcerrors.NotFound {
+	st, err := ReadStatus(ctx, r.status)
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"gocloud.dev/blob/memblob"
 	"k8s.io/client-go/rest"
 
 	"github.com/circlecore/circle/apply"
@@ -113,9 +112,9 @@ func TestRun_OutagesConverge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	status := memblob.OpenBucket(nil)
+	status := memStore(t)
 	d := newDaemon(t, src, status, reconciler.Options{Keyring: exampleKeys(t), Target: target, RetryBase: 100 * time.Millisecond,
-		Clusters: map[string]*apply.Applier{"kind": cluster}, Apply: apply.Options{InventoryNamespace: ns, Prune: true}})
+		Clusters: map[string]reconciler.Cluster{"kind": cluster}, Apply: apply.Options{InventoryNamespace: ns, Prune: true}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	go func() { _ = d.Run(ctx) }()

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"gocloud.dev/blob/memblob"
-
 	"github.com/circlecore/circle/reconciler"
 	"github.com/circlecore/circle/sources/dir"
 )
@@ -31,7 +29,7 @@ func TestRun_StagePanicIsInternal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			bucket := memblob.OpenBucket(nil)
+			bucket := memStore(t)
 			d := newDaemon(t, src, bucket, reconciler.Options{Keyring: exampleKeys(t)})
 			var armed atomic.Bool
 			reconciler.SetStageHook(d.Reconciler, func(stage, env string) {
@@ -100,7 +98,7 @@ func TestRun_StagePanicIsInternal(t *testing.T) {
 // example environments build one after the other; with 3, they overlap.
 func TestReconcile_ConcurrencyBound(t *testing.T) {
 	for _, limit := range []int{1, 3} {
-		d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Concurrency: limit})
+		d := newDaemon(t, nil, memStore(t), reconciler.Options{Keyring: exampleKeys(t), Concurrency: limit})
 		var now, peak atomic.Int32
 		reconciler.SetStageHook(d.Reconciler, func(stage, env string) {
 			if stage != "build" || env == "" {

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"gocloud.dev/blob/memblob"
-
 	"github.com/circlecore/circle/reconciler"
 	"github.com/circlecore/circle/storage"
 	"github.com/circlecore/circle/storage/envelope"
@@ -27,7 +25,7 @@ func TestReconcile_PublishesEachEnvironment(t *testing.T) {
 	root := copyExamples(t)
 	encrypt(t, root, "secrets/prod.sops.yaml", "db:\n  password: "+canary+"\n")
 	target, backend := newTarget(t, testenv.StartS3(t).NewBucket(t))
-	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
+	d := newDaemon(t, nil, memStore(t), reconciler.Options{Keyring: exampleKeys(t), Target: target})
 
 	good := snapshot(t, root)
 	st, err := d.Reconcile(ctx, good)
@@ -92,7 +90,7 @@ func TestReconcile_PublishesEachEnvironment(t *testing.T) {
 func TestReconcile_PublishFailure(t *testing.T) {
 	ctx := context.Background()
 	target, backend := newTarget(t, "mem://")
-	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
+	d := newDaemon(t, nil, memStore(t), reconciler.Options{Keyring: exampleKeys(t), Target: target})
 	backend.Close() // every publish now fails
 	st, err := d.Reconcile(ctx, snapshot(t, copyExamples(t)))
 	if err != nil {
@@ -113,7 +111,7 @@ func TestReconcile_CollectsOldBuilds(t *testing.T) {
 	ctx := context.Background()
 	target, backend := newTarget(t, "mem://")
 	target.Keep, target.GracePeriod = 1, time.Nanosecond
-	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
+	d := newDaemon(t, nil, memStore(t), reconciler.Options{Keyring: exampleKeys(t), Target: target})
 	root := copyExamples(t)
 	for _, replicas := range []string{"2", "3"} {
 		write(t, root, "config/dev/extra.yaml", "replicas: "+replicas+"\n")
@@ -147,7 +145,7 @@ func TestReconcile_CollectsOldBuilds(t *testing.T) {
 func TestReconcile_BuildFailure(t *testing.T) {
 	ctx := context.Background()
 	target, _ := newTarget(t, "mem://")
-	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
+	d := newDaemon(t, nil, memStore(t), reconciler.Options{Keyring: exampleKeys(t), Target: target})
 	root := copyExamples(t)
 	write(t, root, "deploy/dev/kustomization.yaml", "resources:\n  - ../base\n  - https://example.com/remote.yaml\n")
 	st, err := d.Reconcile(ctx, snapshot(t, root))
@@ -169,7 +167,7 @@ func TestReconcile_BuildFailure(t *testing.T) {
 func TestReconcile_PackagesFailClosed(t *testing.T) {
 	ctx := context.Background()
 	target, _ := newTarget(t, "mem://")
-	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
+	d := newDaemon(t, nil, memStore(t), reconciler.Options{Keyring: exampleKeys(t), Target: target})
 	root := copyExamples(t)
 	cfg := readFile(t, root, "packages/environments.yaml")
 	write(t, root, "packages/environments.yaml", strings.Replace(cfg, "      api: ~1.2.0\n", "      api: ~1.2.0\n    licenses:\n      allow: [MIT]\n", 1))
@@ -198,7 +196,7 @@ func TestRun_RetriesAFailedTarget(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	target, _ := newTarget(t, srv.NewBucket(t))
-	status := memblob.OpenBucket(nil)
+	status := memStore(t)
 	snap := snapshot(t, copyExamples(t))
 	d := newDaemon(t, staticSource{snap: snap}, status, reconciler.Options{Keyring: exampleKeys(t), Target: target, RetryBase: 100 * time.Millisecond})
 
@@ -238,7 +236,7 @@ func newTarget(t *testing.T, url string) (*publish.Target, *storage.Store) {
 func TestReconcile_ManifestProblemBlocksEverything(t *testing.T) {
 	ctx := context.Background()
 	target, _ := newTarget(t, "mem://")
-	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), Target: target})
+	d := newDaemon(t, nil, memStore(t), reconciler.Options{Keyring: exampleKeys(t), Target: target})
 	root := copyExamples(t)
 	write(t, root, "deploy/prod/kustomization.yaml", readFile(t, root, "deploy/prod/kustomization.yaml")+"images:\n  - name: registry.example.com/shop/api\n    newTag: latest\n")
 	st, err := d.Reconcile(ctx, snapshot(t, root))

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"gocloud.dev/blob"
 
 	"github.com/circlecore/circle/apply"
 	"github.com/circlecore/circle/license"
@@ -31,7 +30,6 @@ import (
 	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/signature"
 	"github.com/circlecore/circle/state"
-	"github.com/circlecore/circle/storage/publish"
 )
 
 // Options are what the stages need beyond the source and the publish bucket.
@@ -44,12 +42,12 @@ type Options struct {
 	// TrustedKeys sign revisions for environments whose policy requires signed commits,
 	// in addition to the keys the repository lists.
 	TrustedKeys *signature.Keys
-	// Target receives each accepted environment's build, encrypted. Nil skips the
-	// publish stage (status only).
-	Target *publish.Target
-	// Clusters are the cluster targets, by their name in circle.yaml's targets; each gets
-	// the rendered manifests of the environments the target lists.
-	Clusters map[string]*apply.Applier
+	// Target receives each accepted environment's build, encrypted (publish.Target). Nil
+	// skips the publish stage (status only).
+	Target Publisher
+	// Clusters are the cluster targets (apply.Applier), by their name in circle.yaml's
+	// targets; each gets the rendered manifests of the environments the target lists.
+	Clusters map[string]Cluster
 	// Apply tunes every apply (inventory namespace, prune, health wait).
 	Apply apply.Options
 	// DriftInterval, when set, re-applies each cluster target's last applied manifests on
@@ -80,11 +78,11 @@ type Options struct {
 
 // Reconciler turns snapshots into published state.
 type Reconciler struct {
-	source  sources.Source
-	publish *blob.Bucket
-	log     zerolog.Logger
-	opts    Options
-	now     func() time.Time
+	source sources.Source
+	status StatusStore
+	log    zerolog.Logger
+	opts   Options
+	now    func() time.Time
 
 	// last is the status last recorded; it carries each environment's last good revision
 	// across failed revisions and, read back from the bucket, across restarts. The loop
@@ -120,11 +118,12 @@ type Reconciler struct {
 	stageHook func(stage, env string)
 }
 
-// New returns a reconciler reading from source and writing to the publish bucket.
-func New(source sources.Source, publish *blob.Bucket, log zerolog.Logger, opts Options) *Reconciler {
+// New returns a reconciler reading from source and recording its status in status (the
+// storage.Store of the publish URL, beside the builds).
+func New(source sources.Source, status StatusStore, log zerolog.Logger, opts Options) *Reconciler {
 	if opts.Redactor == nil {
 		opts.Redactor = redact.New()
 	}
-	return &Reconciler{source: source, publish: publish, log: log, opts: opts, now: time.Now,
+	return &Reconciler{source: source, status: status, log: log, opts: opts, now: time.Now,
 		repoKeys: map[string]listedKeySet{}, metrics: newMetrics(), applied: map[string]appliedBuild{}}
 }

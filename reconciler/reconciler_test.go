@@ -2,19 +2,19 @@ package reconciler_test
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
-	"gocloud.dev/blob"
-	"gocloud.dev/blob/memblob"
 
 	"github.com/circlecore/circle/reconciler"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/secrets"
 	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/dir"
+	"github.com/circlecore/circle/storage"
 	"github.com/circlecore/circle/testenv"
 )
 
@@ -43,11 +43,22 @@ func exampleKeys(t *testing.T) *secrets.Keyring {
 // daemon is a reconciler with its log and publish bucket captured.
 type daemon struct {
 	*reconciler.Reconciler
-	bucket *blob.Bucket
+	bucket *storage.Store
 	logs   *syncWriter
 }
 
-func newDaemon(t *testing.T, src sources.Source, bucket *blob.Bucket, opts reconciler.Options) *daemon {
+// memStore is an in-process store for the status: the storage package's mem:// backend.
+func memStore(t testing.TB) *storage.Store {
+	t.Helper()
+	s, err := storage.Open(context.Background(), "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func newDaemon(t *testing.T, src sources.Source, bucket *storage.Store, opts reconciler.Options) *daemon {
 	t.Helper()
 	if opts.Redactor == nil {
 		opts.Redactor = redact.New()
@@ -76,7 +87,12 @@ func snapshot(t *testing.T, root string) *sources.Snapshot {
 // noSecret fails the test if the canary is in the daemon's log or its recorded status.
 func (d *daemon) noSecret(t *testing.T) {
 	t.Helper()
-	raw, err := d.bucket.ReadAll(context.Background(), reconciler.StatusKey)
+	rc, _, err := d.bucket.Get(context.Background(), reconciler.StatusKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	raw, err := io.ReadAll(rc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +118,7 @@ func envByName(st *reconciler.Status, name string) reconciler.EnvStatus {
 func TestReconcile_InvalidRevisionKeepsLastGood(t *testing.T) {
 	root := copyExamples(t)
 	encrypt(t, root, "secrets/prod.sops.yaml", "db:\n  password: "+canary+"\n")
-	bucket := memblob.OpenBucket(nil)
+	bucket := memStore(t)
 	d := newDaemon(t, nil, bucket, reconciler.Options{Keyring: exampleKeys(t)})
 	ctx := context.Background()
 
@@ -166,7 +182,7 @@ func TestReconcile_InvalidRevisionKeepsLastGood(t *testing.T) {
 // Without the key the secrets cannot be opened: nothing is accepted and the status says
 // whom the file was encrypted for.
 func TestReconcile_MissingKey(t *testing.T) {
-	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{})
+	d := newDaemon(t, nil, memStore(t), reconciler.Options{})
 	st, err := d.Reconcile(context.Background(), snapshot(t, copyExamples(t)))
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +198,7 @@ func TestReconcile_MissingKey(t *testing.T) {
 func TestReconcile_BadSettings(t *testing.T) {
 	root := copyExamples(t)
 	write(t, root, "circle.yaml", "apiVersion: circle/v1\nenvironments:\n  - name: Dev\n")
-	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t)})
+	d := newDaemon(t, nil, memStore(t), reconciler.Options{Keyring: exampleKeys(t)})
 	st, err := d.Reconcile(context.Background(), snapshot(t, root))
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +215,7 @@ func TestRun_FollowsTheSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bucket := memblob.OpenBucket(nil)
+	bucket := memStore(t)
 	d := newDaemon(t, src, bucket, reconciler.Options{Keyring: exampleKeys(t)})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -221,7 +237,7 @@ func TestRun_FollowsTheSource(t *testing.T) {
 	}
 }
 
-func waitStatus(t *testing.T, ctx context.Context, b *blob.Bucket, ok func(*reconciler.Status) bool) *reconciler.Status {
+func waitStatus(t *testing.T, ctx context.Context, b *storage.Store, ok func(*reconciler.Status) bool) *reconciler.Status {
 	t.Helper()
 	for {
 		if st, err := reconciler.ReadStatus(ctx, b); err == nil && ok(st) {
@@ -237,7 +253,7 @@ func waitStatus(t *testing.T, ctx context.Context, b *blob.Bucket, ok func(*reco
 
 // A revision whose outcome cannot be recorded is logged, and the loop goes on.
 func TestRun_FailedRecordKeepsRunning(t *testing.T) {
-	bucket := memblob.OpenBucket(nil)
+	bucket := memStore(t)
 	src := staticSource{snap: snapshot(t, copyExamples(t)), before: func() { bucket.Close() }}
 	d := newDaemon(t, src, bucket, reconciler.Options{Keyring: exampleKeys(t)})
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
@@ -253,7 +269,7 @@ func TestRun_FailedRecordKeepsRunning(t *testing.T) {
 // A daemon that cannot read its last status does not start: it would forget every last
 // good revision.
 func TestRun_UnreadableStatusStops(t *testing.T) {
-	bucket := memblob.OpenBucket(nil)
+	bucket := memStore(t)
 	bucket.Close()
 	d := newDaemon(t, staticSource{}, bucket, reconciler.Options{})
 	if err := d.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "read status") {

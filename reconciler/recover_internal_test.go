@@ -11,7 +11,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/circlecore/circle/apply"
 	"github.com/circlecore/circle/sources"
 )
 
@@ -37,7 +36,7 @@ func (l *lockedBuffer) String() string {
 // with its stack, and the loop checks again at the next tick instead of ending the daemon.
 func TestDriftLoop_PanicIsLogged(t *testing.T) {
 	var logs lockedBuffer
-	r := New(nil, nil, zerolog.New(&logs), Options{Clusters: map[string]*apply.Applier{"east": nil}, DriftInterval: 10 * time.Millisecond})
+	r := New(nil, nil, zerolog.New(&logs), Options{Clusters: map[string]Cluster{"east": nil}, DriftInterval: 10 * time.Millisecond})
 	r.applied["east/dev"] = appliedBuild{target: "east", env: "dev", revision: "r1"}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"gocloud.dev/blob/memblob"
-
 	"github.com/circlecore/circle/reconciler"
 	"github.com/circlecore/circle/state"
 )
@@ -30,7 +28,7 @@ func TestReconcile_StateSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), State: store})
+	d := newDaemon(t, nil, memStore(t), reconciler.Options{Keyring: exampleKeys(t), State: store})
 	good := snapshot(t, root)
 	if st, err := d.Reconcile(ctx, good); err != nil || !st.Ready {
 		t.Fatalf("first revision: %+v %v", st, err)
@@ -56,7 +54,7 @@ func TestReconcile_StateSurvivesRestart(t *testing.T) {
 	defer store.Close()
 	write(t, root, "config/dev/app.yaml", "app:\n  logLevel: debug\n")
 	write(t, root, "licenses/revoked.list", iss.revoked(4))
-	d2 := newDaemon(t, staticSource{snap: snapshot(t, root)}, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), State: store})
+	d2 := newDaemon(t, staticSource{snap: snapshot(t, root)}, memStore(t), reconciler.Options{Keyring: exampleKeys(t), State: store})
 	runCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	go func() { _ = d2.Run(runCtx) }()
@@ -82,7 +80,7 @@ func TestReconcile_StateSurvivesRestart(t *testing.T) {
 }
 
 func TestHistoryWithoutState(t *testing.T) {
-	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{})
+	d := newDaemon(t, nil, memStore(t), reconciler.Options{})
 	srv := httptest.NewServer(d.Handler())
 	defer srv.Close()
 	if code, _ := get(t, srv, "/api/v1/history?env=dev"); code != 404 {

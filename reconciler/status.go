@@ -1,17 +1,18 @@
 package reconciler
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
-
-	"gocloud.dev/blob"
 
 	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/sources/git"
 	"github.com/circlecore/circle/state"
+	"github.com/circlecore/circle/storage"
 )
 
 // StatusKey is the object the record stage writes in the publish bucket.
@@ -147,7 +148,7 @@ func (r *Reconciler) record(ctx context.Context, st *Status) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := r.publish.WriteAll(ctx, StatusKey, append(b, '\n'), &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+	if err := r.status.Put(ctx, StatusKey, bytes.NewReader(append(b, '\n')), &storage.PutOptions{ContentType: "application/json"}); err != nil {
 		return nil, fmt.Errorf("record %s: %w", st.Revision, err)
 	}
 	if r.opts.State != nil {
@@ -185,8 +186,13 @@ func (r *Reconciler) remember(st *Status) error {
 }
 
 // ReadStatus reads the status the record stage last wrote.
-func ReadStatus(ctx context.Context, bucket *blob.Bucket) (*Status, error) {
-	b, err := bucket.ReadAll(ctx, StatusKey)
+func ReadStatus(ctx context.Context, store StatusStore) (*Status, error) {
+	rc, _, err := store.Get(ctx, StatusKey)
+	if err != nil {
+		return nil, fmt.Errorf("read status: %w", err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
 	if err != nil {
 		return nil, fmt.Errorf("read status: %w", err)
 	}

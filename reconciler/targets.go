@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"time"
 
@@ -11,8 +12,28 @@ import (
 	"github.com/circlecore/circle/apply"
 	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/repo"
+	"github.com/circlecore/circle/storage"
 	"github.com/circlecore/circle/storage/publish"
 )
+
+// Publisher is the publish stage's storage target: publish.Target, which encrypts each
+// environment's files and moves its current.json once they are all in.
+type Publisher interface {
+	Publish(ctx context.Context, env, revision string, files []publish.File) (*publish.Manifest, publish.Stats, error)
+	GC(ctx context.Context) (publish.GCStats, error)
+}
+
+// Cluster is one cluster target of the apply stage: apply.Applier.
+type Cluster interface {
+	Apply(ctx context.Context, env string, manifests []byte, opts apply.Options) (*apply.Result, error)
+}
+
+// StatusStore keeps the status the record stage writes: storage.Store, the package every
+// other write to a storage URL goes through.
+type StatusStore interface {
+	Put(ctx context.Context, key string, r io.Reader, opts *storage.PutOptions) error
+	Get(ctx context.Context, key string) (io.ReadCloser, *storage.Attrs, error)
+}
 
 // appliedBuild is one environment's manifests as last applied to one cluster target.
 type appliedBuild struct {

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"gocloud.dev/blob/memblob"
-
 	"github.com/circlecore/circle/reconciler"
 	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/git"
@@ -40,7 +38,7 @@ func life(t *testing.T, stateDir string, snap *sources.Snapshot, opts reconciler
 	}
 	defer store.Close()
 	opts.Keyring, opts.State = exampleKeys(t), store
-	d := newDaemon(t, onceSource{snap}, memblob.OpenBucket(nil), opts)
+	d := newDaemon(t, onceSource{snap}, memStore(t), opts)
 	if err := d.Run(context.Background()); err != nil {
 		t.Fatalf("run: %v\n%s", err, d.logs)
 	}

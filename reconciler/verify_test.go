@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"gocloud.dev/blob/memblob"
-
 	"github.com/circlecore/circle/reconciler"
 	"github.com/circlecore/circle/sources/git"
 	"github.com/circlecore/circle/sources/signature"
@@ -93,7 +91,7 @@ func TestReconcile_SignaturePolicyPerEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t)})
+	d := newDaemon(t, nil, memStore(t), reconciler.Options{Keyring: exampleKeys(t)})
 	ctx := context.Background()
 	reconcile := func() *reconciler.Status {
 		t.Helper()
@@ -170,7 +168,7 @@ func TestReconcile_SignaturePolicyNeedsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d := newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t)})
+	d := newDaemon(t, nil, memStore(t), reconciler.Options{Keyring: exampleKeys(t)})
 	st, err := d.Reconcile(context.Background(), snap)
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +189,7 @@ func TestReconcile_SignaturePolicyNeedsKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d = newDaemon(t, nil, memblob.OpenBucket(nil), reconciler.Options{Keyring: exampleKeys(t), TrustedKeys: &daemonKeys})
+	d = newDaemon(t, nil, memStore(t), reconciler.Options{Keyring: exampleKeys(t), TrustedKeys: &daemonKeys})
 	st, _ = d.Reconcile(context.Background(), snap2)
 	if prod := envByName(st, "prod"); prod.Ready || !strings.Contains(prod.Message, "trusted keys: open keys/signers.pub") {
 		t.Errorf("missing key file: %+v", prod)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,7 +18,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
-	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob" // file:// publish targets
 	_ "gocloud.dev/blob/memblob"  // mem:// publish targets, for trying things out
 	"golang.org/x/term"
@@ -36,6 +34,8 @@ import (
 	"github.com/circlecore/circle/sources/signature"
 	"github.com/circlecore/circle/sources/webhook"
 	"github.com/circlecore/circle/state"
+	"github.com/circlecore/circle/storage"
+	"github.com/circlecore/circle/storage/envelope"
 	"github.com/circlecore/circle/storage/publish"
 )
 
@@ -246,22 +246,28 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	bucket, where, err := openPublish(ctx, o.publish)
+	// One store for the publish URL: the builds go through the envelope on it, the status
+	// beside them.
+	publishStore, err := storage.Open(ctx, o.publish)
 	if err != nil {
-		return err
+		return fmt.Errorf("--publish: %w", err)
 	}
-	defer bucket.Close()
-	target, err := o.openTarget(ctx, log)
-	if err != nil {
+	defer publishStore.Close()
+	where := publishStore.URL()
+	opts := reconciler.Options{Keyring: ring, Redactor: red, TrustedKeys: trusted,
+		Clusters: clusters, Apply: o.applyOpts, LicenseKeys: licKeys, State: store, DriftInterval: o.drift,
+		Poke: o.poke, RollbackOnFailure: o.rollback, Concurrency: o.parallel}
+	if target, err := o.openTarget(ctx, publishStore, log); err != nil {
 		return err
+	} else if target != nil {
+		opts.Target = target // never a nil *publish.Target in the interface
 	}
 	token, err := o.triggerToken()
 	if err != nil {
 		return err
 	}
-	rec := reconciler.New(src, bucket, log, reconciler.Options{Keyring: ring, Redactor: red, TrustedKeys: trusted, Target: target,
-		Clusters: clusters, Apply: o.applyOpts, LicenseKeys: licKeys, State: store, DriftInterval: o.drift,
-		TriggerToken: token, Poke: o.poke, RollbackOnFailure: o.rollback, Concurrency: o.parallel})
+	opts.TriggerToken = token
+	rec := reconciler.New(src, publishStore, log, opts)
 	o.rec.Store(rec)
 	if o.listen != "" {
 		handler, err := o.ui.handler(ctx, rec.Handler(), red)
@@ -320,8 +326,8 @@ func envOr(name, def string) string {
 }
 
 // openClusters connects to each --cluster NAME=KUBECONFIG[@CONTEXT].
-func (o *serveOptions) openClusters() (map[string]*apply.Applier, error) {
-	out := map[string]*apply.Applier{}
+func (o *serveOptions) openClusters() (map[string]reconciler.Cluster, error) {
+	out := map[string]reconciler.Cluster{}
 	for _, c := range o.clusters {
 		name, where, ok := strings.Cut(c, "=")
 		if !ok || name == "" || where == "" {
@@ -346,7 +352,7 @@ func (o *serveOptions) openClusters() (map[string]*apply.Applier, error) {
 // unmounted Secret would otherwise start publishing under a new key, after which the
 // builds already published no longer open with the keyring the operator keeps. Making one
 // is `circle storage keyring init`'s job.
-func (o *serveOptions) openTarget(ctx context.Context, log zerolog.Logger) (*publish.Target, error) {
+func (o *serveOptions) openTarget(ctx context.Context, publishStore *storage.Store, log zerolog.Logger) (*publish.Target, error) {
 	if o.storage.keyring == "" {
 		log.Warn().Msg("no --storage-keyring: builds are not published, only status (secrets are never stored in the clear)")
 		return nil, nil
@@ -356,37 +362,11 @@ func (o *serveOptions) openTarget(ctx context.Context, log zerolog.Logger) (*pub
 			"or name the keyring the builds already published were encrypted with", o.storage.keyring)
 	}
 	o.storage.keys = o.keys
-	s, err := o.storage.open(ctx, o.publish, true)
+	ring, err := o.storage.readKeyring(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("publish target: %w", err)
 	}
-	context.AfterFunc(ctx, func() { s.Backend().Close() })
-	return publish.New(s, ""), nil
-}
-
-// openPublish opens the publish target. A file:// folder is created if missing, as rclone
-// does for a local remote; the metadata side files and temp folder are kept out of it.
-func openPublish(ctx context.Context, raw string) (*blob.Bucket, string, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, "", fmt.Errorf("publish URL %q: %w", raw, err)
-	}
-	where := raw
-	if u.Scheme == "file" {
-		if err := os.MkdirAll(u.Path, 0o755); err != nil {
-			return nil, "", fmt.Errorf("publish %s: %w", u.Path, err)
-		}
-		q := u.Query()
-		q.Set("no_tmp_dir", "true")
-		q.Set("metadata", "skip")
-		u.RawQuery = q.Encode()
-		where = u.Path
-	}
-	b, err := blob.OpenBucket(ctx, u.String())
-	if err != nil {
-		return nil, "", fmt.Errorf("publish %s: %w", raw, err)
-	}
-	return b, where, nil
+	return publish.New(envelope.New(publishStore, ring, "circle "+version), ""), nil
 }
 
 // isRemote tells a Git URL from a local folder: a scheme, or scp-like user@host:path.
