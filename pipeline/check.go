@@ -65,37 +65,18 @@ func checkManifests(fsys fs.FS, s *repo.Settings, outs []*Output, red *redact.Re
 	if err != nil {
 		return nil, fmt.Errorf("check manifests: %w", err)
 	}
-	var problems, notes merger
+	var problems, notes repo.ProblemSet
 	for _, p := range rep.Problems {
-		problems.add(p.Env, issueOf(p, red))
+		problems.Add(p.Env, issueOf(p, red))
 	}
 	for _, p := range rep.Notes {
-		notes.add(p.Env, issueOf(p, red))
+		notes.Add(p.Env, issueOf(p, red))
 	}
-	return &checked{problems: problems.list, notes: notes.list, objects: rep.Objects}, nil
+	return &checked{problems: problems.List(), notes: notes.List(), objects: rep.Objects}, nil
 }
 
 // issueOf is a manifest problem as the repository's problems print, masked.
 func issueOf(p manifests.Problem, red *redact.Redactor) schema.Issue {
 	return schema.Issue{File: p.File, Line: p.Line, Column: p.Column, Path: red.String(p.Where()),
 		Message: red.String(p.Message) + " [" + p.Check + "]"}
-}
-
-// merger gathers problems, one per distinct message, listing every environment that has it.
-type merger struct {
-	list  []repo.Problem
-	index map[string]int
-}
-
-func (m *merger) add(env string, is schema.Issue) {
-	key := is.String()
-	if i, ok := m.index[key]; ok {
-		m.list[i].Envs = append(m.list[i].Envs, env)
-		return
-	}
-	if m.index == nil {
-		m.index = map[string]int{}
-	}
-	m.index[key] = len(m.list)
-	m.list = append(m.list, repo.Problem{Issue: is, Envs: []string{env}})
 }

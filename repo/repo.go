@@ -254,6 +254,31 @@ type Problem struct {
 	Envs []string `json:"envs,omitempty"`
 }
 
+// ProblemSet gathers problems found environment by environment, one per distinct issue,
+// listing every environment that has it: a base shared by three overlays reports its
+// problem once. The zero value is empty and ready.
+type ProblemSet struct {
+	list  []Problem
+	index map[string]int
+}
+
+// Add records is as found in env.
+func (s *ProblemSet) Add(env string, is schema.Issue) {
+	key := is.String()
+	if i, ok := s.index[key]; ok {
+		s.list[i].Envs = append(s.list[i].Envs, env)
+		return
+	}
+	if s.index == nil {
+		s.index = map[string]int{}
+	}
+	s.index[key] = len(s.list)
+	s.list = append(s.list, Problem{Issue: is, Envs: []string{env}})
+}
+
+// List returns the problems in the order first found.
+func (s *ProblemSet) List() []Problem { return s.list }
+
 // String is the issue with the environments it was found in.
 func (p Problem) String() string {
 	if len(p.Envs) == 0 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/repo"
+	"github.com/circlecore/circle/schema"
 	"github.com/circlecore/circle/secrets"
 	"github.com/circlecore/circle/testenv"
 )
@@ -347,5 +348,23 @@ func TestLoad_SettingsGiven(t *testing.T) {
 	}
 	if _, inv := load(t, fsys, repo.Options{Keyring: exampleKeys(t)}); inv == nil {
 		t.Error("without them, the broken circle.yaml is read and passes")
+	}
+}
+
+// A problem a shared base gives three environments is reported once, naming the three; a
+// different one stays apart, in the order found.
+func TestProblemSet(t *testing.T) {
+	var set repo.ProblemSet
+	base := schema.Issue{File: "deploy/base/deployment.yaml", Line: 21, Path: "Deployment/web", Message: "privileged"}
+	for _, env := range []string{"dev", "staging", "prod"} {
+		set.Add(env, base)
+	}
+	set.Add("prod", schema.Issue{File: "deploy/prod/patch.yaml", Line: 3, Message: "latest tag"})
+	got := set.List()
+	if len(got) != 2 || strings.Join(got[0].Envs, ",") != "dev,staging,prod" || got[1].Envs[0] != "prod" || got[1].Line != 3 {
+		t.Errorf("problems %v", got)
+	}
+	if got[0].String() != "deploy/base/deployment.yaml:21:0: Deployment/web: privileged [dev, staging, prod]" {
+		t.Errorf("printed %q", got[0].String())
 	}
 }

@@ -160,23 +160,24 @@ func (o *validateOptions) run(cmd *cobra.Command, path string) error {
 	if _, invalid := errors.AsType[*repo.Invalid](err); err != nil && !invalid {
 		return red.Error(err)
 	}
-	problems := failures(res)
-	problems.list = append(res.Problems, problems.list...)
-	notes := merger{list: res.Notes}
-	if len(problems.list) == 0 && o.serverSide {
-		if err := o.dryRun(ctx, res.Outputs, red, &problems, &notes); err != nil {
+	problems := append(res.Problems, failures(res)...)
+	notes := res.Notes
+	if len(problems) == 0 && o.serverSide {
+		var refused, untried repo.ProblemSet
+		if err := o.dryRun(ctx, res.Outputs, red, &refused, &untried); err != nil {
 			return err
 		}
+		problems, notes = refused.List(), append(notes, untried.List()...)
 	}
-	if len(problems.list) > 0 {
-		out := validateResult{Problems: problems.list, Notes: notes.list}
-		inv := &repo.Invalid{Problems: problems.list}
-		if perr := o.out.print(cmd.OutOrStdout(), out, func() string { return invalidText(inv) + notesText(notes.list) }); perr != nil {
+	if len(problems) > 0 {
+		out := validateResult{Problems: problems, Notes: notes}
+		inv := &repo.Invalid{Problems: problems}
+		if perr := o.out.print(cmd.OutOrStdout(), out, func() string { return invalidText(inv) + notesText(notes) }); perr != nil {
 			return perr
 		}
-		return &exitError{code: exitFailed, err: fmt.Errorf("%s is invalid: %d problem(s)", path, len(problems.list))}
+		return &exitError{code: exitFailed, err: fmt.Errorf("%s is invalid: %d problem(s)", path, len(problems))}
 	}
-	out := validateResult{Valid: true, Notes: notes.list}
+	out := validateResult{Valid: true, Notes: notes}
 	for _, e := range res.Repo.Envs {
 		er := envResult{Name: e.Name, Objects: res.Objects[e.Name]}
 		for _, or := range e.Merged.Origins() {
@@ -195,17 +196,17 @@ func (o *validateOptions) run(cmd *cobra.Command, path string) error {
 
 // failures are the environments the pipeline refused one by one (a license, packages, an
 // overlay that does not render) as problems: the daemon would not take the revision there.
-func failures(res *pipeline.Result) merger {
-	var m merger
+func failures(res *pipeline.Result) []repo.Problem {
+	var set repo.ProblemSet
 	if res.Settings == nil {
-		return m
+		return nil
 	}
 	for _, env := range res.Settings.EnvNames() {
 		if f, ok := res.Failed[env]; ok {
-			m.add(env, schema.Issue{File: f.File, Line: f.Line, Message: f.Message + " [" + f.Stage + "]"})
+			set.Add(env, schema.Issue{File: f.File, Line: f.Line, Message: f.Message + " [" + f.Stage + "]"})
 		}
 	}
-	return m
+	return set.List()
 }
 
 // shown is a value as output may show it: masked when sensitive.

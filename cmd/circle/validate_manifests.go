@@ -22,30 +22,10 @@ import (
 // checkServerSide is the check name of problems the API server found in a dry run.
 const checkServerSide = "server-side"
 
-// merger turns problems into repo.Problems, one per distinct message, listing every
-// environment that has it: a base shared by three overlays reports its problem once.
-type merger struct {
-	list  []repo.Problem
-	index map[string]int
-}
-
-func (m *merger) add(env string, is schema.Issue) {
-	key := is.String()
-	if i, ok := m.index[key]; ok {
-		m.list[i].Envs = append(m.list[i].Envs, env)
-		return
-	}
-	if m.index == nil {
-		m.index = map[string]int{}
-	}
-	m.index[key] = len(m.list)
-	m.list = append(m.list, repo.Problem{Issue: is, Envs: []string{env}})
-}
-
 // dryRun sends every object of every environment to the cluster in a server-side dry run
 // (apply.Applier.DryRun), and reports each refusal, and each object not tried, at the file
 // the object was written in.
-func (o *validateOptions) dryRun(ctx context.Context, envs []*pipeline.Output, red *redact.Redactor, problems, notes *merger) error {
+func (o *validateOptions) dryRun(ctx context.Context, envs []*pipeline.Output, red *redact.Redactor, problems, notes *repo.ProblemSet) error {
 	cfg, err := apply.RESTConfig(o.keys.kubeconfig, o.kctx)
 	if err != nil {
 		return fmt.Errorf("--server-side: kubeconfig: %w", err)
@@ -92,9 +72,9 @@ func (o *validateOptions) dryRun(ctx context.Context, envs []*pipeline.Output, r
 			subject := objects[k].GetKind() + "/" + objects[k].GetName()
 			switch {
 			case v.NotTried != "":
-				notes.add(e.Env, schema.Issue{File: files[k], Path: subject, Message: "not dry-run: " + v.NotTried + " [" + checkServerSide + "]"})
+				notes.Add(e.Env, schema.Issue{File: files[k], Path: subject, Message: "not dry-run: " + v.NotTried + " [" + checkServerSide + "]"})
 			case v.Refused != nil:
-				problems.add(e.Env, schema.Issue{File: files[k], Path: subject, Message: red.String(v.Refused.Error()) + " [" + checkServerSide + "]"})
+				problems.Add(e.Env, schema.Issue{File: files[k], Path: subject, Message: red.String(v.Refused.Error()) + " [" + checkServerSide + "]"})
 			}
 		}
 	}
