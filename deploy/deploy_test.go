@@ -25,7 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/circlecore/circle/manifests"
+	"github.com/circlecore/circle/kubecheck"
 	"github.com/circlecore/circle/render"
 	"github.com/circlecore/circle/testenv"
 )
@@ -88,15 +88,15 @@ func TestOverlaysDryRun(t *testing.T) {
 // no privileged containers or host namespaces, one Ingress host per environment).
 func TestOverlaysValidate(t *testing.T) {
 	fsys := os.DirFS("..")
-	var envs []manifests.Environment
+	var envs []kubecheck.Environment
 	for _, env := range []string{"dev", "staging", "prod"} {
 		y, err := render.Render(render.Input{FS: fsys, Manifests: "deploy", Env: env, Origins: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		envs = append(envs, manifests.Environment{Name: env, Manifests: y, Source: "deploy/" + env, Policy: manifests.DefaultPolicy(env)})
+		envs = append(envs, kubecheck.Environment{Name: env, Manifests: y, Source: "deploy/" + env, Policy: kubecheck.DefaultPolicy(env)})
 	}
-	r, err := manifests.Check(envs, manifests.Options{FS: fsys, GeneratedDir: render.GeneratedDir})
+	r, err := kubecheck.Check(envs, kubecheck.Options{FS: fsys, GeneratedDir: render.GeneratedDir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"io/fs"
 	"path"
 
-	"github.com/circlecore/circle/manifests"
+	"github.com/circlecore/circle/kubecheck"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/render"
 	"github.com/circlecore/circle/repo"
@@ -14,8 +14,8 @@ import (
 
 // ManifestPolicy is env's manifest policy: the manifests package's defaults, overridden by
 // circle.yaml's environments[].policy.manifests.
-func ManifestPolicy(s *repo.Settings, env string) manifests.Policy {
-	p := manifests.DefaultPolicy(env)
+func ManifestPolicy(s *repo.Settings, env string) kubecheck.Policy {
+	p := kubecheck.DefaultPolicy(env)
 	for _, e := range s.Environments {
 		if e.Name != env || e.Policy == nil || e.Policy.Manifests == nil {
 			continue
@@ -47,21 +47,21 @@ type checked struct {
 // is at its line in the rendered stream, which `circle render` shows; with origins (validate),
 // at the line of the file the object was written in.
 func checkManifests(fsys fs.FS, s *repo.Settings, outs []*Output, red *redact.Redactor, origins bool) (*checked, error) {
-	var envs []manifests.Environment
+	var envs []kubecheck.Environment
 	for _, o := range outs {
 		if o.Manifests != nil {
-			envs = append(envs, manifests.Environment{Name: o.Env, Manifests: o.Manifests,
+			envs = append(envs, kubecheck.Environment{Name: o.Env, Manifests: o.Manifests,
 				Source: path.Join(s.Paths.Manifests, o.Env) + " (rendered)", Policy: ManifestPolicy(s, o.Env)})
 		}
 	}
 	if len(envs) == 0 {
 		return &checked{}, nil
 	}
-	mo := manifests.Options{GeneratedDir: render.GeneratedDir, Generated: render.IsGenerated}
+	mo := kubecheck.Options{GeneratedDir: render.GeneratedDir, Generated: render.IsGenerated}
 	if origins {
 		mo.FS = fsys
 	}
-	rep, err := manifests.Check(envs, mo)
+	rep, err := kubecheck.Check(envs, mo)
 	if err != nil {
 		return nil, fmt.Errorf("check manifests: %w", err)
 	}
@@ -76,7 +76,7 @@ func checkManifests(fsys fs.FS, s *repo.Settings, outs []*Output, red *redact.Re
 }
 
 // issueOf is a manifest problem as the repository's problems print, masked.
-func issueOf(p manifests.Problem, red *redact.Redactor) schema.Issue {
+func issueOf(p kubecheck.Problem, red *redact.Redactor) schema.Issue {
 	return schema.Issue{File: p.File, Line: p.Line, Column: p.Column, Path: red.String(p.Where()),
 		Message: red.String(p.Message) + " [" + p.Check + "]"}
 }

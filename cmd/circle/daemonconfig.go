@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/circlecore/circle/config"
+	"github.com/circlecore/circle/sdk/config"
 )
 
 //go:embed daemon.cue

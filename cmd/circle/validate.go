@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/circlecore/circle/kubecheck"
 	"github.com/circlecore/circle/layers"
-	"github.com/circlecore/circle/manifests"
 	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/repo"
@@ -66,7 +66,7 @@ environment the config layers (config/base, config/<env>), the SOPS secrets
 
 Then each environment with a kustomize overlay (paths.manifests/<env>) is rendered as
 the daemon renders it, and every object is checked offline against the OpenAPI schema
-of Kubernetes ` + manifests.KubernetesVersion() + ` (unknown fields, types, required fields; custom
+of Kubernetes ` + kubecheck.KubernetesVersion() + ` (unknown fields, types, required fields; custom
 resources against a CRD in the same manifests) and against the environment's policies
 (circle.yaml environments[].policy.manifests): required labels, no latest image tags
 in production, resource requests, no privileged containers or host namespaces, and

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/circlecore/circle/manifests"
+	"github.com/circlecore/circle/kubecheck"
 	"github.com/circlecore/circle/testenv"
 )
 
@@ -180,8 +180,8 @@ func TestValidate_CheckIDsInSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := regexp.MustCompile(`(?m)^#CheckID: (.*)$`).FindSubmatch(b)
-	quoted := make([]string, 0, len(manifests.CheckIDs()))
-	for _, id := range manifests.CheckIDs() {
+	quoted := make([]string, 0, len(kubecheck.CheckIDs()))
+	for _, id := range kubecheck.CheckIDs() {
 		quoted = append(quoted, strconv.Quote(id))
 	}
 	if m == nil || string(m[1]) != strings.Join(quoted, " | ") {

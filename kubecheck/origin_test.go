@@ -1,10 +1,10 @@
-package manifests_test
+package kubecheck_test
 
 import (
 	"os"
 	"testing"
 
-	"github.com/circlecore/circle/manifests"
+	"github.com/circlecore/circle/kubecheck"
 	"github.com/circlecore/circle/render"
 )
 
@@ -14,16 +14,16 @@ import (
 // add. An Ingress host served by two environments is reported in the second.
 func TestCheck_Origins(t *testing.T) {
 	fsys := os.DirFS("testdata/repo")
-	var envs []manifests.Environment
+	var envs []kubecheck.Environment
 	for _, env := range []string{"dev", "prod"} {
 		y, err := render.Render(render.Input{FS: fsys, Manifests: "deploy", Env: env, Origins: true,
 			Config: map[string]any{"greeting": "hello"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		envs = append(envs, manifests.Environment{Name: env, Manifests: y, Source: "deploy/" + env, Policy: manifests.DefaultPolicy(env)})
+		envs = append(envs, kubecheck.Environment{Name: env, Manifests: y, Source: "deploy/" + env, Policy: kubecheck.DefaultPolicy(env)})
 	}
-	r := check(t, manifests.Options{FS: fsys, GeneratedDir: render.GeneratedDir}, envs...)
+	r := check(t, kubecheck.Options{FS: fsys, GeneratedDir: render.GeneratedDir}, envs...)
 	equal(t, "problems", lines(r.Problems), []string{
 		`deploy/base/deployment.yaml:7:3: Deployment/web spec.replica: unknown field "replica" [schema]`,
 		`deploy/base/deployment.yaml:7:3: Deployment/prod-web spec.replica: unknown field "replica" [schema]`,
@@ -42,7 +42,7 @@ func TestCheck_Origins(t *testing.T) {
 
 	// Without the files, the same problems have no line; without origins, they have the
 	// line in the stream.
-	r = check(t, manifests.Options{GeneratedDir: render.GeneratedDir}, envs[1])
+	r = check(t, kubecheck.Options{GeneratedDir: render.GeneratedDir}, envs[1])
 	if got := r.Problems[0].String(); got != `deploy/base/deployment.yaml: Deployment/prod-web spec.replica: unknown field "replica" [schema]` {
 		t.Errorf("without FS: %s", got)
 	}
@@ -50,7 +50,7 @@ func TestCheck_Origins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r = check(t, manifests.Options{}, manifests.Environment{Name: "prod", Manifests: y, Source: "deploy/prod (rendered)", Policy: manifests.DefaultPolicy("prod")})
+	r = check(t, kubecheck.Options{}, kubecheck.Environment{Name: "prod", Manifests: y, Source: "deploy/prod (rendered)", Policy: kubecheck.DefaultPolicy("prod")})
 	if got := r.Problems[0].String(); got != `deploy/prod (rendered):9:3: Deployment/prod-web spec.replica: unknown field "replica" [schema]` {
 		t.Errorf("without origins: %s\n%s", got, y)
 	}
@@ -60,19 +60,19 @@ func TestCheck_Origins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prod := manifests.Environment{Name: "prod", Manifests: y, Source: "deploy/prod (rendered)", Policy: manifests.DefaultPolicy("prod")}
-	labels := func(r *manifests.Report) (n int) {
+	prod := kubecheck.Environment{Name: "prod", Manifests: y, Source: "deploy/prod (rendered)", Policy: kubecheck.DefaultPolicy("prod")}
+	labels := func(r *kubecheck.Report) (n int) {
 		for _, p := range r.Problems {
-			if p.Check == manifests.CheckRequiredLabels {
+			if p.Check == kubecheck.CheckRequiredLabels {
 				n++
 			}
 		}
 		return n
 	}
-	if n := labels(check(t, manifests.Options{}, prod)); n != 1 {
+	if n := labels(check(t, kubecheck.Options{}, prod)); n != 1 {
 		t.Errorf("without a way to tell generated objects: %d label problems, want the ConfigMap's", n)
 	}
-	if n := labels(check(t, manifests.Options{Generated: render.IsGenerated}, prod)); n != 0 {
+	if n := labels(check(t, kubecheck.Options{Generated: render.IsGenerated}, prod)); n != 0 {
 		t.Errorf("with Generated: %d label problems, want none", n)
 	}
 }
@@ -87,10 +87,10 @@ func TestCheck_IngressHostsSkipped(t *testing.T) {
 		}
 		return y + "spec:\n  rules:\n    - host: " + host + "\n"
 	}
-	dev := manifests.Environment{Name: "dev", Source: "dev.yaml", Manifests: []byte(ingress("a", "a.example.com", "") + "---\n" + ingress("b", "B.example.com", "unique-ingress-hosts")), Policy: manifests.DefaultPolicy("dev")}
-	staging := manifests.Environment{Name: "staging", Source: "staging.yaml", Manifests: []byte(ingress("a", "A.Example.com", "") + "---\n" + ingress("b", "b.example.com", "")), Policy: manifests.DefaultPolicy("staging")}
-	prod := manifests.Environment{Name: "prod", Source: "prod.yaml", Manifests: []byte(ingress("a", "a.example.com", "")), Policy: manifests.Policy{Disabled: []string{manifests.CheckUniqueIngressHosts}}}
-	r := check(t, manifests.Options{}, dev, staging, prod)
+	dev := kubecheck.Environment{Name: "dev", Source: "dev.yaml", Manifests: []byte(ingress("a", "a.example.com", "") + "---\n" + ingress("b", "B.example.com", "unique-ingress-hosts")), Policy: kubecheck.DefaultPolicy("dev")}
+	staging := kubecheck.Environment{Name: "staging", Source: "staging.yaml", Manifests: []byte(ingress("a", "A.Example.com", "") + "---\n" + ingress("b", "b.example.com", "")), Policy: kubecheck.DefaultPolicy("staging")}
+	prod := kubecheck.Environment{Name: "prod", Source: "prod.yaml", Manifests: []byte(ingress("a", "a.example.com", "")), Policy: kubecheck.Policy{Disabled: []string{kubecheck.CheckUniqueIngressHosts}}}
+	r := check(t, kubecheck.Options{}, dev, staging, prod)
 	equal(t, "problems", lines(r.Problems), []string{
 		`staging.yaml:8:7: Ingress/a spec.rules[0].host: host "A.Example.com" is also served in dev by Ingress/a [unique-ingress-hosts]`,
 	})

@@ -1,11 +1,11 @@
-package manifests_test
+package kubecheck_test
 
 import (
 	"os"
 	"strings"
 	"testing"
 
-	"github.com/circlecore/circle/manifests"
+	"github.com/circlecore/circle/kubecheck"
 )
 
 // deployment is a valid Deployment that passes every policy; cases break it.
@@ -47,16 +47,16 @@ func edit(t *testing.T, pairs ...string) string {
 	return y
 }
 
-func check(t *testing.T, opts manifests.Options, envs ...manifests.Environment) *manifests.Report {
+func check(t *testing.T, opts kubecheck.Options, envs ...kubecheck.Environment) *kubecheck.Report {
 	t.Helper()
-	r, err := manifests.Check(envs, opts)
+	r, err := kubecheck.Check(envs, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r
 }
 
-func lines(ps []manifests.Problem) []string {
+func lines(ps []kubecheck.Problem) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
 		out[i] = p.String()
@@ -73,7 +73,7 @@ func equal(t *testing.T, what string, got, want []string) {
 
 // The schemas are those of the Kubernetes version the tests run against.
 func TestKubernetesVersion(t *testing.T) {
-	if v := manifests.KubernetesVersion(); v != "v1.37.2" {
+	if v := kubecheck.KubernetesVersion(); v != "v1.37.2" {
 		t.Errorf("KubernetesVersion() = %q, want v1.37.2 (regenerate with go generate ./manifests/ after a version bump)", v)
 	}
 }
@@ -83,11 +83,11 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prod, dev := manifests.DefaultPolicy("prod"), manifests.DefaultPolicy("dev")
+	prod, dev := kubecheck.DefaultPolicy("prod"), kubecheck.DefaultPolicy("dev")
 	for _, tc := range []struct {
 		name   string
 		env    string
-		policy manifests.Policy
+		policy kubecheck.Policy
 		yaml   string
 		want   []string
 		notes  []string
@@ -180,7 +180,7 @@ func TestCheck(t *testing.T) {
 			want: []string{`rendered.yaml:5:3: Deployment/web metadata.labels: missing required label "app.kubernetes.io/name" [required-labels]`}},
 		{name: "empty required label", env: "dev", policy: dev, yaml: edit(t, "    app.kubernetes.io/name: web\nspec", "    app.kubernetes.io/name: \"\"\nspec"),
 			want: []string{`rendered.yaml:6:5: Deployment/web metadata.labels[app.kubernetes.io/name]: required label "app.kubernetes.io/name" is empty [required-labels]`}},
-		{name: "no labels at all, configured labels", env: "dev", policy: manifests.Policy{RequiredLabels: []string{"team"}},
+		{name: "no labels at all, configured labels", env: "dev", policy: kubecheck.Policy{RequiredLabels: []string{"team"}},
 			yaml: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
 			want: []string{`rendered.yaml:3:1: ConfigMap/c metadata: missing required label "team" [required-labels]`}},
 		{name: "skip-checks annotation", env: "prod", policy: prod,
@@ -193,7 +193,7 @@ func TestCheck(t *testing.T) {
 		{name: "skip the schema", env: "dev", policy: dev,
 			yaml: edit(t, "  labels:\n", "  annotations: {circle.circlecore.io/skip-checks: schema}\n  labels:\n", "replicas: 2", "replicas: two")},
 		{name: "checks disabled for the environment", env: "prod",
-			policy: manifests.Policy{DenyLatestTag: true, Disabled: []string{manifests.CheckNoLatestTag, manifests.CheckResourceRequests}},
+			policy: kubecheck.Policy{DenyLatestTag: true, Disabled: []string{kubecheck.CheckNoLatestTag, kubecheck.CheckResourceRequests}},
 			yaml:   edit(t, "nginx:1.27", "nginx", "              cpu: 100m\n", "")},
 		{name: "pod templates of other workloads", env: "dev", policy: dev,
 			yaml: `apiVersion: batch/v1
@@ -304,7 +304,7 @@ list: [{id: 1.0}, {id: 1.5}]
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := check(t, manifests.Options{}, manifests.Environment{Name: tc.env, Manifests: []byte(tc.yaml), Source: "rendered.yaml", Policy: tc.policy})
+			r := check(t, kubecheck.Options{}, kubecheck.Environment{Name: tc.env, Manifests: []byte(tc.yaml), Source: "rendered.yaml", Policy: tc.policy})
 			equal(t, "problems", lines(r.Problems), tc.want)
 			equal(t, "notes", lines(r.Notes), tc.notes)
 		})
@@ -318,7 +318,7 @@ func TestCheck_Concurrent(t *testing.T) {
 	done := make(chan []string)
 	for i := 0; i < 8; i++ {
 		go func() {
-			r, err := manifests.Check([]manifests.Environment{{Name: "dev", Manifests: []byte(bad), Policy: manifests.DefaultPolicy("dev")}}, manifests.Options{})
+			r, err := kubecheck.Check([]kubecheck.Environment{{Name: "dev", Manifests: []byte(bad), Policy: kubecheck.DefaultPolicy("dev")}}, kubecheck.Options{})
 			if err != nil {
 				done <- []string{err.Error()}
 				return

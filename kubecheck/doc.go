@@ -1,6 +1,7 @@
-// Package manifests checks rendered Kubernetes manifests without a cluster, so `circle
-// validate` can refuse a pull request whose manifests a cluster would refuse, or that
-// breaks the repository's own rules, before anything is applied.
+// Package kubecheck checks rendered Kubernetes objects without a cluster (the pipeline's
+// check stage), so `circle validate` and `circle plan` refuse a pull request whose
+// manifests a cluster would refuse, or that break the repository's own rules, before
+// anything is applied.
 //
 // Terms:
 //
@@ -58,6 +59,6 @@
 // immutable fields, cross-field rules), CEL rules (x-kubernetes-validations), string
 // formats, and admission. `circle validate --server-side` adds a dry-run apply against a
 // real cluster for those.
-package manifests
+package kubecheck
 
 //go:generate go run ./internal/gen -o schemas/kubernetes.json.gz

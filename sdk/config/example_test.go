@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/circlecore/circle/config"
+	"github.com/circlecore/circle/sdk/config"
 )
 
 // The schema Circle validated the document with; a service usually embeds

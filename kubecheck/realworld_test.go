@@ -1,4 +1,4 @@
-package manifests_test
+package kubecheck_test
 
 import (
 	"io/fs"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/circlecore/circle/manifests"
+	"github.com/circlecore/circle/kubecheck"
 )
 
 // realWorld holds real kustomize trees with the output of `kustomize build` beside each
@@ -34,8 +34,8 @@ func TestCheck_RealWorld(t *testing.T) {
 	if len(files) < 20 {
 		t.Errorf("found %d EXPECTED.yaml files, want the 20 the issue names", len(files))
 	}
-	schemaOnly := manifests.Policy{Disabled: []string{manifests.CheckRequiredLabels, manifests.CheckResourceRequests,
-		manifests.CheckNoPrivileged, manifests.CheckNoHostNamespaces, manifests.CheckNoLatestTag, manifests.CheckUniqueIngressHosts}}
+	schemaOnly := kubecheck.Policy{Disabled: []string{kubecheck.CheckRequiredLabels, kubecheck.CheckResourceRequests,
+		kubecheck.CheckNoPrivileged, kubecheck.CheckNoHostNamespaces, kubecheck.CheckNoLatestTag, kubecheck.CheckUniqueIngressHosts}}
 	objects, notes := 0, 0
 	for _, f := range files {
 		rel, _ := filepath.Rel(realWorld, f)
@@ -44,13 +44,13 @@ func TestCheck_RealWorld(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := check(t, manifests.Options{}, manifests.Environment{Name: "x", Manifests: b, Source: rel, Policy: schemaOnly})
+			r := check(t, kubecheck.Options{}, kubecheck.Environment{Name: "x", Manifests: b, Source: rel, Policy: schemaOnly})
 			equal(t, "problems", lines(r.Problems), nil)
 			if r.Objects["x"] == 0 {
 				t.Error("no objects")
 			}
 			for _, n := range r.Notes {
-				if n.Check != manifests.CheckSchema || strings.HasPrefix(rel, "kubernetes-sigs") { // kustomize's examples use built-in kinds only
+				if n.Check != kubecheck.CheckSchema || strings.HasPrefix(rel, "kubernetes-sigs") { // kustomize's examples use built-in kinds only
 					t.Errorf("unexpected note: %s", n)
 				}
 			}

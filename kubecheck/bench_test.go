@@ -1,11 +1,11 @@
-package manifests_test
+package kubecheck_test
 
 import (
 	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/circlecore/circle/manifests"
+	"github.com/circlecore/circle/kubecheck"
 )
 
 // stream is n objects as a renderer writes them: Deployments, Services and ConfigMaps in
@@ -30,14 +30,14 @@ func stream(n int) []byte {
 
 // BenchmarkCheck checks 1,000 objects (one environment, every check on).
 func BenchmarkCheck(b *testing.B) {
-	env := manifests.Environment{Name: "prod", Manifests: stream(1000), Source: "rendered.yaml", Policy: manifests.DefaultPolicy("prod")}
-	if _, err := manifests.Check(nil, manifests.Options{}); err != nil { // load the schemas outside the timing
+	env := kubecheck.Environment{Name: "prod", Manifests: stream(1000), Source: "rendered.yaml", Policy: kubecheck.DefaultPolicy("prod")}
+	if _, err := kubecheck.Check(nil, kubecheck.Options{}); err != nil { // load the schemas outside the timing
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(env.Manifests)))
 	b.ResetTimer()
 	for b.Loop() {
-		r, err := manifests.Check([]manifests.Environment{env}, manifests.Options{})
+		r, err := kubecheck.Check([]kubecheck.Environment{env}, kubecheck.Options{})
 		if err != nil || r.Objects["prod"] != 1000 || len(r.Problems) != 0 {
 			b.Fatalf("%v %v objects %v", err, r.Objects, r.Problems)
 		}

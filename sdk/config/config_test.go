@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/circlecore/circle/config"
+	"github.com/circlecore/circle/sdk/config"
 )
 
 func write(t *testing.T, path, content string) string {
