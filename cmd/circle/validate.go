@@ -64,8 +64,10 @@ func newValidateCmd() *cobra.Command {
 environment the config layers (config/base, config/<env>), the SOPS secrets
 (secrets/<env>.sops.yaml), all merged and unified with the CUE schema in schema/.
 
-Then each environment with a kustomize overlay (paths.manifests/<env>) is rendered as
-the daemon renders it, and every object is checked offline against the OpenAPI schema
+It runs the daemon's pipeline: license files are verified (against licenses/issuers.pub)
+and each environment's packages resolved and scanned under its policies; an environment
+the daemon would refuse for either is a problem here. Then each environment with a
+kustomize overlay (paths.manifests/<env>) is rendered as the daemon renders it, and every object is checked offline against the OpenAPI schema
 of Kubernetes ` + kubecheck.KubernetesVersion() + ` (unknown fields, types, required fields; custom
 resources against a CRD in the same manifests) and against the environment's policies
 (circle.yaml environments[].policy.manifests): required labels, no latest image tags
