@@ -42,12 +42,19 @@ func (o *Output) File(p string) *publish.File {
 // (nil for none); opts.Now decides advisory withdrawals and allow-list expiry. A build fails
 // closed: packages that do not resolve or fail the environment's policy, or an overlay that
 // does not render, are an error, and the environment keeps its last good revision.
-func buildEnv(ctx context.Context, fsys fs.FS, s *repo.Settings, e *repo.Env, lics []publish.File, reg *registry.Registry, opts *Options) (*Output, error) {
+//
+// The package index is resolved first and returned even when the build fails, so a plan
+// shows what moved and which advisory fails an environment without resolving again.
+func buildEnv(ctx context.Context, fsys fs.FS, s *repo.Settings, e *repo.Env, lics []publish.File, reg *registry.Registry, opts *Options) (*Output, *registry.Index, error) {
+	ix, pkgs, err := packageBuild(ctx, reg, e.Name, opts.Now)
+	if err != nil {
+		return nil, ix, err
+	}
 	cfg, err := json.MarshalIndent(e.Config, "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("build %s: %w", e.Name, err)
+		return nil, ix, fmt.Errorf("build %s: %w", e.Name, err)
 	}
-	out := &Output{Env: e.Name, Files: []publish.File{{Path: "config.json", Data: append(cfg, '\n'), ContentType: "application/json"}}}
+	out := &Output{Env: e.Name, Packages: ix, Files: []publish.File{{Path: "config.json", Data: append(cfg, '\n'), ContentType: "application/json"}}}
 	out.Files = append(out.Files, lics...)
 
 	if _, err := fs.Stat(fsys, path.Join(s.Paths.Manifests, e.Name)); err == nil {
@@ -65,19 +72,13 @@ func buildEnv(ctx context.Context, fsys fs.FS, s *repo.Settings, e *repo.Env, li
 		y, err := render.Render(render.Input{FS: fsys, Manifests: s.Paths.Manifests, Env: e.Name, Namespace: s.Namespace(e.Name),
 			Config: plain, Secrets: sensitive, Licenses: licSecret, Origins: opts.Origins})
 		if err != nil {
-			return nil, err
+			return nil, ix, err
 		}
 		out.Manifests = y
 		out.Files = append(out.Files, publish.File{Path: "manifests.yaml", Data: y, ContentType: "application/yaml"})
 	}
-
-	ix, pkgs, err := packageBuild(ctx, reg, e.Name, opts.Now)
-	if err != nil {
-		return nil, err
-	}
-	out.Packages = ix
 	out.Files = append(out.Files, pkgs...)
-	return out, nil
+	return out, ix, nil
 }
 
 // masked replaces every leaf with its redaction mask, keeping the nesting: what renders

@@ -146,6 +146,9 @@ type Result struct {
 	Registry *registry.Registry
 	// Outputs are the environments built, in circle.yaml's order.
 	Outputs []*Output
+	// Packages are the package indexes the build stage resolved, per environment, for the
+	// environments that failed to build too (their packages may be why).
+	Packages map[string]*registry.Index
 	// Failed are the environments refused one by one, and why.
 	Failed map[string]Failure
 }
@@ -268,6 +271,7 @@ func Run(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 		names = nil
 	}
 	outs := make([]*Output, len(names))
+	indexes := make([]*registry.Index, len(names))
 	errs := make([]error, len(names))
 	g := NewGroup(StageBuild, opts.Concurrency, opts.Enter)
 	for i, env := range names {
@@ -276,14 +280,18 @@ func Run(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 			continue
 		}
 		g.Go(env, func() {
-			outs[i], errs[i] = buildEnv(ctx, fsys, settings, e, res.Licenses.ForEnv(env), reg, &opts)
+			outs[i], indexes[i], errs[i] = buildEnv(ctx, fsys, settings, e, res.Licenses.ForEnv(env), reg, &opts)
 		})
 	}
 	g.Wait()
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
+	res.Packages = map[string]*registry.Index{}
 	for i, env := range names {
+		if indexes[i] != nil {
+			res.Packages[env] = indexes[i]
+		}
 		if errs[i] != nil {
 			res.Failed[env] = buildFailure(settings, env, errs[i], red)
 		}

@@ -47,21 +47,10 @@ type Advisory struct {
 	Reason string `json:"reason"`
 }
 
-// index is env's package index at r: the one its build made, or, when the build failed
-// before or at the packages step, the same registry.Index call redone, so a failing head
-// still shows what moved and which advisory fails it.
+// index is env's package index at r, as its build resolved it: for a build that failed
+// too, so a failing head still shows what moved and which advisory fails it.
 func (c *comparer) index(r *pipeline.Result, env string) *registry.Index {
-	if o := r.Output(env); o != nil {
-		return o.Packages
-	}
-	if r.Registry == nil || r.Repo == nil || r.Repo.Env(env) == nil {
-		return nil
-	}
-	ix, err := r.Registry.Index(c.ctx, env, c.opts.Now)
-	if err != nil {
-		return nil // the build's own error already says what went wrong
-	}
-	return ix
+	return r.Packages[env]
 }
 
 func (c *comparer) comparePackages(env string) ([]PackageChange, []Advisory) {
