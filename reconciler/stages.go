@@ -9,12 +9,12 @@ import (
 	"io/fs"
 	"maps"
 	"sort"
-	"time"
 
 	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/git"
+	"github.com/rs/zerolog"
 )
 
 // Reconcile runs the stages for one snapshot, top to bottom, and records the outcome. It
@@ -52,9 +52,41 @@ func (r *Reconciler) stages(ctx context.Context, st *Status, snap *sources.Snaps
 	}
 
 	// Settings → verify → inputs → load → licenses → packages → build → check: the
-	// pipeline every command runs. The daemon adds its signature policy (verify), skips
-	// environments whose inputs it already built and the targets took, and records each
-	// stage in the status as it starts.
+	// pipeline every command runs, with the daemon's signature policy and its memory of
+	// what it built.
+	res, envs, err := r.runPipeline(ctx, st, snap, force, log)
+	if err != nil {
+		return r.refuseRevision(ctx, st, envs, err)
+	}
+
+	// Accept: the revision becomes each built (or unchanged) environment's last good.
+	builds := r.accept(envs, res, snap.Revision, log)
+	if res.Stopped {
+		log.Info().Msg("inputs unchanged in every environment: nothing built, published or applied")
+		return r.finish(ctx, st)
+	}
+
+	// Publish: each accepted environment's build to the storage target. A failed target
+	// keeps its last published build; the environment's reason says why.
+	if r.opts.Target != nil {
+		r.enter(st, "publish")
+		r.publishAll(ctx, snap.Revision, envs, builds, log)
+	}
+
+	// Apply: each cluster target gets the manifests of its environments, server-side, with
+	// pruning. A failed target keeps what it had; the environment's reason says why.
+	if len(r.opts.Clusters) > 0 {
+		r.enter(st, "apply")
+		r.applyAll(ctx, snap.Revision, res.Settings, envs, builds, log)
+	}
+	return r.finish(ctx, st)
+}
+
+// runPipeline runs the revision through pipeline.Run with what only the daemon adds: the
+// signature policy (verify), skipping environments whose inputs it already built and the
+// targets took, and each stage recorded in the status as it starts. The environments come
+// back with the refusals the pipeline made one by one.
+func (r *Reconciler) runPipeline(ctx context.Context, st *Status, snap *sources.Snapshot, force bool, log zerolog.Logger) (*pipeline.Result, []EnvStatus, error) {
 	var envs []EnvStatus
 	res, err := pipeline.Run(ctx, snap.FS, pipeline.Options{
 		Load:     repo.Options{Keyring: r.opts.Keyring, Redactor: r.opts.Redactor},
@@ -97,39 +129,38 @@ func (r *Reconciler) stages(ctx context.Context, st *Status, snap *sources.Snaps
 			log.Error().Str("env", envs[i].Name).Str("stage", f.Stage).Str("reason", f.Message).Msg("environment refused; last good revision kept")
 		}
 	}
-	if err != nil {
-		var se *pipeline.StageError
-		if !errors.As(err, &se) {
-			return r.fail(ctx, st, ReasonInvalid, err)
-		}
-		reason := stageReasons[se.Stage]
-		if se.Stage == pipeline.StageLoad || se.Stage == pipeline.StageCheck {
-			// The repository is judged whole: every environment not refused already is.
-			for i := range envs {
-				if envs[i].Reason != ReasonSignatureRefused {
-					envs[i].refuse(reason, r.opts.Redactor.String(se.Err.Error()))
-				}
-			}
-		}
-		return r.fail(ctx, st, reason, se.Err)
-	}
-	if res.Stopped {
-		for i := range envs {
-			if res.Unchanged[envs[i].Name] {
-				r.acceptUnchanged(&envs[i], snap.Revision, r.fingerprint(res.Inputs[envs[i].Name]))
-			}
-		}
-		log.Info().Msg("inputs unchanged in every environment: nothing built, published or applied")
-		return r.finish(ctx, st)
-	}
+	return res, envs, err
+}
 
-	// Accept: the revision becomes each built (or unchanged) environment's last good.
+// refuseRevision records a stage that failed the whole revision: no environment takes it,
+// each keeps its last good revision. A load or check problem is the repository's, so it
+// is every environment's reason but those the signature policy refused already.
+func (r *Reconciler) refuseRevision(ctx context.Context, st *Status, envs []EnvStatus, err error) (*Status, error) {
+	var se *pipeline.StageError
+	if !errors.As(err, &se) {
+		return r.fail(ctx, st, ReasonInvalid, err)
+	}
+	reason := stageReasons[se.Stage]
+	if se.Stage == pipeline.StageLoad || se.Stage == pipeline.StageCheck {
+		// The repository is judged whole: every environment not refused already is.
+		for i := range envs {
+			if envs[i].Reason != ReasonSignatureRefused {
+				envs[i].refuse(reason, r.opts.Redactor.String(se.Err.Error()))
+			}
+		}
+	}
+	return r.fail(ctx, st, reason, se.Err)
+}
+
+// accept makes the revision each built (or unchanged) environment's last good, and returns
+// the builds that go to the targets.
+func (r *Reconciler) accept(envs []EnvStatus, res *pipeline.Result, revision string, log zerolog.Logger) map[string]*pipeline.Output {
 	builds := map[string]*pipeline.Output{}
 	at := r.now().UTC()
 	for i := range envs {
 		name := envs[i].Name
 		if res.Unchanged[name] {
-			r.acceptUnchanged(&envs[i], snap.Revision, r.fingerprint(res.Inputs[name]))
+			r.acceptUnchanged(&envs[i], revision, r.fingerprint(res.Inputs[name]))
 			continue
 		}
 		out := res.Output(name)
@@ -138,7 +169,7 @@ func (r *Reconciler) stages(ctx context.Context, st *Status, snap *sources.Snaps
 		}
 		builds[name] = out
 		e := res.Repo.Env(name)
-		good := &Good{Revision: snap.Revision, At: at, Inputs: r.fingerprint(res.Inputs[name])}
+		good := &Good{Revision: revision, At: at, Inputs: r.fingerprint(res.Inputs[name])}
 		for _, o := range e.Merged.Origins() {
 			good.Values++
 			if e.Sensitive(o.Path) {
@@ -151,48 +182,7 @@ func (r *Reconciler) stages(ctx context.Context, st *Status, snap *sources.Snaps
 		}
 		log.Info().Str("env", name).Int("values", good.Values).Int("secrets", good.Secrets).Msg("environment accepted")
 	}
-
-	// Publish: each accepted environment's build to the storage target. A failed target
-	// keeps its last published build; the environment's reason says why.
-	if r.opts.Target != nil {
-		r.enter(st, "publish")
-		errs := make([]error, len(envs))
-		published := make([]*Published, len(envs))
-		g := r.group("publish")
-		for i := range envs {
-			if b := builds[envs[i].Name]; b != nil {
-				g.Go(envs[i].Name, func() {
-					start := time.Now()
-					published[i], errs[i] = r.publishEnv(ctx, snap.Revision, envs[i].Name, b.Files)
-					r.metrics.targets.WithLabelValues(envs[i].Name, "publish", result(errs[i])).Observe(time.Since(start).Seconds())
-				})
-			}
-		}
-		g.Wait()
-		for i := range envs {
-			switch {
-			case errs[i] != nil:
-				envs[i].refuse(ReasonPublishFailed, r.opts.Redactor.String(errs[i].Error()))
-				log.Error().Str("env", envs[i].Name).Err(r.opts.Redactor.Error(errs[i])).Msg("publish failed; last published build kept")
-			case published[i] != nil:
-				envs[i].Published = published[i]
-			}
-		}
-		// Old builds go once the new ones are in; a failed collection is retried next time.
-		if gc, err := r.opts.Target.GC(ctx); err != nil {
-			log.Warn().Err(r.opts.Redactor.Error(err)).Msg("garbage collection of old builds failed")
-		} else if gc.Builds+gc.Objects > 0 {
-			log.Info().Int("builds", gc.Builds).Int("objects", gc.Objects).Msg("old builds collected")
-		}
-	}
-
-	// Apply: each cluster target gets the manifests of its environments, server-side, with
-	// pruning. A failed target keeps what it had; the environment's reason says why.
-	if len(r.opts.Clusters) > 0 {
-		r.enter(st, "apply")
-		r.applyAll(ctx, snap.Revision, res.Settings, envs, builds, log)
-	}
-	return r.finish(ctx, st)
+	return builds
 }
 
 // finish sums the environments up into the revision's status and records it.

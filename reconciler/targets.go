@@ -173,3 +173,37 @@ func (r *Reconciler) publishEnv(ctx context.Context, revision, env string, files
 		Bool("unchanged", st.Unchanged).Msg("published")
 	return &Published{Revision: m.Revision, Seq: m.Seq, Files: len(m.Files), Uploaded: st.Uploaded}, nil
 }
+
+// publishAll writes each accepted environment's build to the storage target, in parallel
+// up to Options.Concurrency, then collects old builds. A failed target keeps its last
+// published build; the environment's reason says why.
+func (r *Reconciler) publishAll(ctx context.Context, revision string, envs []EnvStatus, builds map[string]*pipeline.Output, log zerolog.Logger) {
+	errs := make([]error, len(envs))
+	published := make([]*Published, len(envs))
+	g := r.group("publish")
+	for i := range envs {
+		if b := builds[envs[i].Name]; b != nil {
+			g.Go(envs[i].Name, func() {
+				start := time.Now()
+				published[i], errs[i] = r.publishEnv(ctx, revision, envs[i].Name, b.Files)
+				r.metrics.targets.WithLabelValues(envs[i].Name, "publish", result(errs[i])).Observe(time.Since(start).Seconds())
+			})
+		}
+	}
+	g.Wait()
+	for i := range envs {
+		switch {
+		case errs[i] != nil:
+			envs[i].refuse(ReasonPublishFailed, r.opts.Redactor.String(errs[i].Error()))
+			log.Error().Str("env", envs[i].Name).Err(r.opts.Redactor.Error(errs[i])).Msg("publish failed; last published build kept")
+		case published[i] != nil:
+			envs[i].Published = published[i]
+		}
+	}
+	// Old builds go once the new ones are in; a failed collection is retried next time.
+	if gc, err := r.opts.Target.GC(ctx); err != nil {
+		log.Warn().Err(r.opts.Redactor.Error(err)).Msg("garbage collection of old builds failed")
+	} else if gc.Builds+gc.Objects > 0 {
+		log.Info().Int("builds", gc.Builds).Int("objects", gc.Objects).Msg("old builds collected")
+	}
+}
