@@ -13,7 +13,7 @@ BIN     := bin/circle
 # Tests run with the race detector, which needs cgo.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build run test testenv lint vet fmt bench cover fuzz clean
+.PHONY: all build run test testenv lint vet fmt bench bench-peers cover fuzz clean
 
 all: build
 
@@ -58,8 +58,18 @@ fmt:
 # least 30 of them: it runs alone, for DAEMON_PUSHES iterations, after the others.
 DAEMON_PUSHES ?= 30
 bench: testenv ## the benchmarks the issues name figures for
-	$(GO) test -run '^$$' -bench . -skip '^BenchmarkDaemon$$' -benchmem ./...
+	$(GO) test -run '^$$' -bench . -skip '^Benchmark(Daemon|Peers)$$' -benchmem ./...
 	$(GO) test -run '^$$' -bench '^BenchmarkDaemon$$' -benchtime $(DAEMON_PUSHES)x -benchmem ./cmd/circle
+
+# Circle and Flux (source-controller + kustomize-controller) side by side on the same work,
+# in one run: builds Flux's controllers from the module proxy once (about 8 CPU-minutes
+# cold, cached by version next to the test servers), then prints both tools' figures and
+# the ratios, and writes them to bench-peers.json. Not part of make test.
+PEERS_PUSHES ?= 30
+bench-peers: testenv ## Circle and Flux side by side: cold, push → applied, no-op CPU, memory
+	bash testenv/install.sh peers
+	CIRCLE_PEERS_PUSHES=$(PEERS_PUSHES) CIRCLE_PEERS_JSON=$(CURDIR)/bench-peers.json \
+		$(GO) test -run '^$$' -bench '^BenchmarkPeers$$' -benchtime 1x -timeout 60m ./cmd/circle
 
 # Every Go fuzz target (func FuzzXxx in a _test.go file) is found in the source, not
 # listed here, and run alone for FUZZTIME. All run even after a failure; the summary gives

@@ -19,6 +19,8 @@ AZURITE_VERSION=3.37.0    # Azure Blob emulator (MIT, npm)
 SOPS_VERSION=v3.13.3      # the sops CLI, to encrypt test files the way users do (MPL-2.0)
 CUE_VERSION=v0.17.1       # the cue CLI, the baseline of the validate benchmark (Apache-2.0)
 KUSTOMIZE_VERSION=v5.8.2  # the kustomize CLI built on the kustomize/api in go.mod (v0.21.2): render's differential tests (Apache-2.0)
+FLUX_SOURCE_VERSION=v1.9.6     # Flux's source-controller, for make bench-peers only (Apache-2.0)
+FLUX_KUSTOMIZE_VERSION=v1.9.6  # Flux's kustomize-controller, for make bench-peers only (v1.10 needs Go 1.27)
 
 export CGO_ENABLED=0
 export GOFLAGS=-buildvcs=false
@@ -144,6 +146,42 @@ install_debian() {
 }
 
 # The env file the Go test helpers read: one place that says where each tool is.
+# install_flux NAME VERSION [extra go.mod lines]: one of Flux's controllers, built from the
+# module proxy inside a scratch module that repeats the controller's own replace lines (but
+# its ./api one: the api module it requires is published), with the CRDs its module zip
+# carries in config/crd/bases. Not `go mod tidy`: it pulls test-only modules not served here.
+install_flux() {
+	local name=$1 version=$2 extra=${3:-}
+	local dir=$CACHE/$name-$version mod=github.com/fluxcd/$name
+	have "$dir" "$name" && [ -d "$dir/crds" ] && return
+	log "building Flux $name $version (about 4 CPU-minutes cold)"
+	local info gomod moddir replaces
+	info=$(cd "$CACHE" && GOFLAGS=-mod=mod go mod download -json "$mod@$version")
+	gomod=$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' <<<"$info")
+	moddir=$(sed -n 's/.*"Dir": "\(.*\)".*/\1/p' <<<"$info")
+	replaces=$(awk '/^replace \(/ {block=1; next} block && /^\)/ {block=0; next}
+		block {print "replace " $0; next} /^replace / {print}' "$gomod" | grep -v '=> \./' || true)
+	scratch_build "$name" "$dir" "$mod $version" "$mod" "-s -w" "$replaces
+$extra"
+	mkdir -p "$dir/crds"
+	cp "$moddir"/config/crd/bases/*.yaml "$dir/crds/"
+	chmod u+w "$dir"/crds/*.yaml
+}
+
+# install_peers builds the tools make bench-peers measures Circle against.
+install_peers() {
+	# source-controller v1.9.6 requires github.com/fluxcd/pkg/artifact v0.18.3, which the
+	# module proxy here does not serve; v0.18.0 is, and builds.
+	install_flux source-controller "$FLUX_SOURCE_VERSION" "replace github.com/fluxcd/pkg/artifact => github.com/fluxcd/pkg/artifact v0.18.0"
+	install_flux kustomize-controller "$FLUX_KUSTOMIZE_VERSION"
+	cat >"$CACHE/peers.env" <<ENV
+CIRCLE_PEERS_SOURCE_CONTROLLER=$CACHE/source-controller-$FLUX_SOURCE_VERSION/bin/source-controller
+CIRCLE_PEERS_KUSTOMIZE_CONTROLLER=$CACHE/kustomize-controller-$FLUX_KUSTOMIZE_VERSION/bin/kustomize-controller
+CIRCLE_PEERS_FLUX_CRDS=$CACHE/source-controller-$FLUX_SOURCE_VERSION/crds:$CACHE/kustomize-controller-$FLUX_KUSTOMIZE_VERSION/crds
+CIRCLE_PEERS_FLUX_VERSION=$FLUX_SOURCE_VERSION
+ENV
+}
+
 write_env() {
 	cat >"$CACHE/env" <<ENV
 CIRCLE_TESTENV_ETCD=$CACHE/etcd-$ETCD_VERSION/bin/etcd
@@ -167,6 +205,11 @@ ENV
 }
 
 start=$(date +%s)
+if [ "${1:-}" = peers ]; then
+	install_peers
+	log "peers ready in $(($(date +%s) - start))s; under $CACHE"
+	exit 0
+fi
 # The paths are known before anything is built; Tool() checks each binary exists.
 write_env
 install_debian

@@ -2,13 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,26 +140,7 @@ func BenchmarkDaemon(b *testing.B) {
 	}
 	// hook sends a signed GitHub push event and fails the benchmark unless it is accepted:
 	// a 401 (a wrong secret) or a 204 (a ref not followed) would wake nothing.
-	hook := func() {
-		body := `{"ref":"refs/heads/main","repository":{"full_name":"org/config"}}`
-		mac := hmac.New(sha256.New, []byte("bench"))
-		mac.Write([]byte(body))
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/", hookPort), strings.NewReader(body))
-		if err != nil {
-			b.Fatal(err)
-		}
-		req.Header.Set("X-GitHub-Event", "push")
-		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			b.Fatalf("webhook: %v", err)
-		}
-		reply, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			b.Fatalf("webhook: %s %s, want 202 Accepted", resp.Status, reply)
-		}
-	}
+	hook := func() { signedPush(b, ctx, hookPort) }
 
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
