@@ -151,6 +151,10 @@ func (a *Applier) Apply(ctx context.Context, env string, manifests []byte, opts 
 			changed[e.ObjMetadata] = true
 		}
 	}
+	// Read at once, so that as few other writers as possible come between.
+	for id, rv := range a.settled(ctx, env, toApply, changed) {
+		live[id], changed[id] = rv, false
+	}
 	for _, id := range skipped {
 		res.Unchanged = append(res.Unchanged, utils.FmtObjMetadata(id))
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/object"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,7 +32,7 @@ func (a *Applier) unchanged(ctx context.Context, env string, objects []*unstruct
 	a.mu.Lock()
 	prev := a.seen[env]
 	a.mu.Unlock()
-	if live, err = a.liveVersions(ctx, env, objects); err != nil {
+	if live, err = a.liveVersions(ctx, env, objects, false); err != nil {
 		return nil, nil, nil, err
 	}
 	for _, u := range objects {
@@ -47,11 +48,10 @@ func (a *Applier) unchanged(ctx context.Context, env string, objects []*unstruct
 }
 
 // remember records what env's apply left, for the next one. A resourceVersion is kept
-// only where it was read before this apply and the apply then found nothing to change
-// (skipped, or unchanged by the server-side dry run): the object was as Git says at that
-// version. Objects this apply created or changed get none, so the next apply looks at
-// them in full once; reading their new version after the apply instead would take in an
-// edit made in between, and that drift would never be corrected.
+// where it was read before this apply and the apply then found nothing to change (skipped,
+// or unchanged by the server-side dry run): the object was as Git says at that version.
+// Objects this apply created or changed get the version read after it only when settled
+// vouches for it; the others none, so the next apply looks at them in full once.
 func (a *Applier) remember(env string, objects []*unstructured.Unstructured, live map[object.ObjMetadata]string, changed map[object.ObjMetadata]bool) {
 	m := make(map[object.ObjMetadata]seen, len(objects))
 	for _, u := range objects {
@@ -75,9 +75,60 @@ func (a *Applier) forget(env string) {
 	a.mu.Unlock()
 }
 
+// settled reads, after an apply, the resourceVersions of the objects it created or
+// changed that no one else has written since Circle did: every other field manager's entry
+// is older than Circle's own (both stamped by the API server's clock, so no clock of ours is
+// trusted). An edit made between the apply and this read (kubectl, a controller writing
+// status) leaves its manager's entry at or after Circle's, so that version is not taken in
+// as Circle's and the next apply looks at the object in full. Without this, the first apply
+// after a cold start dry-ran every object it had just created.
+func (a *Applier) settled(ctx context.Context, env string, objects []*unstructured.Unstructured, changed map[object.ObjMetadata]bool) map[object.ObjMetadata]string {
+	var touched []*unstructured.Unstructured
+	for _, u := range objects {
+		if changed[object.UnstructuredToObjMetadata(u)] {
+			touched = append(touched, u)
+		}
+	}
+	if len(touched) == 0 {
+		return nil
+	}
+	live, err := a.liveVersions(ctx, env, touched, true)
+	if err != nil {
+		return nil // the next apply looks at them in full, as before
+	}
+	out := map[object.ObjMetadata]string{}
+	for id, rv := range live {
+		if changed[id] {
+			out[id] = rv
+		}
+	}
+	return out
+}
+
+// lastWriterIsCircle reports whether Circle's managedFields entry is newer than every other
+// manager's. Entries carry whole seconds, so another's in the same second counts as newer.
+func lastWriterIsCircle(fields []metav1.ManagedFieldsEntry) bool {
+	var ours time.Time
+	for _, f := range fields {
+		if f.Manager == Owner.Field && f.Time != nil && f.Time.After(ours) {
+			ours = f.Time.Time
+		}
+	}
+	if ours.IsZero() {
+		return false
+	}
+	for _, f := range fields {
+		if f.Manager != Owner.Field && (f.Time == nil || !f.Time.Time.Before(ours)) {
+			return false
+		}
+	}
+	return true
+}
+
 // liveVersions lists, metadata only, the objects of env's kinds and namespaces that carry
-// its owner labels, and returns their resourceVersions.
-func (a *Applier) liveVersions(ctx context.Context, env string, objects []*unstructured.Unstructured) (map[object.ObjMetadata]string, error) {
+// its owner labels, and returns their resourceVersions; with settledOnly, only of those
+// Circle wrote last (lastWriterIsCircle).
+func (a *Applier) liveVersions(ctx context.Context, env string, objects []*unstructured.Unstructured, settledOnly bool) (map[object.ObjMetadata]string, error) {
 	type scope struct {
 		gvk schema.GroupVersionKind
 		ns  string
@@ -98,6 +149,9 @@ func (a *Applier) liveVersions(ctx context.Context, env string, objects []*unstr
 			return nil, fmt.Errorf("list %s: %w", s.gvk.Kind, err)
 		}
 		for _, item := range list.Items {
+			if settledOnly && !lastWriterIsCircle(item.ManagedFields) {
+				continue
+			}
 			id := object.ObjMetadata{Namespace: item.Namespace, Name: item.Name, GroupKind: s.gvk.GroupKind()}
 			out[id] = item.ResourceVersion
 		}
