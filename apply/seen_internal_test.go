@@ -18,7 +18,6 @@ import (
 	"github.com/circlecore/circle/testenv"
 )
 
-
 // patches counts the PATCH requests an Applier sends for the objects it applies (its own
 // inventory apart), dry runs apart.
 type patches struct {
