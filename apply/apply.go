@@ -91,6 +91,10 @@ func New(cfg *rest.Config) (*Applier, error) {
 	return newWith(cfg, httpClient)
 }
 
+// ObjectConcurrency is how many objects of one environment an apply checks and applies at
+// once.
+const ObjectConcurrency = 8
+
 func newWith(cfg *rest.Config, httpClient *http.Client) (*Applier, error) {
 	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
 	if err != nil {
@@ -101,6 +105,10 @@ func newWith(cfg *rest.Config, httpClient *http.Client) (*Applier, error) {
 		return nil, fmt.Errorf("cluster %s: %w", cfg.Host, err)
 	}
 	rm := ssa.NewResourceManager(c, polling.NewStatusPoller(c, mapper, polling.Options{}), Owner)
+	// ssa checks and applies one object at a time by default; each takes a few round trips
+	// to the API server, which wait on it, not on this process. Flux's kustomize-controller
+	// runs 4 (--concurrent-ssa).
+	rm.SetConcurrency(ObjectConcurrency)
 	return &Applier{client: c, rm: rm, seen: map[string]map[object.ObjMetadata]seen{}}, nil
 }
 
