@@ -17,37 +17,6 @@ import (
 	"github.com/circlecore/circle/testenv"
 )
 
-// benchObjects is a kustomize resource file of n objects that pass the default checks.
-func benchObjects(n int) string {
-	var b strings.Builder
-	for i := range n {
-		switch i % 5 {
-		case 0, 1, 2:
-			fmt.Fprintf(&b, "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%d\n  labels: {app.kubernetes.io/name: bench}\ndata:\n  key: value-%d\n", i, i)
-		case 3:
-			fmt.Fprintf(&b, "---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa-%d\n  labels: {app.kubernetes.io/name: bench}\n", i)
-		default:
-			fmt.Fprintf(&b, `---
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web-%d
-  labels: {app.kubernetes.io/name: bench}
-spec:
-  selector: {matchLabels: {app: web-%d}}
-  template:
-    metadata: {labels: {app: web-%d}}
-    spec:
-      containers:
-        - name: web
-          image: registry.example.com/web:1.%d
-          resources: {requests: {cpu: 10m, memory: 16Mi}}
-`, i, i, i, i)
-		}
-	}
-	return b.String()
-}
-
 // procCPU is a process's user+system CPU time, from /proc.
 func procCPU(pid int) time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -98,7 +67,7 @@ func BenchmarkDaemon(b *testing.B) {
 	for _, env := range []string{"dev", "staging", "prod"} {
 		testenv.SetNamespace(b, dir, "deploy/"+env+"/kustomization.yaml", kube.Namespace(b))
 	}
-	testenv.WriteFile(b, dir, "deploy/base/bench.yaml", benchObjects(n))
+	testenv.WriteFile(b, dir, "deploy/base/bench.yaml", testenv.BenchObjects(n))
 	testenv.WriteFile(b, dir, "deploy/base/kustomization.yaml", strings.Replace(readFileT(b, dir, "deploy/base/kustomization.yaml"), "resources:\n", "resources:\n  - bench.yaml\n", 1))
 	testenv.WriteFile(b, dir, "circle.yaml", strings.Replace(readFileT(b, dir, "circle.yaml"), "targets:\n",
 		"targets:\n  - name: kind\n    kind: cluster\n    environments: [dev, staging, prod]\n", 1))

@@ -125,7 +125,7 @@ func BenchmarkPeers(b *testing.B) {
 		circleNS[e] = kube.Namespace(b)
 		testenv.SetNamespace(b, dir, "deploy/"+e+"/kustomization.yaml", circleNS[e])
 	}
-	testenv.WriteFile(b, dir, "deploy/base/bench.yaml", benchObjects(n))
+	testenv.WriteFile(b, dir, "deploy/base/bench.yaml", testenv.BenchObjects(n))
 	testenv.WriteFile(b, dir, "deploy/base/kustomization.yaml", strings.Replace(readFileT(b, dir, "deploy/base/kustomization.yaml"), "resources:\n", "resources:\n  - bench.yaml\n", 1))
 	testenv.WriteFile(b, dir, "circle.yaml", strings.Replace(readFileT(b, dir, "circle.yaml"), "targets:\n",
 		"targets:\n  - name: kind\n    kind: cluster\n    environments: [dev, staging, prod]\n", 1))
@@ -267,7 +267,7 @@ func BenchmarkPeers(b *testing.B) {
 	}
 
 	// Circle: the daemon, woken by its webhook; the no-op is POST /api/v1/reconcile.
-	circle := peerFigures{Tool: "Circle " + version, Wake: "its webhook (a signed GitHub push event)"}
+	circle := peerFigures{Tool: "Circle (this checkout)", Wake: "its webhook (a signed GitHub push event)"}
 	{
 		hookPort, _ := testenv.FreePort()
 		apiPort, _ := testenv.FreePort()
@@ -391,7 +391,7 @@ func (r *peersRun) table() string {
 	return sb.String()
 }
 
-// benchApplied reports whether ns holds the bench objects of benchObjects(n), cm-0's value
+// benchApplied reports whether ns holds the bench objects of testenv.BenchObjects(n), cm-0's value
 // being value (any when empty).
 func benchApplied(ctx context.Context, cs *kubernetes.Clientset, ns string, n int, value string) bool {
 	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "cm-0", metav1.GetOptions{})
@@ -417,7 +417,7 @@ func benchApplied(ctx context.Context, cs *kubernetes.Clientset, ns string, n in
 	want := 0
 	for i := range n {
 		if i%5 < 3 {
-			want++ // benchObjects' ConfigMaps
+			want++ // BenchObjects' ConfigMaps
 		}
 	}
 	list, err := cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
