@@ -73,7 +73,8 @@ func (r *Reconciler) attempt(ctx context.Context, snap *sources.Snapshot, gen in
 		log.Error().Str("reason", st.Reason).Str("message", st.Message).Int("problems", len(st.Problems)).
 			Msg("revision not accepted everywhere; last good state kept")
 	default:
-		log.Info().Int("files", st.Files).Strs("stages", st.Stages).Msg("reconciled")
+		log.Info().Int("files", st.Files).Strs("stages", st.Stages).Dur("took", time.Since(st.began)).
+			Dict("stageMs", st.stageTimes(time.Now())).Msg("reconciled")
 	}
 	if !retryable(st, err) {
 		return

@@ -13,6 +13,7 @@ import (
 // enter starts a stage: the status names it, and the test seam may act on it.
 func (r *Reconciler) enter(st *Status, stage string) {
 	st.Stages = append(st.Stages, stage)
+	st.mark()
 	if r.stageHook != nil {
 		r.stageHook(stage, "")
 	}
@@ -43,7 +44,7 @@ func (r *Reconciler) recovered(ctx context.Context, partial *Status, v any) (st 
 		stages = stages[:len(stages)-1] // record names itself again below
 	}
 	st = &Status{Revision: partial.Revision, Reason: ReasonInternal, Message: msg, Files: partial.Files,
-		Commit: partial.Commit, Stages: stages, started: partial.started}
+		Commit: partial.Commit, Stages: stages, started: partial.started, began: partial.began}
 	r.mu.RLock()
 	last := r.last
 	r.mu.RUnlock()

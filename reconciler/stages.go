@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"maps"
 	"sort"
+	"time"
 
 	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/repo"
@@ -27,7 +28,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, snap *sources.Snapshot) (*St
 // reconcile runs the stages and records the outcome; a stage that panics fails the
 // revision with ReasonInternal instead of ending the daemon (see recovered).
 func (r *Reconciler) reconcile(ctx context.Context, snap *sources.Snapshot, force bool) (st *Status, err error) {
-	st = &Status{Revision: snap.Revision, Stages: []string{"snapshot"}, started: r.now()}
+	st = &Status{Revision: snap.Revision, Stages: []string{"snapshot"}, started: r.now(), began: time.Now()}
 	defer func() {
 		if v := recover(); v != nil {
 			st, err = r.recovered(ctx, st, v)

@@ -13,6 +13,7 @@ import (
 	"github.com/circlecore/circle/sources/git"
 	"github.com/circlecore/circle/state"
 	"github.com/circlecore/circle/storage"
+	"github.com/rs/zerolog"
 )
 
 // StatusKey is the object the record stage writes in the publish bucket.
@@ -66,6 +67,34 @@ type Status struct {
 	Reconciling *Reconciling `json:"reconciling,omitempty"`
 
 	started time.Time
+	// began is when the reconcile began, and entered when each of Stages did, by the
+	// process's clock (not Reconciler.now, which tests replace): the log's timings.
+	began   time.Time
+	entered []time.Time
+}
+
+// mark notes that the last of Stages begins now.
+func (st *Status) mark() {
+	for len(st.entered) < len(st.Stages)-1 { // stages named without mark (snapshot) began with the reconcile
+		st.entered = append(st.entered, st.began)
+	}
+	st.entered = append(st.entered, time.Now())
+}
+
+// stageTimes is how long each stage took, in milliseconds, in order: what an operator
+// reads to see where a slow reconcile went.
+func (st *Status) stageTimes(end time.Time) *zerolog.Event {
+	d := zerolog.Dict()
+	for i, at := range st.entered {
+		next := end
+		if i+1 < len(st.entered) {
+			next = st.entered[i+1]
+		}
+		if i < len(st.Stages) {
+			d = d.Int64(st.Stages[i], next.Sub(at).Milliseconds())
+		}
+	}
+	return d
 }
 
 // Reconciling is a reconcile in progress.
@@ -144,6 +173,7 @@ func (r *Reconciler) fail(ctx context.Context, st *Status, reason string, err er
 func (r *Reconciler) record(ctx context.Context, st *Status) (*Status, error) {
 	st.ReconciledAt = r.now().UTC()
 	st.Stages = append(st.Stages, "record")
+	st.mark()
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return nil, err
