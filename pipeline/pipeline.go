@@ -71,6 +71,10 @@ type Options struct {
 	// that need no build: their inputs are those of a build already done. They are loaded
 	// and judged but not built.
 	Unchanged func(inputs map[string]string) map[string]bool
+	// Inputs are the input digests (Inputs) when the caller has computed them already (a
+	// plan compares both revisions' before running either); Run computes them when nil and
+	// Unchanged is set.
+	Inputs map[string]string
 	// StopUnchanged stops Run after the inputs stage when every environment not refused is
 	// unchanged (Result.Stopped): nothing is loaded, verified or built. The daemon's way;
 	// a plan judges the head whole anyway.
@@ -200,8 +204,10 @@ func Run(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	}
 
 	if opts.Unchanged != nil {
-		if res.Inputs, err = Inputs(fsys, settings); err != nil {
-			return res, stageError(ctx, StageInputs, err)
+		if res.Inputs = opts.Inputs; res.Inputs == nil {
+			if res.Inputs, err = Inputs(fsys, settings); err != nil {
+				return res, stageError(ctx, StageInputs, err)
+			}
 		}
 		res.Unchanged = map[string]bool{}
 		for env, ok := range opts.Unchanged(res.Inputs) {

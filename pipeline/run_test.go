@@ -558,3 +558,24 @@ func TestRun_CheckProblemsMerged(t *testing.T) {
 		t.Errorf("problem at %s:%d, want the base", p.File, p.Line)
 	}
 }
+
+// Input digests the caller computed already (a plan, for both revisions) are used as they
+// are, not computed again: the unchanged test sees them, and so does the Result.
+func TestRun_InputsGiven(t *testing.T) {
+	dir := testenv.CopyTree(t, "../examples")
+	given := map[string]string{"dev": "sha256:given-dev", "staging": "sha256:given-staging", "prod": "sha256:given-prod"}
+	var seen map[string]string
+	res, err := run(t, dir, pipeline.Options{Inputs: given, Unchanged: func(in map[string]string) map[string]bool {
+		seen = in
+		return map[string]bool{"dev": in["dev"] == "sha256:given-dev"}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen["prod"] != "sha256:given-prod" || res.Inputs["staging"] != "sha256:given-staging" {
+		t.Errorf("inputs seen %v, in the result %v: want the given ones", seen, res.Inputs)
+	}
+	if !res.Unchanged["dev"] || built(res) != "staging,prod" {
+		t.Errorf("unchanged %v, built %s", res.Unchanged, built(res))
+	}
+}

@@ -68,6 +68,7 @@ func Build(ctx context.Context, base, head fs.FS, opts BuildOptions) (*Builds, e
 		}
 	}
 	skip := map[string]bool{}
+	var inputs [2]map[string]string // base's and head's, computed once and handed to the pipeline
 	if bs != nil && hs != nil && !opts.Full {
 		bi, err := pipeline.Inputs(base, bs)
 		if err != nil {
@@ -77,6 +78,7 @@ func Build(ctx context.Context, base, head fs.FS, opts BuildOptions) (*Builds, e
 		if err != nil {
 			return nil, err
 		}
+		inputs = [2]map[string]string{bi, hi}
 		for _, env := range envsOf(hs, opts.Load.Envs) {
 			if d, ok := bi[env]; ok && d == hi[env] {
 				skip[env] = true
@@ -97,6 +99,7 @@ func Build(ctx context.Context, base, head fs.FS, opts BuildOptions) (*Builds, e
 			}
 			if len(skip) > 0 {
 				po.Unchanged = func(map[string]string) map[string]bool { return skip }
+				po.Inputs = inputs[i]
 			}
 			res, err := pipeline.Run(ctx, side.fsys, po)
 			// A revision's problems are what the plan shows; anything else stops it.
