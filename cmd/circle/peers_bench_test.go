@@ -76,6 +76,15 @@ func (p peerProcs) cpu() time.Duration {
 	return t
 }
 
+// finish records the processes' memory and CPU over the run into f, and stops them.
+func (p peerProcs) finish(f *peerFigures) {
+	f.PeakRSSMiB = p.sum(func(pid int) float64 { return procStatus(pid, "VmHWM") })
+	f.AnonMiB = p.sum(func(pid int) float64 { return procStatus(pid, "RssAnon") })
+	f.FileMiB = p.sum(func(pid int) float64 { return procStatus(pid, "RssFile") })
+	f.CPUS = p.cpu().Seconds()
+	p.stop()
+}
+
 func (p peerProcs) stop() {
 	for _, c := range p {
 		_ = c.Process.Signal(syscall.SIGTERM)
@@ -259,11 +268,7 @@ func BenchmarkPeers(b *testing.B) {
 			}
 		}
 		flux.NoopCPUMS = float64((procs.cpu() - c0).Milliseconds()) / noops
-		flux.PeakRSSMiB = procs.sum(func(pid int) float64 { return procStatus(pid, "VmHWM") })
-		flux.AnonMiB = procs.sum(func(pid int) float64 { return procStatus(pid, "RssAnon") })
-		flux.FileMiB = procs.sum(func(pid int) float64 { return procStatus(pid, "RssFile") })
-		flux.CPUS = procs.cpu().Seconds()
-		procs.stop()
+		procs.finish(&flux)
 	}
 
 	// Circle: the daemon, woken by its webhook; the no-op is POST /api/v1/reconcile.
@@ -319,11 +324,7 @@ func BenchmarkPeers(b *testing.B) {
 			})
 		}
 		circle.NoopCPUMS = float64((procs.cpu() - c0).Milliseconds()) / noops
-		circle.PeakRSSMiB = procs.sum(func(pid int) float64 { return procStatus(pid, "VmHWM") })
-		circle.AnonMiB = procs.sum(func(pid int) float64 { return procStatus(pid, "RssAnon") })
-		circle.FileMiB = procs.sum(func(pid int) float64 { return procStatus(pid, "RssFile") })
-		circle.CPUS = procs.cpu().Seconds()
-		procs.stop()
+		procs.finish(&circle)
 	}
 
 	if p := os.Getenv("CIRCLE_BENCH_LOG"); p != "" {
