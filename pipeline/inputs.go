@@ -11,6 +11,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/circlecore/circle/render"
 	"github.com/circlecore/circle/repo"
 )
 
@@ -22,9 +23,9 @@ import (
 // the daemon skips it.
 //
 // Manifests are counted whole, not per overlay: an overlay may reach any folder under
-// paths.manifests (../staging), and telling which from kustomization files would be
-// kustomize's job done twice. A change there rebuilds every environment, which is only
-// slower, never wrong.
+// paths.manifests (../staging). A change there rebuilds every environment, which is only
+// slower, never wrong. An overlay may also reach a base outside paths.manifests
+// (../../common): the folders render.Reaches finds count too.
 func Inputs(fsys fs.FS, s *repo.Settings) (map[string]string, error) {
 	envs := s.EnvNames()
 	type file struct{ path, sum string }
@@ -77,7 +78,8 @@ func ownerOf(p string, paths repo.Paths, envs []string) string {
 func under(p, dir string) bool { return dir == "." || strings.HasPrefix(p, dir+"/") }
 
 // readBy tells the files some build reads: circle.yaml, everything under the folders
-// circle.yaml names, and the repository files package manifests name as artifacts.
+// circle.yaml names and the kustomization roots the overlays reach, and the repository
+// files package manifests name as artifacts.
 func readBy(fsys fs.FS, s *repo.Settings) (func(string) bool, error) {
 	p := s.Paths
 	dirs := []string{p.Schema, p.Config, p.Secrets, p.Packages, p.Advisories, p.Licenses, p.Manifests}
@@ -107,6 +109,19 @@ func readBy(fsys fs.FS, s *repo.Settings) (func(string) bool, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	// An overlay may reach a base outside paths.manifests; its folder is read too. One that
+	// cannot be walked now (a broken kustomization, which the build stage reports) makes
+	// every file an input: a digest may then change for nothing, never stay for something.
+	for _, env := range s.EnvNames() {
+		if _, err := fs.Stat(fsys, path.Join(p.Manifests, env)); err != nil {
+			continue
+		}
+		reached, err := render.Reaches(fsys, p.Manifests, env)
+		if err != nil {
+			return func(string) bool { return true }, nil
+		}
+		dirs = append(dirs, reached...)
 	}
 	return func(f string) bool {
 		if f == repo.SettingsFile || artifacts[f] {

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/circlecore/circle/pipeline"
@@ -57,5 +58,36 @@ func TestInputs(t *testing.T) {
 			}
 		}
 		before = after
+	}
+}
+
+// An overlay that reaches a base outside paths.manifests (../../common) reads the files
+// there: changing one moves the digest, so the daemon does not skip it as unchanged; a file
+// beside it that no overlay reaches still does not. A kustomization that cannot be walked
+// makes every file an input.
+func TestInputs_BaseOutsideManifests(t *testing.T) {
+	dir := testenv.CopyTree(t, "../examples")
+	testenv.WriteFile(t, dir, "common/kustomization.yaml", "resources:\n  - cm.yaml\n")
+	testenv.WriteFile(t, dir, "common/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: common\ndata:\n  k: v1\n")
+	k, err := os.ReadFile(dir + "/deploy/dev/kustomization.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WriteFile(t, dir, "deploy/dev/kustomization.yaml", strings.Replace(string(k), "  - ../base\n", "  - ../base\n  - ../../common\n", 1))
+	before := inputs(t, dir)
+	testenv.WriteFile(t, dir, "common/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: common\ndata:\n  k: v2\n")
+	after := inputs(t, dir)
+	if after["dev"] == before["dev"] {
+		t.Error("a change in a base the dev overlay reaches outside deploy/ left dev's digest as it was")
+	}
+	testenv.WriteFile(t, dir, "elsewhere/notes.yaml", "x: 1\n")
+	if again := inputs(t, dir); again["dev"] != after["dev"] {
+		t.Error("a file no overlay reaches moved dev's digest")
+	}
+	testenv.WriteFile(t, dir, "deploy/dev/kustomization.yaml", "resources: [\n")
+	broken := inputs(t, dir)
+	testenv.WriteFile(t, dir, "elsewhere/notes.yaml", "x: 2\n")
+	if inputs(t, dir)["prod"] == broken["prod"] {
+		t.Error("with an overlay that cannot be walked, every file should count")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"sort"
 	"strings"
 
 	yamlv3 "go.yaml.in/yaml/v3"
@@ -101,6 +102,8 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // the snapshot's (rewritten kustomizations and generator/transformer configurations), the
 // overlay's kustomization file, and its own namespace and build metadata.
 type confined struct {
+	// dirs are the kustomization roots the overlay reaches, itself included.
+	dirs          []string
 	files         map[string][]byte
 	root          string
 	namespace     string
@@ -131,7 +134,25 @@ func confine(fsys fs.FS, dir string, limits Limits) (*confined, error) {
 		return nil, err
 	}
 	root, _, _ := kustomizationFile(fsys, dir) // found already, by w.kustomization
-	return &confined{files: w.files, root: root, namespace: k.Namespace, buildMetadata: k.BuildMetadata}, nil
+	dirs := make([]string, 0, len(w.seen))
+	for d := range w.seen {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs)
+	return &confined{dirs: dirs, files: w.files, root: root, namespace: k.Namespace, buildMetadata: k.BuildMetadata}, nil
+}
+
+// Reaches returns the kustomization roots the overlay of env reaches (its own folder, its
+// bases and components), which may lie outside paths.manifests (a shared ../../common).
+// kustomize's load restrictor keeps every file a kustomization reads in or below its root,
+// so these folders hold every file a render of env may read: what the pipeline's input
+// digests must cover, so that a change there is never skipped as "unchanged".
+func Reaches(fsys fs.FS, manifests, env string) ([]string, error) {
+	c, err := confine(fsys, path.Join(manifests, env), Limits{})
+	if err != nil {
+		return nil, err
+	}
+	return c.dirs, nil
 }
 
 // field is one kustomization (or configuration) file being rewritten, for resolving its
