@@ -17,6 +17,7 @@ import (
 	"path"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -262,18 +263,24 @@ type ProblemSet struct {
 	index map[string]int
 }
 
-// Add records is as found in env.
+// Add records is as found in env ("" for a problem of no one environment).
 func (s *ProblemSet) Add(env string, is schema.Issue) {
 	key := is.String()
 	if i, ok := s.index[key]; ok {
-		s.list[i].Envs = append(s.list[i].Envs, env)
+		if env != "" {
+			s.list[i].Envs = append(s.list[i].Envs, env)
+		}
 		return
 	}
 	if s.index == nil {
 		s.index = map[string]int{}
 	}
+	p := Problem{Issue: is}
+	if env != "" {
+		p.Envs = []string{env}
+	}
 	s.index[key] = len(s.list)
-	s.list = append(s.list, Problem{Issue: is, Envs: []string{env}})
+	s.list = append(s.list, p)
 }
 
 // List returns the problems in the order first found.
@@ -383,7 +390,7 @@ func Load(ctx context.Context, fsys fs.FS, opts Options) (*Repo, error) {
 					}
 				}
 			}
-			results[i] = result{env: env, problems: ec.problems}
+			results[i] = result{env: env, problems: ec.problems.List()}
 		})
 	}
 	wg.Wait()
@@ -402,7 +409,7 @@ func Load(ctx context.Context, fsys fs.FS, opts Options) (*Repo, error) {
 			r.Envs = append(r.Envs, res.env)
 		}
 	}
-	if len(c.problems) > 0 {
+	if len(c.problems.List()) > 0 {
 		return nil, &Invalid{Problems: c.sorted()}
 	}
 	return r, nil
@@ -473,8 +480,7 @@ func LoadSettings(fsys fs.FS) (*Settings, []Problem) {
 type collector struct {
 	red       *redact.Redactor
 	secretKey func(string) bool
-	problems  []Problem
-	index     map[string]int
+	problems  ProblemSet
 	// shared holds each config file parsed once per Load: base files are read by every
 	// environment, and layers are never changed by merging.
 	shared *parseCache
@@ -504,24 +510,9 @@ func (c *collector) parse(fsys fs.FS, f string) (*layers.Layer, error) {
 }
 
 func (c *collector) add(env string, issues ...schema.Issue) {
-	if c.index == nil {
-		c.index = map[string]int{}
-	}
 	for _, is := range issues {
 		is.Message = c.red.String(is.Message)
-		key := is.String()
-		if i, ok := c.index[key]; ok {
-			if env != "" {
-				c.problems[i].Envs = append(c.problems[i].Envs, env)
-			}
-			continue
-		}
-		p := Problem{Issue: is}
-		if env != "" {
-			p.Envs = []string{env}
-		}
-		c.index[key] = len(c.problems)
-		c.problems = append(c.problems, p)
+		c.problems.Add(env, is)
 	}
 }
 
@@ -535,8 +526,9 @@ func (c *collector) addErr(env, file string, err error) {
 }
 
 func (c *collector) sorted() []Problem {
-	sort.SliceStable(c.problems, func(i, j int) bool {
-		a, b := c.problems[i].Issue, c.problems[j].Issue
+	out := slices.Clone(c.problems.List())
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].Issue, out[j].Issue
 		if a.File != b.File {
 			return a.File < b.File
 		}
@@ -545,19 +537,19 @@ func (c *collector) sorted() []Problem {
 		}
 		return a.Column < b.Column
 	})
-	return c.problems
+	return out
 }
 
 func problemsOf(err error, env string) []Problem {
 	c := &collector{red: redact.New()}
 	c.addErr(env, "", err)
-	return c.problems
+	return c.problems.List()
 }
 
 // loadEnv reads an environment's layers in order and merges them. Problems go to c; a nil
 // result means the environment could not be assembled.
 func (c *collector) loadEnv(ctx context.Context, fsys fs.FS, s *Settings, env string, opts Options) *Env {
-	before := len(c.problems)
+	before := len(c.problems.List())
 	var ls []*layers.Layer
 	for _, dir := range []string{path.Join(s.Paths.Config, "base"), path.Join(s.Paths.Config, env)} {
 		files, err := configFiles(fsys, dir)
@@ -598,7 +590,7 @@ func (c *collector) loadEnv(ctx context.Context, fsys fs.FS, s *Settings, env st
 	e := &Env{Name: env, Merged: m, redactor: c.red, secretKey: c.secretKey}
 	e.sensitive = func(o layers.Origin) bool { return o.Sensitive || c.secretKey(o.Key) }
 	c.red.Add(m.ScalarsWhere(e.sensitive)...)
-	if len(c.problems) > before {
+	if len(c.problems.List()) > before {
 		return nil
 	}
 	return e
