@@ -17,10 +17,9 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"path"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/circlecore/circle/redact"
@@ -189,7 +188,7 @@ func Run(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 		}
 	}
 	res.Settings = settings
-	envs, err := selected(settings, opts.Load.Envs, opts.SkipMissingEnvs)
+	envs, err := repo.SelectEnvs(settings, opts.Load.Envs, opts.SkipMissingEnvs)
 	if err != nil {
 		return res, stageError(ctx, StageSettings, err)
 	}
@@ -197,7 +196,7 @@ func Run(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	if opts.Verify != nil {
 		enter(StageVerify)
 		for env, why := range opts.Verify(settings) {
-			if contains(envs, env) {
+			if slices.Contains(envs, env) {
 				res.Failed[env] = Failure{Stage: StageVerify, Message: red.String(why)}
 			}
 		}
@@ -211,7 +210,7 @@ func Run(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 		}
 		res.Unchanged = map[string]bool{}
 		for env, ok := range opts.Unchanged(res.Inputs) {
-			if _, failed := res.Failed[env]; ok && !failed && contains(envs, env) {
+			if _, failed := res.Failed[env]; ok && !failed && slices.Contains(envs, env) {
 				res.Unchanged[env] = true
 			}
 		}
@@ -254,7 +253,7 @@ func Run(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 		return res, stageError(ctx, StageLicenses, err)
 	}
 	for env, why := range res.Licenses.Refused {
-		if _, failed := res.Failed[env]; !failed && contains(envs, env) {
+		if _, failed := res.Failed[env]; !failed && slices.Contains(envs, env) {
 			res.Failed[env] = Failure{Stage: StageLicenses, Message: red.String(why)}
 			delete(res.Unchanged, env)
 		}
@@ -345,36 +344,6 @@ func buildFailure(s *repo.Settings, env string, err error, red *redact.Redactor)
 		f.File, f.Line = fe.File, fe.Line
 	}
 	return f
-}
-
-// selected are the environments of s that want names, in circle.yaml's order (all for an
-// empty want); naming one s lacks is an error unless skipMissing.
-func selected(s *repo.Settings, want []string, skipMissing bool) ([]string, error) {
-	all := s.EnvNames()
-	if len(want) == 0 {
-		return all, nil
-	}
-	for _, w := range want {
-		if !contains(all, w) && !skipMissing {
-			return nil, fmt.Errorf("environment %q is not in %s (have %s)", w, repo.SettingsFile, strings.Join(all, ", "))
-		}
-	}
-	var out []string
-	for _, n := range all {
-		if contains(want, n) {
-			out = append(out, n)
-		}
-	}
-	return out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // countIn counts the environments of envs that m holds.

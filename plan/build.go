@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -120,7 +121,7 @@ func Build(ctx context.Context, base, head fs.FS, opts BuildOptions) (*Builds, e
 // checkEnvs refuses an environment that neither revision lists.
 func checkEnvs(want []string, base, head *repo.Settings) error {
 	for _, w := range want {
-		if !contains(head.EnvNames(), w) && (base == nil || !contains(base.EnvNames(), w)) {
+		if !slices.Contains(head.EnvNames(), w) && (base == nil || !slices.Contains(base.EnvNames(), w)) {
 			return fmt.Errorf("environment %q is in neither revision's %s (head has %s)", w, repo.SettingsFile, strings.Join(head.EnvNames(), ", "))
 		}
 	}
@@ -132,11 +133,6 @@ func envsOf(s *repo.Settings, want []string) []string {
 	if s == nil {
 		return nil
 	}
-	var out []string
-	for _, n := range s.EnvNames() {
-		if len(want) == 0 || contains(want, n) {
-			out = append(out, n)
-		}
-	}
-	return out
+	envs, _ := repo.SelectEnvs(s, want, true) // with skipMissing, never an error
+	return envs
 }

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,7 +95,7 @@ func statuses(r *pipeline.Result, env string) map[string]*pipeline.LicenseStatus
 	}
 	for i := range r.Licenses.Status {
 		st := &r.Licenses.Status[i]
-		if !contains(st.Environments, env) {
+		if !slices.Contains(st.Environments, env) {
 			continue
 		}
 		id := st.ID

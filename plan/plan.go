@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -324,7 +325,7 @@ func (c *comparer) env(name string) *Env {
 		e.Status = StatusRemoved
 		return e
 	}
-	if contains(c.opts.Unchanged, name) {
+	if slices.Contains(c.opts.Unchanged, name) {
 		// Only the clock can tell an unchanged environment anything new.
 		e.Licenses = c.compareLicenses(name)
 		c.count(e)
@@ -399,7 +400,7 @@ func (c *comparer) count(e *Env) {
 	}
 	n.Storage = len(e.Storage)
 	for _, p := range c.head.Problems {
-		if len(p.Envs) == 0 || contains(p.Envs, e.Name) {
+		if len(p.Envs) == 0 || slices.Contains(p.Envs, e.Name) {
 			n.Errors++
 		}
 	}
@@ -425,15 +426,6 @@ func (c *comparer) summarize(p *Plan) {
 		}
 		s.Prunes += e.Counts.Deleted
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // sortedKeys returns m's keys in order.

@@ -331,7 +331,7 @@ func Load(ctx context.Context, fsys fs.FS, opts Options) (*Repo, error) {
 		}
 		secretKey = func(k string) bool { return red.SensitiveKey(k) || re.MatchString(k) }
 	}
-	envs, err := selectEnvs(settings, opts.Envs)
+	envs, err := SelectEnvs(settings, opts.Envs, false)
 	if err != nil {
 		return nil, err
 	}
@@ -415,21 +415,26 @@ func Load(ctx context.Context, fsys fs.FS, opts Options) (*Repo, error) {
 	return r, nil
 }
 
-func selectEnvs(s *Settings, want []string) ([]string, error) {
+// SelectEnvs returns the environments of s that want names, in circle.yaml's order (all of
+// them for an empty want). A name s lacks is an error, unless skipMissing (a plan's base,
+// from before the environment was added), which leaves it out.
+func SelectEnvs(s *Settings, want []string, skipMissing bool) ([]string, error) {
 	all := s.EnvNames()
 	if len(want) == 0 {
 		return all, nil
 	}
 	for _, w := range want {
-		found := false
-		for _, a := range all {
-			found = found || a == w
-		}
-		if !found {
+		if !slices.Contains(all, w) && !skipMissing {
 			return nil, fmt.Errorf("environment %q is not in %s (have %s)", w, SettingsFile, strings.Join(all, ", "))
 		}
 	}
-	return want, nil
+	var out []string
+	for _, n := range all {
+		if slices.Contains(want, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
 
 // LoadSettings reads and validates circle.yaml.
