@@ -465,6 +465,8 @@ func waitFor(b *testing.B, within time.Duration, what string, ok func() bool) {
 	}
 }
 
+// pct is the p-th percentile of lat by nearest rank: the smallest sample with at least p of
+// them at or below it.
 func pct(lat []time.Duration, p float64) time.Duration {
 	s := append([]time.Duration(nil), lat...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
