@@ -38,14 +38,15 @@ func (o *Output) File(p string) *publish.File {
 }
 
 // buildEnv is the build stage for one environment of a loaded revision. lics are the
-// license files that apply to it (Licenses.ForEnv); reg is the revision's package registry
+// license files that apply to it (Licenses.ForEnv); inputs its input digest ("" when not
+// computed), which with opts.Cache saves the render of inputs rendered before; reg is the revision's package registry
 // (nil for none); opts.Now decides advisory withdrawals and allow-list expiry. A build fails
 // closed: packages that do not resolve or fail the environment's policy, or an overlay that
 // does not render, are an error, and the environment keeps its last good revision.
 //
 // The package index is resolved first and returned even when the build fails, so a plan
 // shows what moved and which advisory fails an environment without resolving again.
-func buildEnv(ctx context.Context, fsys fs.FS, s *repo.Settings, e *repo.Env, lics []publish.File, reg *registry.Registry, opts *Options) (*Output, *registry.Index, error) {
+func buildEnv(ctx context.Context, fsys fs.FS, s *repo.Settings, e *repo.Env, inputs string, lics []publish.File, reg *registry.Registry, opts *Options) (*Output, *registry.Index, error) {
 	ix, pkgs, err := packageBuild(ctx, reg, e.Name, opts.Now)
 	if err != nil {
 		return nil, ix, err
@@ -69,7 +70,7 @@ func buildEnv(ctx context.Context, fsys fs.FS, s *repo.Settings, e *repo.Env, li
 		if opts.Masked {
 			sensitive = masked(sensitive, opts.Load.Redactor)
 		}
-		y, err := render.Render(render.Input{FS: fsys, Manifests: s.Paths.Manifests, Env: e.Name, Namespace: s.Namespace(e.Name),
+		y, err := opts.Cache.render(inputs, render.Input{FS: fsys, Manifests: s.Paths.Manifests, Env: e.Name, Namespace: s.Namespace(e.Name),
 			Config: plain, Secrets: sensitive, Licenses: licSecret, Origins: opts.Origins})
 		if err != nil {
 			return nil, ix, err

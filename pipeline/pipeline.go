@@ -72,7 +72,7 @@ type Options struct {
 	Unchanged func(inputs map[string]string) map[string]bool
 	// Inputs are the input digests (Inputs) when the caller has computed them already (a
 	// plan compares both revisions' before running either); Run computes them when nil and
-	// Unchanged is set.
+	// Unchanged or Cache is set.
 	Inputs map[string]string
 	// StopUnchanged stops Run after the inputs stage when every environment not refused is
 	// unchanged (Result.Stopped): nothing is loaded, verified or built. The daemon's way;
@@ -89,6 +89,12 @@ type Options struct {
 	// Origins annotates each rendered object with the file it was written in, for checks
 	// that point at the source (render.OriginAnnotation); never for what is applied.
 	Origins bool
+
+	// Cache, when set, keeps each environment's rendered manifests by everything they were
+	// rendered from, and gives them back instead of rendering the same inputs again (a
+	// forced reconcile of an unchanged revision). Its entries hold secret values: the
+	// daemon keeps one in memory; never for output.
+	Cache *RenderCache
 
 	// Concurrency bounds the environments built at once (≤ 0: DefaultConcurrency).
 	Concurrency int
@@ -137,7 +143,7 @@ type Result struct {
 	Notes []repo.Problem
 	// Objects counts the objects checked, per environment.
 	Objects map[string]int
-	// Inputs are each environment's input digest; set when Options.Unchanged is.
+	// Inputs are each environment's input digest; set when Options.Unchanged or Cache is.
 	Inputs map[string]string
 	// Unchanged are the environments not built because their inputs are unchanged.
 	Unchanged map[string]bool
@@ -202,12 +208,14 @@ func Run(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 		}
 	}
 
-	if opts.Unchanged != nil {
+	if opts.Unchanged != nil || opts.Cache != nil {
 		if res.Inputs = opts.Inputs; res.Inputs == nil {
 			if res.Inputs, err = Inputs(fsys, settings); err != nil {
 				return res, stageError(ctx, StageInputs, err)
 			}
 		}
+	}
+	if opts.Unchanged != nil {
 		res.Unchanged = map[string]bool{}
 		for env, ok := range opts.Unchanged(res.Inputs) {
 			if _, failed := res.Failed[env]; ok && !failed && slices.Contains(envs, env) {
@@ -285,7 +293,7 @@ func Run(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 			continue
 		}
 		g.Go(env, func() {
-			outs[i], indexes[i], errs[i] = buildEnv(ctx, fsys, settings, e, res.Licenses.ForEnv(env), reg, &opts)
+			outs[i], indexes[i], errs[i] = buildEnv(ctx, fsys, settings, e, res.Inputs[env], res.Licenses.ForEnv(env), reg, &opts)
 		})
 	}
 	g.Wait()

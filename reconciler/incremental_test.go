@@ -127,8 +127,13 @@ func TestHandler_Trigger(t *testing.T) {
 	if again.Revision != first.Revision || strings.Contains(strings.Join(again.Stages, ","), "unchanged") {
 		t.Errorf("triggered reconcile: %+v", again)
 	}
-	if _, metrics := get(t, srv, "/metrics"); !strings.Contains(metrics, `circle_trigger_requests_total{result="refused"} 2`) {
+	_, metrics := get(t, srv, "/metrics")
+	if !strings.Contains(metrics, `circle_trigger_requests_total{result="refused"} 2`) {
 		t.Error("refused triggers are not counted")
+	}
+	// Nothing changed: the three environments' manifests came from the render cache.
+	if !strings.Contains(metrics, "circle_render_cache_hits_total 3") {
+		t.Errorf("a triggered reconcile of the same inputs rendered again:\n%s", grepLines(metrics, "circle_render_cache"))
 	}
 
 	off := newDaemon(t, src, status, reconciler.Options{})
@@ -142,4 +147,15 @@ func TestHandler_Trigger(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("without a token configured: %d", resp.StatusCode)
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

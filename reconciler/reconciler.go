@@ -21,10 +21,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/circlecore/circle/apply"
 	"github.com/circlecore/circle/license"
+	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/secrets"
 	"github.com/circlecore/circle/sources"
@@ -108,6 +110,10 @@ type Reconciler struct {
 	// in parallel.
 	appliedMu sync.Mutex
 	applied   map[string]appliedBuild
+	// renders keeps each environment's last rendered manifests by what they were rendered
+	// from: a forced reconcile (trigger, retry) of inputs already built checks, publishes
+	// and applies them again without paying kustomize again.
+	renders *pipeline.RenderCache
 	// runCtx and lastSnap let a trigger reconcile the current revision again.
 	runCtx   context.Context
 	lastSnap *sources.Snapshot
@@ -124,6 +130,12 @@ func New(source sources.Source, status StatusStore, log zerolog.Logger, opts Opt
 	if opts.Redactor == nil {
 		opts.Redactor = redact.New()
 	}
-	return &Reconciler{source: source, status: status, log: log, opts: opts, now: time.Now,
-		repoKeys: map[string]listedKeySet{}, metrics: newMetrics(), applied: map[string]appliedBuild{}}
+	r := &Reconciler{source: source, status: status, log: log, opts: opts, now: time.Now,
+		repoKeys: map[string]listedKeySet{}, metrics: newMetrics(), applied: map[string]appliedBuild{},
+		renders: pipeline.NewRenderCache()}
+	r.metrics.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "circle_render_cache_hits_total",
+		Help: "Renders saved: environments whose manifests a reconcile took from the last render of the same inputs.",
+	}, func() float64 { return float64(r.renders.Hits()) }))
+	return r
 }

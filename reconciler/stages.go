@@ -105,6 +105,7 @@ func (r *Reconciler) runPipeline(ctx context.Context, st *Status, snap *sources.
 			return r.unchanged(envs, inputs)
 		},
 		StopUnchanged: true,
+		Cache:         r.renders,
 		Concurrency:   r.opts.Concurrency,
 		Enter: func(stage, env string) {
 			if env == "" {
