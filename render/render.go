@@ -18,6 +18,7 @@
 package render
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -147,18 +148,36 @@ func Render(in Input) ([]byte, error) {
 				Err: ErrNoNamespace})
 		}
 	}
-	userYAML, err := user.AsYaml()
-	if err != nil {
-		return nil, fmt.Errorf("render %s: %w", in.Env, err)
+	// Only the user's objects that name a generated object can have a reference to
+	// rewrite: kustomize's nameReference rewrites a field holding the name exactly, so
+	// an object whose YAML lacks every generated name is left as the overlay built it, and
+	// need not be written out, parsed and matched again (at 1,000 objects that was half
+	// of a render). The others go through the join, and take their places again after.
+	users := user.Resources()
+	docs := make([][]byte, len(users))
+	var referrers []byte
+	refers := make([]bool, len(users))
+	for i, r := range users {
+		if docs[i], err = r.AsYAML(); err != nil {
+			return nil, fmt.Errorf("render %s: %w", in.Env, err)
+		}
+		if namesGenerated(docs[i]) {
+			refers[i] = true
+			referrers = append(append(referrers, "---\n"...), docs[i]...)
+		}
 	}
 	// The joining kustomization keeps the overlay's build metadata, so what kustomize adds
 	// or strips at the end of a build (origins, transformer annotations, the managed-by
 	// label) is what the overlay asked for.
 	join := types.Kustomization{
 		TypeMeta:      types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind},
-		Resources:     []string{objectsDir, "overlay.yaml"},
+		Resources:     []string{objectsDir},
 		SortOptions:   &types.SortOptions{Order: types.FIFOSortOrder},
 		BuildMetadata: c.buildMetadata,
+	}
+	if len(referrers) > 0 {
+		join.Resources = append(join.Resources, "overlay.yaml")
+		c.files[path.Join(genDir, "overlay.yaml")] = referrers
 	}
 	if in.Origins && !slices.Contains(join.BuildMetadata, types.OriginAnnotations) {
 		join.BuildMetadata = append(slices.Clone(join.BuildMetadata), types.OriginAnnotations)
@@ -172,7 +191,6 @@ func Render(in Input) ([]byte, error) {
 	if c.files[path.Join(genDir, "kustomization.yaml")], err = yaml.Marshal(join); err != nil {
 		return nil, err
 	}
-	c.files[path.Join(genDir, "overlay.yaml")] = userYAML
 	m, err := kustomize(overlay{base: in.FS, extra: c.files, dir: genDir}, genDir)
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", in.Env, err)
@@ -188,7 +206,61 @@ func Render(in Input) ([]byte, error) {
 			return nil, fmt.Errorf("render %s: %w", in.Env, err)
 		}
 	}
-	return asYAML(m, in.Env)
+	// The stream: the generated objects (the join's first, in FIFO order), then every
+	// user object in the overlay's order, a referrer as the join rewrote it.
+	joined := m.Resources()
+	nGen := len(joined) - countTrue(refers)
+	var out bytes.Buffer
+	write := func(doc []byte) {
+		if out.Len() > 0 {
+			out.WriteString("---\n")
+		}
+		out.Write(doc)
+	}
+	for _, r := range joined[:nGen] {
+		doc, err := r.AsYAML()
+		if err != nil {
+			return nil, fmt.Errorf("render %s: %w", in.Env, err)
+		}
+		write(doc)
+	}
+	for i, r := range users {
+		if !refers[i] {
+			write(docs[i])
+			continue
+		}
+		rewritten, err := m.GetById(r.CurId())
+		if err != nil {
+			return nil, fmt.Errorf("render %s: %s after the join: %w", in.Env, r.CurId(), err)
+		}
+		doc, err := rewritten.AsYAML()
+		if err != nil {
+			return nil, fmt.Errorf("render %s: %w", in.Env, err)
+		}
+		write(doc)
+	}
+	return out.Bytes(), nil
+}
+
+// namesGenerated reports whether an object's YAML holds the name of an object Circle
+// generates anywhere, so may refer to it.
+func namesGenerated(doc []byte) bool {
+	for _, name := range []string{ConfigMapName, SecretName, LicenseSecretName} {
+		if bytes.Contains(doc, []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+func countTrue(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
 }
 
 // objectsDir is the folder, in the generated one, of the kustomization that generates
