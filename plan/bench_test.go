@@ -81,13 +81,14 @@ data:
 // repository with 3 environments: both revisions built as the daemon builds them (only
 // prod, whose inputs changed), compared, and written as Markdown. The goal is 3 s.
 // "per-env" puts 1,000 objects in the kustomize base, so each environment renders over
-// 1,000; "total" puts 334 there, about 1,000 across the three. Kustomize's render is
-// nearly all of the time, and grows faster than linearly with the objects.
+// 1,000 ("3000-per-env": 3,000, for how it grows); "total" puts 334 there, about 1,000
+// across the three. Kustomize's render is nearly all of the time, and grows faster than
+// linearly with the objects.
 func BenchmarkPlan(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		n    int
-	}{{"objects=1000-per-env", 1000}, {"objects=1000-total", 334}} {
+	}{{"objects=1000-per-env", 1000}, {"objects=3000-per-env", 3000}, {"objects=1000-total", 334}} {
 		b.Run(c.name, func(b *testing.B) {
 			base := examplesFS(b)
 			manyObjects(base, c.n, "1")
