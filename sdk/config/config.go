@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +45,7 @@ type options struct {
 	onChange  func(old, new *Config)
 	onError   func(error)
 	debounce  time.Duration
+	poll      time.Duration
 	errs      []error
 }
 
@@ -128,9 +130,12 @@ func OnError(fn func(error)) Option {
 	return func(o *options) { o.onError = fn }
 }
 
+// source is a File (path and parser) or a Remote (remote), kept in one list because
+// their order is their precedence.
 type source struct {
 	path   string
 	parser koanf.Parser
+	remote Source
 }
 
 // A Loader holds the current configuration and knows how to read it
@@ -144,17 +149,18 @@ type Loader struct {
 }
 
 // New reads every source once and returns a Loader holding the result.
-// It fails if any file is missing or malformed or the result does not
-// match the schema, so a misconfigured service stops at start-up.
+// It fails if any file or [Remote] source is missing, malformed or
+// unverifiable, or the result does not match the schema, so a
+// misconfigured service stops at start-up.
 func New(opts ...Option) (*Loader, error) {
-	l := &Loader{opts: options{debounce: 100 * time.Millisecond}}
+	l := &Loader{opts: options{debounce: 100 * time.Millisecond, poll: DefaultPollInterval}}
 	for _, opt := range opts {
 		opt(&l.opts)
 	}
 	if err := errors.Join(l.opts.errs...); err != nil {
 		return nil, err
 	}
-	c, err := l.load()
+	c, err := l.load(context.Background())
 	if err != nil {
 		return nil, err
 	}
@@ -175,10 +181,14 @@ func (l *Loader) Decode(v any) error { return l.Current().Decode(v) }
 // the [OnChange] function. On error the current configuration is kept and
 // the error is returned (not passed to [OnError]). A service can call it,
 // for example, on SIGHUP.
-func (l *Loader) Reload() error {
+func (l *Loader) Reload() error { return l.reload(context.Background()) }
+
+// reload is Reload with a context, so that stopping the watcher also stops a read of a
+// Remote source in flight.
+func (l *Loader) reload(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	next, err := l.load()
+	next, err := l.load(ctx)
 	if err != nil {
 		return err
 	}
@@ -194,15 +204,15 @@ func (l *Loader) Reload() error {
 }
 
 // load merges all sources in precedence order and validates the result.
-func (l *Loader) load() (*Config, error) {
+func (l *Loader) load(ctx context.Context) (*Config, error) {
 	var (
-		ctx *cue.Context
-		def cue.Value
+		cctx *cue.Context
+		def  cue.Value
 	)
 	if l.opts.schema != nil {
-		ctx = cuecontext.New()
+		cctx = cuecontext.New()
 		var err error
-		if def, err = l.opts.schema.compile(ctx); err != nil {
+		if def, err = l.opts.schema.compile(cctx); err != nil {
 			return nil, err
 		}
 	}
@@ -214,6 +224,16 @@ func (l *Loader) load() (*Config, error) {
 		_ = k.Load(confmap.Provider(m, ""), nil)
 	}
 	for _, f := range l.opts.files {
+		if f.remote != nil {
+			b, err := readRemote(ctx, f.remote)
+			if err != nil {
+				return nil, err
+			}
+			if err := k.Load(rawBytes(b), jsonParser{}); err != nil {
+				return nil, fmt.Errorf("config: read %s: %w", f.remote.Name(), err)
+			}
+			continue
+		}
 		if err := k.Load(file.Provider(f.path), f.parser); err != nil {
 			return nil, fmt.Errorf("config: read %s: %w", f.path, err)
 		}
@@ -232,7 +252,7 @@ func (l *Loader) load() (*Config, error) {
 	data := k.Raw()
 	if l.opts.schema != nil {
 		var err error
-		if data, err = l.opts.schema.apply(ctx, def, data); err != nil {
+		if data, err = l.opts.schema.apply(cctx, def, data); err != nil {
 			return nil, err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -14,49 +15,65 @@ import (
 // publish a new version of all its files at once.
 const kubeDataLink = "..data"
 
-// Watch reloads the configuration whenever one of the files changes,
+// Watch reloads the configuration whenever one of its sources changes,
 // until ctx is done or stop is called. stop returns once no callback is
 // running any more, so a callback must not call it. Successful changes go
 // to [OnChange], failures to [OnError], and a failed reload keeps the
 // current configuration.
 //
-// Changes arriving within about 100ms of each other cause one reload, as
-// an editor or a ConfigMap update touches several names per change.
-// Environment variables are read again too, but only a file change starts
-// a reload.
+// Files are watched with fsnotify: changes arriving within about 100ms of
+// each other cause one reload, as an editor or a ConfigMap update touches
+// several names per change. [Remote] sources have no events to watch, so
+// they are asked every [PollInterval] whether they changed, which for a
+// published build costs one metadata request; only a change reads them.
+// Environment variables are read again at each reload, but do not start
+// one.
 func (l *Loader) Watch(ctx context.Context) (stop func(), err error) {
-	if len(l.opts.files) == 0 {
-		return nil, errors.New("config: watch: no File to watch")
+	remotes := l.remotes()
+	var local []source
+	for _, f := range l.opts.files {
+		if f.remote == nil {
+			local = append(local, f)
+		}
 	}
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return nil, fmt.Errorf("config: watch: %w", err)
+	if len(local) == 0 && len(remotes) == 0 {
+		return nil, errors.New("config: watch: no File or Remote to watch")
 	}
+	var w *fsnotify.Watcher
 	files := map[string]bool{}
 	dirs := map[string]bool{}
-	for _, f := range l.opts.files {
-		files[f.path] = true
-		dir := filepath.Dir(f.path)
-		if dirs[dir] {
-			continue
+	if len(local) > 0 {
+		if w, err = fsnotify.NewWatcher(); err != nil {
+			return nil, fmt.Errorf("config: watch: %w", err)
 		}
-		dirs[dir] = true
-		if err := w.Add(dir); err != nil {
-			w.Close()
-			return nil, fmt.Errorf("config: watch %s: %w", dir, err)
+		for _, f := range local {
+			files[f.path] = true
+			dir := filepath.Dir(f.path)
+			if dirs[dir] {
+				continue
+			}
+			dirs[dir] = true
+			if err := w.Add(dir); err != nil {
+				w.Close()
+				return nil, fmt.Errorf("config: watch %s: %w", dir, err)
+			}
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer w.Close()
-		l.watch(ctx, w, func(name string) bool {
-			name = filepath.Clean(name)
-			return files[name] || filepath.Base(name) == kubeDataLink && dirs[filepath.Dir(name)]
+	var wg sync.WaitGroup
+	if w != nil {
+		wg.Go(func() {
+			defer w.Close()
+			l.watch(ctx, w, func(name string) bool {
+				name = filepath.Clean(name)
+				return files[name] || filepath.Base(name) == kubeDataLink && dirs[filepath.Dir(name)]
+			})
 		})
-	}()
-	return func() { cancel(); <-done }, nil
+	}
+	if len(remotes) > 0 {
+		wg.Go(func() { l.poll(ctx, remotes) })
+	}
+	return func() { cancel(); wg.Wait() }, nil
 }
 
 func (l *Loader) watch(ctx context.Context, w *fsnotify.Watcher, relevant func(string) bool) {
@@ -81,7 +98,7 @@ func (l *Loader) watch(ctx context.Context, w *fsnotify.Watcher, relevant func(s
 			}
 			l.report(fmt.Errorf("config: watch: %w", err))
 		case <-timer.C:
-			if err := l.Reload(); err != nil {
+			if err := l.reload(ctx); err != nil && ctx.Err() == nil {
 				l.report(err)
 			}
 		}
