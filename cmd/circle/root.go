@@ -71,6 +71,8 @@ invalid head, 2 changes.`,
 		root.AddCommand(c)
 	}
 	root.AddCommand(newVersionCmd())
+	root.AddCommand(newInstallCmd())
+	root.AddCommand(newUninstallCmd())
 	return root
 }
 
