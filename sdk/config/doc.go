@@ -1,6 +1,8 @@
 // Package config reads the configuration that Circle published for a
 // service: a merged JSON or YAML document per environment, typically
-// mounted from a Kubernetes ConfigMap at /etc/circle/config.yaml.
+// mounted from a Kubernetes ConfigMap at /etc/circle/config.yaml, or read
+// from the environment's build in object storage through a [Source]
+// (package github.com/circlecore/circle/sdk/published) with [Remote].
 //
 // A service builds a [Loader] once at start-up, decodes the result into
 // its own struct, and may [Loader.Watch] the files so that a ConfigMap
@@ -23,8 +25,10 @@
 //  1. defaults from the CUE schema, if [Schema] is given (they only fill
 //     fields that no other source set);
 //  2. [Defaults] (a map or a struct), in the order given;
-//  3. [File] options, in the order given, so a later file overrides an
-//     earlier one;
+//  3. [File] and [Remote] options, in the order given, so a later file
+//     overrides an earlier one, and a published build read with [Remote]
+//     stands exactly where a File would (give a local override file after
+//     it);
 //  4. environment variables selected by [Env].
 //
 // Maps are merged deeply: a later source only replaces the keys it sets,
@@ -70,4 +74,10 @@
 // then every source is read again and validated again. Only a complete,
 // valid result replaces the current [Config]; otherwise the last good one
 // stays and the error goes to [OnError].
+//
+// A [Remote] source has no events: Watch asks it every [PollInterval]
+// whether it changed (for a published build, one metadata request and no
+// download or decryption) and reloads only when it did. A source that
+// refuses a build (it does not verify) keeps the current configuration,
+// like a file that does not parse.
 package config
