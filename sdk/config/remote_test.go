@@ -124,10 +124,16 @@ func TestRemote_Watch(t *testing.T) {
 		t.Errorf("OnError %v, want the poll's error naming the source", err)
 	}
 	src.set(func(s *fakeSource) { s.changedErr, s.changed, s.readErr = nil, true, errors.New("object corrupt") })
-	for err := range errs {
-		if strings.Contains(err.Error(), "object corrupt") {
-			break
+	for deadline := time.After(5 * time.Second); ; {
+		select {
+		case err := <-errs:
+			if !strings.Contains(err.Error(), "object corrupt") {
+				continue
+			}
+		case <-deadline:
+			t.Fatal("the failing Read was not reported")
 		}
+		break
 	}
 	if h := l.Current().String("db.host"); h != "b" {
 		t.Errorf("db.host = %s after failed reads, want b kept", h)

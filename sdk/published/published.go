@@ -266,7 +266,9 @@ func (f *File) Changed(ctx context.Context) (bool, error) {
 }
 
 // Build returns the manifest of the build the last successful Read came from (its
-// revision and sequence number, for logs), or nil before one.
+// revision and sequence number, for logs), or nil before one. That build verified, but a
+// config.Loader may still have refused it (a schema failure, reported to OnError), so
+// log it from OnChange rather than after every poll.
 func (f *File) Build() *publish.Manifest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
