@@ -374,11 +374,11 @@ func (f *installFlags) readKeys(existing map[string][]byte, red *redact.Redactor
 		}
 		hide(red, b)
 		kr := &secrets.Keyring{}
-		if err := kr.AddFile(p); err != nil || kr.Len() == 0 {
-			if err == nil {
-				err = errors.New("no key in it")
-			}
-			return nil, red.Error(fmt.Errorf("--key-file %s: %w", p, err))
+		if err := kr.AddFile(p); err != nil {
+			return nil, red.Error(fmt.Errorf("--key-file: %w", err)) // it names the file
+		}
+		if kr.Len() == 0 {
+			return nil, fmt.Errorf("--key-file %s: no key in it", p)
 		}
 		name := secretKeyName(p)
 		if _, dup := k.keys[name]; dup {
