@@ -492,6 +492,22 @@ func (n *node) expr() ast.Expr {
 	return s
 }
 
+// Cut removes the top-level key from m and returns its value as a Merged of its own, with
+// paths relative to key and origins keeping their files and lines: a part of the document
+// that a different schema judges (Circle's "kubernetes" key). nil when m has no key.
+func (m *Merged) Cut(key string) *Merged {
+	c, ok := m.root.children[key]
+	if !ok {
+		return nil
+	}
+	m.root.remove(key)
+	m.origins, m.leaves, m.index = nil, map[string]ast.Expr{}, map[string]int{}
+	m.collect(m.root, "")
+	sub := &Merged{root: c, leaves: map[string]ast.Expr{}, index: map[string]int{}}
+	sub.collect(c, "")
+	return sub
+}
+
 // Origins lists where each leaf value (a scalar or a whole list) was set, in document order.
 func (m *Merged) Origins() []Origin { return m.origins }
 

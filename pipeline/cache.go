@@ -89,8 +89,9 @@ func (c *RenderCache) keyOf(inputs string, in render.Input) ([sha256.Size]byte, 
 		Config, Secrets           map[string]any
 		Licenses                  map[string][]byte
 		Limits                    render.Limits
+		Kubernetes                *render.Kubernetes
 		Origins                   bool
-	}{in.Manifests, in.Env, in.Namespace, in.Config, in.Secrets, in.Licenses, in.Limits, in.Origins})
+	}{in.Manifests, in.Env, in.Namespace, in.Config, in.Secrets, in.Licenses, in.Limits, in.Kubernetes, in.Origins})
 	if err != nil {
 		return out, err
 	}

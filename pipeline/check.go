@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strings"
 
 	"github.com/circlecore/circle/kubecheck"
 	"github.com/circlecore/circle/redact"
@@ -46,7 +47,7 @@ type checked struct {
 // The daemon's outputs carry no origin annotations (they would be applied), so a problem
 // is at its line in the rendered stream, which `circle render` shows; with origins (validate),
 // at the line of the file the object was written in.
-func checkManifests(fsys fs.FS, s *repo.Settings, outs []*Output, red *redact.Redactor, origins bool) (*checked, error) {
+func checkManifests(fsys fs.FS, s *repo.Settings, r *repo.Repo, outs []*Output, red *redact.Redactor, origins bool) (*checked, error) {
 	var envs []kubecheck.Environment
 	for _, o := range outs {
 		if o.Manifests != nil {
@@ -67,6 +68,7 @@ func checkManifests(fsys fs.FS, s *repo.Settings, outs []*Output, red *redact.Re
 	}
 	var problems, notes repo.ProblemSet
 	for _, p := range rep.Problems {
+		placeGenerated(&p, r)
 		problems.Add(p.Env, issueOf(p, red))
 	}
 	for _, p := range rep.Notes {
@@ -79,4 +81,25 @@ func checkManifests(fsys fs.FS, s *repo.Settings, outs []*Output, red *redact.Re
 func issueOf(p kubecheck.Problem, red *redact.Redactor) schema.Issue {
 	return schema.Issue{File: p.File, Line: p.Line, Column: p.Column, Path: red.String(p.Where()),
 		Message: red.String(p.Message) + " [" + p.Check + "]"}
+}
+
+// placeGenerated moves a problem about a claim or Ingress that the configuration's
+// kubernetes key generated to the line of the configuration that set it (an Ingress's
+// host, a claim's size): that is the file a user edits, not the rendered stream.
+func placeGenerated(p *kubecheck.Problem, r *repo.Repo) {
+	if r == nil {
+		return
+	}
+	e := r.Env(p.Env)
+	if e == nil {
+		return
+	}
+	kind, name, _ := strings.Cut(p.Object, "/")
+	field := map[string]string{"Ingress": "ingresses." + name + ".host", "PersistentVolumeClaim": "volumes." + name + ".size"}[kind]
+	if field == "" {
+		return
+	}
+	if o, ok := e.KubernetesOrigin(field); ok {
+		p.File, p.Line, p.Column = o.File, o.Line, o.Column
+	}
 }

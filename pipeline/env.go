@@ -66,12 +66,16 @@ func buildEnv(ctx context.Context, fsys fs.FS, s *repo.Settings, e *repo.Env, in
 			}
 			licSecret[path.Base(f.Path)] = f.Data
 		}
+		kube, err := render.KubernetesFrom(e.Kubernetes)
+		if err != nil {
+			return nil, ix, fmt.Errorf("build %s: %w", e.Name, err)
+		}
 		plain, sensitive := e.Split()
 		if opts.Masked {
 			sensitive = masked(sensitive, opts.Load.Redactor)
 		}
 		y, err := opts.Cache.render(inputs, render.Input{FS: fsys, Manifests: s.Paths.Manifests, Env: e.Name, Namespace: s.Namespace(e.Name),
-			Config: plain, Secrets: sensitive, Licenses: licSecret, Origins: opts.Origins})
+			Config: plain, Secrets: sensitive, Licenses: licSecret, Kubernetes: kube, Origins: opts.Origins})
 		if err != nil {
 			return nil, ix, err
 		}

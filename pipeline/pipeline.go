@@ -314,7 +314,7 @@ func Run(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	}
 
 	enter(StageCheck)
-	chk, err := checkManifests(fsys, settings, res.Outputs, red, opts.Origins)
+	chk, err := checkManifests(fsys, settings, res.Repo, res.Outputs, red, opts.Origins)
 	if err != nil {
 		return res, stageError(ctx, StageCheck, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"sort"
@@ -93,6 +94,9 @@ type Input struct {
 	// Namespace is where the generated objects go when the overlay sets no namespace of
 	// its own (circle.yaml's environments[].namespace); with neither, Render fails.
 	Namespace string
+	// Kubernetes are the PersistentVolumeClaims and Ingresses the configuration asks for
+	// (its "kubernetes" key); nil generates none.
+	Kubernetes *Kubernetes
 	// Origins adds kustomize's origin annotation (OriginAnnotation) to every object, so a
 	// check of the output can name the file each object came from. It is for validation
 	// only: the annotation is not part of what the daemon applies.
@@ -210,6 +214,18 @@ func Render(in Input) ([]byte, error) {
 	// user object in the overlay's order, a referrer as the join rewrote it.
 	joined := m.Resources()
 	nGen := len(joined) - countTrue(refers)
+	// A claim or Ingress of the kubernetes key must not stand in for one the overlay has:
+	// kustomize only catches the clash among the objects it joined.
+	ids := make(map[string]bool, len(users))
+	for _, r := range users {
+		ids[r.CurId().String()] = true
+	}
+	for _, r := range joined[:nGen] {
+		if ids[r.CurId().String()] {
+			return nil, fmt.Errorf("render %s: kubernetes: the configuration generates %s %s, which the overlay has already",
+				in.Env, r.GetKind(), r.GetName())
+		}
+	}
 	var out bytes.Buffer
 	write := func(doc []byte) {
 		if out.Len() > 0 {
@@ -311,6 +327,12 @@ func generated(in Input) (*types.Kustomization, map[string][]byte, error) {
 		k.SecretGenerator = append(k.SecretGenerator, types.SecretArgs{GeneratorArgs: types.GeneratorArgs{
 			Name: LicenseSecretName, KvPairSources: types.KvPairSources{FileSources: names}}, Type: "Opaque"})
 	}
+	objects, objFiles, err := in.Kubernetes.objects()
+	if err != nil {
+		return nil, nil, err
+	}
+	k.Resources = objects
+	maps.Copy(files, objFiles)
 	if len(files) == 0 {
 		return nil, nil, nil
 	}

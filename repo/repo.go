@@ -175,6 +175,26 @@ type Env struct {
 	redactor  *redact.Redactor
 	// derived are the leaves the schema computed from sensitive values (see derive).
 	derived map[string]bool
+	// Kubernetes is the configuration's reserved key KubernetesKey, validated against
+	// Circle's #Kubernetes: the PersistentVolumeClaims and Ingresses Circle generates. It
+	// is not in Config, Merged or anything published as the service's configuration.
+	Kubernetes map[string]any
+	// kubernetes is that key's part of the merged layers, for its origins.
+	kubernetes *layers.Merged
+}
+
+// KubernetesKey is the top-level key of an environment's configuration that describes the
+// Kubernetes objects Circle generates (schema/circle.cue #Kubernetes) rather than the
+// service's configuration.
+const KubernetesKey = "kubernetes"
+
+// KubernetesOrigin returns where the value at p under KubernetesKey ("ingresses.web.host")
+// was set.
+func (e *Env) KubernetesOrigin(p string) (layers.Origin, bool) {
+	if e.kubernetes == nil {
+		return layers.Origin{}, false
+	}
+	return e.kubernetes.Origin(p)
 }
 
 // Sensitive reports whether the value at a dotted path is secret: it came from a SOPS file,
@@ -370,6 +390,12 @@ func Load(ctx context.Context, fsys fs.FS, opts Options) (*Repo, error) {
 					var err error
 					if envSchema, err = schema.Load(fsys, settings.Paths.Schema, limit); err != nil {
 						ec.addErr(name, settings.Paths.Schema, err)
+						env = nil
+					}
+				}
+				if env != nil {
+					if issues := env.validateKubernetes(envSchema); issues != nil {
+						ec.add(name, issues...)
 						env = nil
 					}
 				}
@@ -592,9 +618,13 @@ func (c *collector) loadEnv(ctx context.Context, fsys fs.FS, s *Settings, env st
 		}
 	}
 	m := layers.Merge(ls...)
-	e := &Env{Name: env, Merged: m, redactor: c.red, secretKey: c.secretKey}
+	e := &Env{Name: env, Merged: m, redactor: c.red, secretKey: c.secretKey, kubernetes: m.Cut(KubernetesKey)}
 	e.sensitive = func(o layers.Origin) bool { return o.Sensitive || c.secretKey(o.Key) }
 	c.red.Add(m.ScalarsWhere(e.sensitive)...)
+	if e.kubernetes != nil {
+		// Only a SOPS file's values: a key like tlsSecretName names a Secret, it holds none.
+		c.red.Add(e.kubernetes.SecretValues()...)
+	}
 	if len(c.problems.List()) > before {
 		return nil
 	}
@@ -653,4 +683,33 @@ func decrypt(ctx context.Context, fsys fs.FS, name string, keys *secrets.Keyring
 		return nil, secretIssues(err)
 	}
 	return layers.FromSOPS(name, data, plain)
+}
+
+// validateKubernetes judges the reserved key against Circle's #Kubernetes. Its values go
+// into plain objects (an Ingress host, a claim's size), so none may come from a SOPS file:
+// that would publish a secret in the clear. (Keys are not judged by the redaction pattern
+// here: tlsSecretName names a Secret, it holds none.)
+func (e *Env) validateKubernetes(sch *schema.Schema) schema.Issues {
+	if e.kubernetes == nil {
+		return nil
+	}
+	var issues schema.Issues
+	for _, o := range e.kubernetes.Origins() {
+		if o.Sensitive {
+			issues = append(issues, schema.Issue{File: o.File, Line: o.Line, Column: o.Column, Path: KubernetesKey + "." + o.Path,
+				Message: "a value of the kubernetes key goes into plain Kubernetes objects, so it cannot come from a SOPS file"})
+		}
+	}
+	if issues != nil {
+		return issues
+	}
+	v, issues := sch.Validate("#Kubernetes", e.kubernetes.Expr())
+	for i := range issues {
+		issues[i].Path = strings.TrimSuffix(KubernetesKey+"."+issues[i].Path, ".")
+	}
+	if issues != nil {
+		return issues
+	}
+	e.Kubernetes, _ = v.(map[string]any)
+	return nil
 }
