@@ -14,12 +14,12 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/ssa/utils"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
-
-	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/circlecore/circle/testenv"
 )
@@ -155,18 +155,21 @@ func TestInstall(t *testing.T) {
 			t.Errorf("install --export does not say %q:\n%.600s", hint, exported)
 		}
 	}
-	// The exported objects are the applied ones, field for field (the owner labels aside).
+	// The exported objects are the applied ones, field for field: each exported field is in
+	// the live object with the same value (which has more: defaults, the owner labels).
+	c, err := client.New(kube.Config, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, o := range objects {
-		if o.GetKind() != "ConfigMap" || o.GetName() != "circle-env" {
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(o.GroupVersionKind())
+		if err := c.Get(ctx, client.ObjectKeyFromObject(o), live); err != nil {
+			t.Errorf("exported %s: %v", utils.FmtUnstructured(o), err)
 			continue
 		}
-		live, err := cs.CoreV1().ConfigMaps(f.ns).Get(ctx, "circle-env", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _, _ := unstructured.NestedStringMap(o.Object, "data")
-		if fmt.Sprint(data) != fmt.Sprint(live.Data) {
-			t.Errorf("exported circle-env %v, applied %v", data, live.Data)
+		if path := notIn(o.Object, live.Object, ""); path != "" {
+			t.Errorf("exported %s differs from the applied one at %s", utils.FmtUnstructured(o), path)
 		}
 	}
 
@@ -282,6 +285,40 @@ func checkUninstalled(t *testing.T, cs *kubernetes.Clientset, f *installFixture)
 	}
 	if _, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "circle-state", metav1.GetOptions{}); err != nil {
 		t.Errorf("uninstall deleted the state PVC without --delete-state: %v", err)
+	}
+}
+
+// notIn is the path of the first field of want that got does not hold with the same value,
+// or "" when got holds all of want.
+func notIn(want, got any, path string) string {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			return path
+		}
+		for k, v := range w {
+			if p := notIn(v, g[k], path+"."+k); p != "" {
+				return p
+			}
+		}
+		return ""
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return path
+		}
+		for i := range w {
+			if p := notIn(w[i], g[i], fmt.Sprintf("%s[%d]", path, i)); p != "" {
+				return p
+			}
+		}
+		return ""
+	default:
+		if fmt.Sprint(want) != fmt.Sprint(got) {
+			return path
+		}
+		return ""
 	}
 }
 
