@@ -215,6 +215,7 @@ func Compare(ctx context.Context, base, head *pipeline.Result, opts Options) *Pl
 	for _, name := range c.envNames() {
 		p.Environments = append(p.Environments, c.env(name))
 	}
+	p.Problems = append(p.Problems, c.problems...)
 	c.summarize(p)
 	// Every string Compare put in the plan passes through the redactor once more, as a
 	// whole: a value masked field by field is already safe, but a secret can hide inside
@@ -258,6 +259,8 @@ type comparer struct {
 	base, head *pipeline.Result
 	opts       Options
 	red        *redact.Redactor
+	// problems are what comparing found wrong with head (a claim that shrinks).
+	problems []Problem
 }
 
 // envNames is the environments to plan: head's in circle.yaml's order, then those only
@@ -363,6 +366,12 @@ func (c *comparer) env(name string) *Env {
 			e.Objects = objects
 		}
 		e.Storage = compareFiles(baseOut, headOut)
+		if found := shrinks(e, headEnv); found != nil {
+			c.problems = append(c.problems, found...)
+			if e.Error == "" {
+				e.Error = found[0].Message
+			}
+		}
 	}
 	c.count(e)
 	switch {

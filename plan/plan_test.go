@@ -579,3 +579,66 @@ func TestWriteText_EscapesControls(t *testing.T) {
 		}
 	}
 }
+
+// An Ingress host moved in the configuration is a change of that Ingress field in the
+// plan; a claim made smaller is a problem at the size's line, and the plan is invalid.
+func TestPlan_KubernetesObjects(t *testing.T) {
+	base := examplesFS(t)
+	base["config/base/kubernetes.yaml"] = &fstest.MapFile{Data: []byte("kubernetes:\n  volumes:\n    shop-data: {size: 10Gi}\n" +
+		"  ingresses:\n    shop:\n      host: shop.example.com\n      paths:\n        /: {service: shop-api, port: 80}\n")}
+	base["config/dev/kubernetes.yaml"] = &fstest.MapFile{Data: []byte("kubernetes:\n  ingresses:\n    shop: {host: shop.dev.example.com}\n")}
+	base["config/staging/kubernetes.yaml"] = &fstest.MapFile{Data: []byte("kubernetes:\n  ingresses:\n    shop: {host: shop.staging.example.com}\n")}
+
+	head := clone(base)
+	head["config/dev/kubernetes.yaml"] = &fstest.MapFile{Data: []byte("kubernetes:\n  ingresses:\n    shop: {host: dev.shop.example.com}\n")}
+	p := planOf(t, base, head)
+	if p.Summary.Invalid || p.Summary.Changed != 1 {
+		t.Fatalf("summary %+v, problems %v", p.Summary, p.Problems)
+	}
+	dev := envOf(t, p, "dev")
+	var found bool
+	for _, o := range dev.Objects {
+		if o.Kind == "Ingress" && o.Name == "shop" && o.Action == plan.Changed {
+			for _, f := range o.Fields {
+				if f.Path == "spec.rules[0].host" && f.From == `"shop.dev.example.com"` && f.To == `"dev.shop.example.com"` {
+					found = true
+				}
+			}
+		}
+	}
+	if !found {
+		t.Errorf("dev's objects %+v, want the Ingress host change", dev.Objects)
+	}
+
+	head = clone(base)
+	head["config/prod/kubernetes.yaml"] = &fstest.MapFile{Data: []byte("kubernetes:\n  volumes:\n    shop-data:\n      size: 5Gi\n")}
+	p = planOf(t, base, head)
+	if !p.Summary.Invalid || len(p.Problems) != 1 {
+		t.Fatalf("a shrinking claim: summary %+v, problems %v", p.Summary, p.Problems)
+	}
+	got := p.Problems[0].String()
+	want := "config/prod/kubernetes.yaml:4:13: kubernetes.volumes.shop-data.size: the claim shrinks from 10Gi to 5Gi"
+	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "[prod]") {
+		t.Errorf("problem %q, want it to start %q", got, want)
+	}
+	if e := envOf(t, p, "prod"); e.Status != plan.StatusFailed {
+		t.Errorf("prod is %s, want failed", e.Status)
+	}
+
+	// Growing is fine.
+	head["config/prod/kubernetes.yaml"] = &fstest.MapFile{Data: []byte("kubernetes:\n  volumes:\n    shop-data:\n      size: 20Gi\n")}
+	if p = planOf(t, base, head); p.Summary.Invalid {
+		t.Errorf("a growing claim: %v", p.Problems)
+	}
+}
+
+func envOf(t *testing.T, p *plan.Plan, name string) *plan.Env {
+	t.Helper()
+	for _, e := range p.Environments {
+		if e.Name == name {
+			return e
+		}
+	}
+	t.Fatalf("no environment %s in the plan", name)
+	return nil
+}
