@@ -373,3 +373,37 @@ func TestInstall_BadInput(t *testing.T) {
 		})
 	}
 }
+
+// Two installations share the cluster-scoped circle-apply ClusterRole: the one applied last
+// owns it, and the other's uninstall leaves it, saying why. --delete-state deletes the PVC.
+func TestUninstall_SharedAndState(t *testing.T) {
+	kube := testenv.StartKube(t)
+	ctx := context.Background()
+	cs := kube.Clientset(t)
+	a, b := newInstallFixture(t, kube), newInstallFixture(t, kube)
+	b.ns += "b"
+	b.flags[1] = b.ns
+	for _, f := range []*installFixture{a, b} {
+		if code, out, errOut := run(t, f.install()...); code != exitOK {
+			t.Fatalf("install %s: exit %d\n%s%s", f.ns, code, out, errOut)
+		}
+	}
+	code, out, errOut := run(t, "uninstall", "--namespace", a.ns, "--kubeconfig", a.kc, "--delete-state", "-o", "json")
+	if code != exitOK || !strings.Contains(out, `"subject": "ClusterRole/circle-apply"`) || !strings.Contains(out, `install-`+b.ns) {
+		t.Fatalf("uninstall %s: exit %d, want the ClusterRole kept for %s\n%s%s", a.ns, code, b.ns, out, errOut)
+	}
+	if _, err := cs.RbacV1().ClusterRoles().Get(ctx, "circle-apply", metav1.GetOptions{}); err != nil {
+		t.Errorf("uninstall of %s deleted the ClusterRole %s uses: %v", a.ns, b.ns, err)
+	}
+	// Deleted, or on its way: the test server has no controller to lift the PVC's
+	// kubernetes.io/pvc-protection finalizer, which a cluster lifts once no pod mounts it.
+	if pvc, err := cs.CoreV1().PersistentVolumeClaims(a.ns).Get(ctx, "circle-state", metav1.GetOptions{}); !apierrors.IsNotFound(err) && (err != nil || pvc.DeletionTimestamp == nil) {
+		t.Errorf("uninstall --delete-state left the PVC (%v)", err)
+	}
+	if _, err := cs.CoreV1().Namespaces().Get(ctx, a.ns, metav1.GetOptions{}); err != nil {
+		t.Errorf("uninstall --delete-state deleted the namespace: %v", err)
+	}
+	if code, out, errOut := run(t, "uninstall", "--namespace", b.ns, "--kubeconfig", b.kc); code != exitOK || !strings.Contains(out, "ClusterRole/circle-apply deleted") {
+		t.Fatalf("uninstall %s: exit %d\n%s%s", b.ns, code, out, errOut)
+	}
+}
