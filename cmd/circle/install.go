@@ -229,8 +229,12 @@ server-side dry run, whether it would accept every object, and changes nothing.`
 	return cmd
 }
 
-// render builds the overlay from the embedded tree with Circle's confined renderer, and
-// sets the flags' values on its objects. The key Secrets are not filled in here.
+// render builds the overlay from the embedded tree with Circle's confined renderer (no
+// URLs, no plugins, as every render in Circle), then sets the flags' values on its objects.
+// Those are set here rather than by a kustomization made in memory because --namespace must
+// move only what lives in circle-system (and the ServiceAccount subjects naming it): a
+// kustomize namespace would also move an overlay's RoleBindings out of the namespaces they
+// grant. The key Secrets are not filled in here.
 func (f *installFlags) render() ([]*unstructured.Unstructured, error) {
 	y, err := render.Render(render.Input{FS: deploy.FS(), Manifests: ".", Env: f.overlay})
 	if err != nil {
@@ -261,7 +265,7 @@ func (f *installFlags) render() ([]*unstructured.Unstructured, error) {
 		case "Namespace":
 			if o.GetName() == shippedNamespace {
 				o.SetName(f.namespace)
-				found["Namespace"] = true
+				found["Namespace "+shippedNamespace] = true
 			}
 		case "RoleBinding.rbac.authorization.k8s.io", "ClusterRoleBinding.rbac.authorization.k8s.io":
 			if err := moveSubjects(o, f.namespace); err != nil {
@@ -271,7 +275,7 @@ func (f *installFlags) render() ([]*unstructured.Unstructured, error) {
 			if o.GetName() != envConfigMapName {
 				continue
 			}
-			found[envConfigMapName] = true
+			found["ConfigMap "+envConfigMapName] = true
 			for k, v := range env {
 				if err := unstructured.SetNestedField(o.Object, v, "data", k); err != nil {
 					return nil, fmt.Errorf("render deploy/%s: ConfigMap %s: %w", f.overlay, envConfigMapName, err)
@@ -285,14 +289,16 @@ func (f *installFlags) render() ([]*unstructured.Unstructured, error) {
 			}
 		case "Secret":
 			if o.GetName() == keysSecretName {
-				found[keysSecretName] = true
+				found["Secret "+keysSecretName] = true
 				labels = o.GetLabels()
 			}
 		}
 	}
-	for _, want := range []string{"Namespace", envConfigMapName, keysSecretName} {
+	// What install fills in must be there: a change to deploy/ that renames one would
+	// otherwise install a daemon without its keys or settings.
+	for _, want := range []string{"Namespace " + shippedNamespace, "ConfigMap " + envConfigMapName, "Secret " + keysSecretName} {
 		if !found[want] {
-			return nil, fmt.Errorf("render deploy/%s: no %s %s in the manifests, which install fills in", f.overlay, want, map[string]string{"Namespace": shippedNamespace}[want])
+			return nil, fmt.Errorf("render deploy/%s: no %s in the manifests, which install fills in", f.overlay, want)
 		}
 	}
 	have := map[string]bool{}
