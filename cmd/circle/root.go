@@ -71,6 +71,7 @@ invalid head, 2 changes.`,
 		root.AddCommand(c)
 	}
 	root.AddCommand(newVersionCmd())
+	root.AddCommand(newInitCmd())
 	root.AddCommand(newInstallCmd())
 	root.AddCommand(newUninstallCmd())
 	return root
