@@ -10,6 +10,7 @@ import (
 
 	"github.com/circlecore/circle/apply"
 	"github.com/circlecore/circle/reconciler"
+	"github.com/circlecore/circle/state"
 	"github.com/circlecore/circle/testenv"
 )
 
@@ -196,5 +197,60 @@ spec:
 	// The target's last good apply stays visible: the revision it runs again.
 	if dev.Applied["kind"].Revision != firstRev || !strings.Contains(d.logs.String(), "rolled back to the last good build") {
 		t.Errorf("applied %+v, want %s; log:\n%s", dev.Applied["kind"], firstRev, d.logs.String())
+	}
+}
+
+// A cluster edited while the daemon was down is put back by its first reconcile after the
+// restart, though the revision's inputs are those of its last good build (which the state
+// store remembers): the first revision of a process is reconciled in full.
+func TestRun_RestartReconcilesInFull(t *testing.T) {
+	kube := testenv.StartKube(t)
+	cs := kube.Clientset(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ns := kube.Namespace(t)
+	cluster, err := apply.New(kube.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := copyExamples(t)
+	testenv.SetNamespace(t, root, "deploy/staging/kustomization.yaml", ns)
+	write(t, root, "circle.yaml", readFile(t, root, "circle.yaml")+"  - name: kind\n    kind: cluster\n    environments: [staging]\n")
+	dir := t.TempDir()
+	start := func() (*reconciler.Status, func()) {
+		store, err := state.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status := memStore(t)
+		d := newDaemon(t, staticSource{snap: snapshot(t, root)}, status, reconciler.Options{Keyring: exampleKeys(t), State: store,
+			Clusters: map[string]reconciler.Cluster{"kind": cluster}, Apply: apply.Options{InventoryNamespace: ns, Prune: true}})
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { _ = d.Run(runCtx); close(done) }()
+		st := waitStatus(t, ctx, status, func(st *reconciler.Status) bool { return envByName(st, "staging").LastGood != nil })
+		return st, func() { stop(); <-done; store.Close() }
+	}
+	_, stop := start()
+	stop()
+
+	name := kube.OnlyConfigMap(t, ns, "circle-config-", 10*time.Second)
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := cm.Data["config.json"]
+	cm.Data["config.json"] = "{}"
+	if _, err := cs.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	st, stop := start()
+	defer stop()
+	if strings.Contains(strings.Join(st.Stages, ","), "unchanged") {
+		t.Errorf("the first reconcile after the restart stopped as unchanged: %v", st.Stages)
+	}
+	if cm, _ := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{}); cm.Data["config.json"] != want {
+		t.Errorf("the ConfigMap edited while the daemon was down was not put back: %q", cm.Data["config.json"])
 	}
 }

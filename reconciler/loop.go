@@ -22,8 +22,14 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	if r.opts.DriftInterval > 0 && len(r.opts.Clusters) > 0 {
 		go r.driftLoop(ctx)
 	}
+	// The first revision after a start is reconciled in full even when its inputs are those
+	// of the last good build: this process has not seen what the targets hold (a cluster
+	// edited while it was down, a new publish URL or keyring), and the drift check and
+	// rollback need the applied manifests it keeps in memory.
+	first := true
 	return r.source.Watch(ctx, func(snap *sources.Snapshot) error {
-		r.attempt(ctx, snap, r.generation.Add(1), 0, false)
+		r.attempt(ctx, snap, r.generation.Add(1), 0, first)
+		first = false
 		return nil
 	})
 }
@@ -70,7 +76,7 @@ func (r *Reconciler) attempt(ctx context.Context, snap *sources.Snapshot, gen in
 	case err != nil:
 		log.Error().Err(r.opts.Redactor.Error(err)).Msg("reconcile failed; last good state kept")
 	case !st.Ready:
-		log.Error().Str("reason", st.Reason).Str("message", st.Message).Int("problems", len(st.Problems)).
+		log.Error().Str("reason", st.Reason).Str("detail", st.Message).Int("problems", len(st.Problems)).
 			Msg("revision not accepted everywhere; last good state kept")
 	default:
 		log.Info().Int("files", st.Files).Strs("stages", st.Stages).Dur("took", time.Since(st.began)).
