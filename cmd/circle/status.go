@@ -20,12 +20,29 @@ import (
 // serverFlags say where a running daemon's API is.
 type serverFlags struct {
 	server string
-	client *http.Client
+	// readTokenFile holds the read token a daemon with --read-token-file asks of every
+	// client, loopback included; CIRCLE_READ_TOKEN otherwise.
+	readTokenFile string
+	client        *http.Client
 }
 
 func (s *serverFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&s.server, "server", envOr("CIRCLE_SERVER", "http://127.0.0.1:9090"),
 		"the daemon's HTTP API (circle serve --listen); also CIRCLE_SERVER")
+	cmd.Flags().StringVar(&s.readTokenFile, "read-token-file", "",
+		"file with the daemon's read token (circle serve --read-token-file), else CIRCLE_READ_TOKEN; none: no token sent")
+}
+
+// readToken is the read token to send, if any.
+func (s *serverFlags) readToken() (string, error) {
+	if s.readTokenFile == "" {
+		return os.Getenv("CIRCLE_READ_TOKEN"), nil
+	}
+	b, err := os.ReadFile(s.readTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("--read-token-file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // status reads the daemon's /api/v1/status.
@@ -33,6 +50,13 @@ func (s *serverFlags) status(ctx context.Context) (*reconciler.Status, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(s.server, "/")+"/api/v1/status", nil)
 	if err != nil {
 		return nil, err
+	}
+	token, err := s.readToken()
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := s.http().Do(req)
 	if err != nil {
@@ -69,9 +93,12 @@ func newStatusCmd() *cobra.Command {
 each environment whether it took that revision, why not, its last good revision, what it
 last published and what each cluster target last applied.
 
+A daemon started with --read-token-file asks every client for that token: give it with
+--read-token-file or CIRCLE_READ_TOKEN.
+
 Exit codes: 0 every environment is ready, 1 one is not, 2 the daemon cannot be reached.`,
 		Example: `  circle status
-  circle status --server http://circle.circle-system:9090 -o json`,
+  circle status --server http://circle.circle-system:9090 -o json --read-token-file read-token`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := srv.status(cmd.Context())
@@ -156,7 +183,8 @@ poll) and to reconcile the current revision again in full, then waits until that
 reconcile is recorded and prints the status, as 'circle status' does.
 
 The daemon must be started with --trigger-token-file; give the same token with
---token-file or CIRCLE_TRIGGER_TOKEN.
+--token-file or CIRCLE_TRIGGER_TOKEN. When it also has a read token, give that with
+--read-token-file or CIRCLE_READ_TOKEN: the status is read with it.
 
 Exit codes: 0 every environment is ready, 1 one is not, 2 the daemon refused or could not
 be reached, or --timeout passed.`,

@@ -52,6 +52,29 @@ func TestStatusAndReconcile(t *testing.T) {
 		}
 	}, "--source", examplesDir, "--key-file", exampleKey, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--trigger-token-file", tokenFile)
 
+	// A daemon with a read token: status and reconcile send it, and without it are refused.
+	readFile := filepath.Join(t.TempDir(), "read-token")
+	if err := os.WriteFile(readFile, []byte("read-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	serveUntilThen(t, `"ready": true`, func() {
+		if code, _, errOut := run(t, "status", "--server", server); code != exitUsage || !strings.Contains(errOut, "401") {
+			t.Errorf("status without the read token: exit %d %q", code, errOut)
+		}
+		if code, out, errOut := run(t, "status", "--server", server, "--read-token-file", readFile); code != exitOK || !strings.Contains(out, "prod") {
+			t.Errorf("status with the read token: exit %d\n%s%s", code, out, errOut)
+		}
+		t.Setenv("CIRCLE_READ_TOKEN", "read-token-0123456789")
+		if code, _, errOut := run(t, "reconcile", "--now", "--server", server, "--token-file", tokenFile); code != exitOK {
+			t.Errorf("reconcile --now with CIRCLE_READ_TOKEN: exit %d %q", code, errOut)
+		}
+		if code, _, errOut := run(t, "status", "--server", server, "--read-token-file", filepath.Join(t.TempDir(), "none")); code != exitUsage ||
+			!strings.Contains(errOut, "--read-token-file") {
+			t.Errorf("a missing read token file: exit %d %q", code, errOut)
+		}
+	}, "--source", examplesDir, "--key-file", exampleKey, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--trigger-token-file", tokenFile,
+		"--read-token-file", readFile)
+
 	short := filepath.Join(t.TempDir(), "short")
 	if err := os.WriteFile(short, []byte("abc"), 0o600); err != nil {
 		t.Fatal(err)
