@@ -251,8 +251,11 @@ func targetState(st *reconciler.Status, e reconciler.EnvStatus, t target) stateV
 		return stateInSync
 	}
 	s := stateFailed
-	if e.Reason == reconciler.ReasonPublishFailed || e.Reason == reconciler.ReasonApplyFailed {
+	switch e.Reason {
+	case reconciler.ReasonPublishFailed, reconciler.ReasonApplyFailed:
 		s.Note = "retrying" // the daemon tries a failed target again, with backoff
+	case reconciler.ReasonRolledBack:
+		s.Note = "rolled back"
 	}
 	return s
 }
@@ -301,8 +304,11 @@ func (h *handler) env(st *reconciler.Status, e reconciler.EnvStatus, hist []stat
 	if !e.Ready {
 		v.Error = h.red(oneLine(e.Message))
 		v.Message = h.red(e.Message)
-		if e.Reason == reconciler.ReasonPublishFailed || e.Reason == reconciler.ReasonApplyFailed {
+		switch e.Reason {
+		case reconciler.ReasonPublishFailed, reconciler.ReasonApplyFailed:
 			v.State.Note = "retrying"
+		case reconciler.ReasonRolledBack:
+			v.State.Note = "rolled back"
 		}
 	}
 	if e.LastGood != nil {

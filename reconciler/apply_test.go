@@ -185,7 +185,8 @@ spec:
 		t.Fatal(err)
 	}
 	dev := envByName(st, "dev")
-	if st.Ready || dev.Reason != reconciler.ReasonApplyFailed || !strings.Contains(dev.Message, "health") {
+	if st.Ready || dev.Reason != reconciler.ReasonRolledBack || !strings.Contains(dev.Message, "health") ||
+		!strings.Contains(dev.Message, "rolled back to "+firstRev) {
 		t.Fatalf("a failed rollout: %+v", dev)
 	}
 	if _, err := cs.AppsV1().Deployments(ns).Get(ctx, "shop-api", metav1.GetOptions{}); err == nil {

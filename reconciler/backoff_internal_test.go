@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -17,5 +18,20 @@ func TestBackoff(t *testing.T) {
 	}
 	if d := backoff(10*time.Millisecond, 0); d > 12*time.Millisecond {
 		t.Errorf("a base of 10ms gave %v", d)
+	}
+}
+
+// A target that failed is tried again, unless its revision was rolled back: trying would
+// apply the revision and roll it back over and over.
+func TestRetryable(t *testing.T) {
+	for reason, want := range map[string]bool{ReasonPublishFailed: true, ReasonApplyFailed: true, ReasonRolledBack: false,
+		ReasonInvalid: false, ReasonSucceeded: false} {
+		st := &Status{Environments: []EnvStatus{{Name: "dev", Reason: ReasonSucceeded}, {Name: "prod", Reason: reason}}}
+		if got := retryable(st, nil); got != want {
+			t.Errorf("%s: retryable %v, want %v", reason, got, want)
+		}
+	}
+	if !retryable(&Status{}, errors.New("record failed")) {
+		t.Error("a failed record is not tried again")
 	}
 }

@@ -29,6 +29,11 @@ const (
 	ReasonLicenseRefused   = "LicenseRefused"
 	ReasonPublishFailed    = "PublishFailed"
 	ReasonApplyFailed      = "ApplyFailed"
+	// ReasonRolledBack is an apply that failed (or did not become healthy) on a cluster
+	// target and was rolled back to the target's last good build (RollbackOnFailure). It
+	// is not tried again: the revision itself is why, and trying would apply it and roll it
+	// back over and over. A new revision, or a forced reconcile, tries again.
+	ReasonRolledBack = "RolledBack"
 	// ReasonInternal is a stage that panicked: a bug in Circle, not in the repository. The
 	// revision is refused everywhere, the stack is in the log, and the daemon goes on.
 	ReasonInternal = "Internal"

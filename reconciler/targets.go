@@ -121,9 +121,13 @@ func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Sett
 		e, name := &envs[j.env], envs[j.env].Name
 		key := j.target + "/" + name
 		if j.err != nil {
-			e.refuse(ReasonApplyFailed, r.opts.Redactor.String(fmt.Sprintf("target %s: %v", j.target, j.err)))
+			msg := fmt.Sprintf("target %s: %v", j.target, j.err)
 			log.Error().Str("env", name).Str("target", j.target).Err(r.opts.Redactor.Error(j.err)).Msg("apply failed")
-			r.rollback(ctx, key, log)
+			if to, ok := r.rollback(ctx, key, log); ok {
+				e.refuse(ReasonRolledBack, r.opts.Redactor.String(msg+"; rolled back to "+to))
+			} else {
+				e.refuse(ReasonApplyFailed, r.opts.Redactor.String(msg))
+			}
 			continue
 		}
 		r.appliedMu.Lock()
@@ -141,25 +145,27 @@ func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Sett
 }
 
 // rollback applies again what the target last took for the environment, when configured
-// and there is such a build (not after a restart: manifests are not kept in the state).
-func (r *Reconciler) rollback(ctx context.Context, key string, log zerolog.Logger) {
+// and there is such a build (the manifests live in memory; the first reconcile after a
+// start applies them). It returns the revision rolled back to, and whether it was.
+func (r *Reconciler) rollback(ctx context.Context, key string, log zerolog.Logger) (string, bool) {
 	if !r.opts.RollbackOnFailure {
-		return
+		return "", false
 	}
 	r.appliedMu.Lock()
 	b, ok := r.applied[key]
 	r.appliedMu.Unlock()
 	if !ok {
 		log.Warn().Str("target", key).Msg("no last good build of this target to roll back to")
-		return
+		return "", false
 	}
 	opts := r.opts.Apply
 	if _, err := r.opts.Clusters[b.target].Apply(ctx, b.env, b.manifests, opts); err != nil {
 		log.Error().Str("env", b.env).Str("target", b.target).Str("to", b.revision).Err(r.opts.Redactor.Error(err)).Msg("roll back failed")
-		return
+		return "", false
 	}
 	r.metrics.rollbacks.WithLabelValues(b.env, b.target).Inc()
 	log.Warn().Str("env", b.env).Str("target", b.target).Str("to", b.revision).Msg("rolled back to the last good build")
+	return b.revision, true
 }
 
 // publishEnv writes one environment's build to the storage target.
