@@ -137,6 +137,12 @@ func TestServe_Examples(t *testing.T) {
 	if code, m, _ := run(t, "storage", "build", "file://"+out, "prod", "--keyring", ring); code != exitOK || !strings.Contains(m, "config.json") {
 		t.Errorf("the prod build: exit %d\n%s", code, m)
 	}
+	// The whole target verifies and rewraps, status.json (in the clear by design) skipped.
+	for _, c := range []string{"verify", "rewrap"} {
+		if code, m, errOut := run(t, "storage", c, "file://"+out, "--keyring", ring); code != exitOK || !strings.Contains(m, "skip  status.json") {
+			t.Errorf("storage %s of the publish target: exit %d\n%s%s", c, code, m, errOut)
+		}
+	}
 	if code, _, errOut := run(t, "storage", "build", "file://"+out, "nope"); code != exitFailed || !strings.Contains(errOut, "no build") {
 		t.Errorf("an environment never published: exit %d %q", code, errOut)
 	}

@@ -394,8 +394,8 @@ func newStorageVerifyCmd() *cobra.Command {
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return eachObject(cmd, &f, args, false, func(s *envelope.Store, key string) objectResult {
-				if key == reconciler.StatusKey {
-					return objectResult{Key: key, OK: true, Skipped: "the daemon's status, written in the clear by design (it holds no value)"}
+				if r, ok := inTheClear(key); ok {
+					return r
 				}
 				if _, err := s.Verify(cmd.Context(), key); err != nil {
 					return objectResult{Key: key, Error: err.Error()}
@@ -408,6 +408,16 @@ func newStorageVerifyCmd() *cobra.Command {
 	return cmd
 }
 
+// inTheClear skips the one object of a publish target that is not sealed: the daemon's
+// status, written in the clear by design (it holds no value), which verify and rewrap would
+// otherwise report as corrupt.
+func inTheClear(key string) (objectResult, bool) {
+	if key != reconciler.StatusKey {
+		return objectResult{}, false
+	}
+	return objectResult{Key: key, OK: true, Skipped: "the daemon's status, written in the clear by design (it holds no value)"}, true
+}
+
 func newStorageRewrapCmd() *cobra.Command {
 	var f storageFlags
 	cmd := &cobra.Command{
@@ -416,6 +426,9 @@ func newStorageRewrapCmd() *cobra.Command {
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return eachObject(cmd, &f, args, true, func(s *envelope.Store, key string) objectResult {
+				if r, ok := inTheClear(key); ok {
+					return r
+				}
 				changed, rewritten, err := s.Rewrap(cmd.Context(), key)
 				if err != nil {
 					return objectResult{Key: key, Error: err.Error()}
@@ -454,22 +467,27 @@ func newStorageKeyringCmd() *cobra.Command {
 			return b.String()
 		})
 	}
-	// rewrite writes the keyring back; a SOPS-sealed file is not rewritten in the clear.
+	// rewrite writes the keyring back.
 	rewrite := func(path string, k *envelope.Keyring) error {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if secrets.IsEncrypted(path, b) {
-			return fmt.Errorf("%s is SOPS-encrypted: change it with `sops exec-file` (or decrypt, change, encrypt)", path)
-		}
 		nb, err := k.Marshal()
 		if err != nil {
 			return err
 		}
 		return writeAtomic(path, append(nb, '\n'), 0o600)
 	}
-	load := func(path string) (*envelope.Keyring, error) { return envelope.ReadKeyringFile(path) }
+	// load refuses a SOPS-sealed keyring before parsing it (its values are ENC[…]): these
+	// commands would have to write it back, and never write key material in the clear.
+	load := func(path string) (*envelope.Keyring, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		if secrets.IsEncrypted(path, b) {
+			return nil, fmt.Errorf("%s is SOPS-encrypted: open it in place, change it, and seal it again: "+
+				"sops decrypt -i %[1]s && circle storage keyring … %[1]s; sops encrypt -i %[1]s", path)
+		}
+		return envelope.ReadKeyringFile(path)
+	}
 
 	initCmd := &cobra.Command{
 		Use:   "init FILE",

@@ -216,8 +216,14 @@ func TestStorage_SOPSKeyring(t *testing.T) {
 	if code, _, errOut := runIn(t, "x", "storage", "put", url, "k", "--keyring", sealed); code != exitUsage || !strings.Contains(errOut, "age1") {
 		t.Errorf("sealed keyring without SOPS keys: exit %d %q", code, errOut)
 	}
-	if code, _, errOut := run(t, "storage", "keyring", "rotate", sealed); code != exitUsage {
-		t.Errorf("rotate of a sealed keyring: exit %d %q", code, errOut)
+	before, _ := os.ReadFile(sealed)
+	for _, args := range [][]string{{"rotate", sealed}, {"retire", sealed, "1"}, {"show", sealed}} {
+		if code, _, errOut := run(t, append([]string{"storage", "keyring"}, args...)...); code != exitUsage || !strings.Contains(errOut, "is SOPS-encrypted") {
+			t.Errorf("%s of a sealed keyring: exit %d %q", args[0], code, errOut)
+		}
+	}
+	if after, _ := os.ReadFile(sealed); string(after) != string(before) {
+		t.Error("a refused command changed the sealed keyring")
 	}
 }
 
