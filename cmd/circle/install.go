@@ -85,6 +85,8 @@ type installFlags struct {
 	webhookHost     string
 	webhookProvider string
 	targets         []string
+	// image replaces the circle container's image, which the embedded manifests pin.
+	image string
 
 	keyFiles       []string
 	webhookSecret  string
@@ -217,6 +219,7 @@ server-side dry run, whether it would accept every object, and changes nothing.`
 	enumVarP(cmd.Flags(), &f.webhookProvider, "webhook-provider", "", "", "webhook provider", []string{"", "github", "gitlab", "gitea", "bitbucket", "generic"},
 		"push webhooks' signature: github, gitlab, gitea, bitbucket or generic (CIRCLE_WEBHOOK__PROVIDER; default: the config's, github)")
 	cmd.Flags().StringVar(&f.webhookHost, "webhook-host", "", "the Ingress host that routes push webhooks (default: the overlay's)")
+	cmd.Flags().StringVar(&f.image, "image", "", "the daemon's container image (default: the one deploy/ pins)")
 	cmd.Flags().StringArrayVar(&f.targets, "target-namespace", nil, "a namespace Circle may deploy into: binds the circle-apply ClusterRole there; repeatable")
 	cmd.Flags().StringArrayVar(&f.keyFiles, "key-file", nil, "a SOPS key file (age identities, or an OpenPGP secret key .asc) for circle-keys; repeatable, at least one (but with --export)")
 	cmd.Flags().StringVar(&f.webhookSecret, "webhook-secret-file", "", "a file holding the webhook's HMAC secret (default: the installed one, else a new random one)")
@@ -281,6 +284,12 @@ func (f *installFlags) render() ([]*unstructured.Unstructured, error) {
 					return nil, fmt.Errorf("render deploy/%s: ConfigMap %s: %w", f.overlay, envConfigMapName, err)
 				}
 			}
+		case "Deployment.apps":
+			if f.image != "" && o.GetName() == "circle" {
+				if err := setImage(o, "circle", f.image); err != nil {
+					return nil, err
+				}
+			}
 		case "Ingress.networking.k8s.io":
 			if f.webhookHost != "" {
 				if err := setIngressHost(o, f.webhookHost); err != nil {
@@ -313,6 +322,22 @@ func (f *installFlags) render() ([]*unstructured.Unstructured, error) {
 		}
 	}
 	return objects, nil
+}
+
+// setImage sets the image of the container named container in a Deployment; one the
+// manifests lack is an error, so a renamed container does not leave the pinned image.
+func setImage(o *unstructured.Unstructured, container, image string) error {
+	containers, _, err := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+	if err != nil {
+		return fmt.Errorf("%s: containers: %w", utils.FmtUnstructured(o), err)
+	}
+	for _, c := range containers {
+		if m, ok := c.(map[string]any); ok && m["name"] == container {
+			m["image"] = image
+			return unstructured.SetNestedSlice(o.Object, containers, "spec", "template", "spec", "containers")
+		}
+	}
+	return fmt.Errorf("%s: no container %s for --image", utils.FmtUnstructured(o), container)
 }
 
 // moveSubjects points a binding's ServiceAccount subjects in the shipped namespace at ns.
@@ -680,10 +705,13 @@ label, then the inventory. Nothing it does not list is touched: other objects in
 namespace stay, and an object another installation has since applied (the shared
 circle-apply ClusterRole) is left to it.
 
-Two objects stay unless asked, as Circle's own prune keeps them:
+Three objects stay unless asked:
   the Namespace                 deleting it would delete everything else in it
   the PersistentVolumeClaim     the state store and file:// builds; --delete-state
                                 deletes it
+  the Secret circle-storage-keyring
+                                every published build opens only with it;
+                                --delete-state deletes it
 
 Exit 1 when there is no inventory (nothing was installed in that namespace).`,
 		Example: `  circle uninstall --context prod
@@ -709,7 +737,7 @@ Exit 1 when there is no inventory (nothing was installed in that namespace).`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&deleteState, "delete-state", false, "also delete the PersistentVolumeClaim (the state store and file:// builds)")
+	cmd.Flags().BoolVar(&deleteState, "delete-state", false, "also delete the PersistentVolumeClaim (the state store and file:// builds) and the storage keyring Secret")
 	f.registerCluster(cmd)
 	return cmd
 }
@@ -783,6 +811,13 @@ func uninstall(ctx context.Context, cfg *rest.Config, ns string, deleteState boo
 		case "PersistentVolumeClaim":
 			if !deleteState {
 				res.Kept = append(res.Kept, keptObject{subject, "the state and file:// builds; --delete-state deletes it"})
+				continue
+			}
+		case "Secret":
+			// Every build published anywhere opens only with this keyring: losing the
+			// Secret with the installation can lose the builds, if no copy was kept.
+			if id.Name == keyringSecretName && !deleteState {
+				res.Kept = append(res.Kept, keptObject{subject, "the storage keyring every published build needs; --delete-state deletes it"})
 				continue
 			}
 		}

@@ -50,7 +50,8 @@ func newInstallFixture(t *testing.T, kube *testenv.Kube) *installFixture {
 		f.keys = append(f.keys, b)
 	}
 	f.flags = []string{"--namespace", f.ns, "--source-url", "https://git.example.org/acme/config.git", "--branch", "release",
-		"--publish-url", "file:///var/lib/circle/storage/acme", "--webhook-host", "hooks.acme.example", "--target-namespace", f.target}
+		"--publish-url", "file:///var/lib/circle/storage/acme", "--webhook-host", "hooks.acme.example", "--target-namespace", f.target,
+		"--image", "registry.acme.example/circle:v9.9.9"}
 	return f
 }
 
@@ -179,7 +180,7 @@ func TestInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errOut = run(t, "uninstall", "--namespace", f.ns, "--kubeconfig", f.kc)
-	if code != exitOK || !strings.Contains(out, "15 deleted, 2 kept") {
+	if code != exitOK || !strings.Contains(out, "14 deleted, 3 kept") {
 		t.Fatalf("uninstall: exit %d\n%s%s", code, out, errOut)
 	}
 	if _, err := cs.CoreV1().ConfigMaps(f.ns).Get(ctx, "not-circles", metav1.GetOptions{}); err != nil {
@@ -196,8 +197,10 @@ func checkInstalled(t *testing.T, cs *kubernetes.Clientset, f *installFixture) {
 	t.Helper()
 	ctx := context.Background()
 	ns := f.ns
-	if _, err := cs.AppsV1().Deployments(ns).Get(ctx, "circle", metav1.GetOptions{}); err != nil {
+	if d, err := cs.AppsV1().Deployments(ns).Get(ctx, "circle", metav1.GetOptions{}); err != nil {
 		t.Error(err)
+	} else if img := d.Spec.Template.Spec.Containers[0].Image; img != "registry.acme.example/circle:v9.9.9" {
+		t.Errorf("the Deployment runs %s, want --image's", img)
 	}
 	if _, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "circle", metav1.GetOptions{}); err != nil {
 		t.Error(err)
@@ -276,9 +279,10 @@ func checkUninstalled(t *testing.T, cs *kubernetes.Clientset, f *installFixture)
 		_, err = cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
 		gone("ConfigMap "+name, err)
 	}
-	for _, name := range []string{"circle-keys", "circle-storage-keyring"} {
-		_, err = cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
-		gone("Secret "+name, err)
+	_, err = cs.CoreV1().Secrets(ns).Get(ctx, "circle-keys", metav1.GetOptions{})
+	gone("Secret circle-keys", err)
+	if _, err := cs.CoreV1().Secrets(ns).Get(ctx, "circle-storage-keyring", metav1.GetOptions{}); err != nil {
+		t.Errorf("uninstall deleted the storage keyring without --delete-state: %v", err)
 	}
 	if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
 		t.Errorf("uninstall deleted the namespace: %v", err)
@@ -402,6 +406,9 @@ func TestUninstall_SharedAndState(t *testing.T) {
 	}
 	if _, err := cs.CoreV1().Namespaces().Get(ctx, a.ns, metav1.GetOptions{}); err != nil {
 		t.Errorf("uninstall --delete-state deleted the namespace: %v", err)
+	}
+	if _, err := cs.CoreV1().Secrets(a.ns).Get(ctx, "circle-storage-keyring", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("uninstall --delete-state left the storage keyring (%v)", err)
 	}
 	if code, out, errOut := run(t, "uninstall", "--namespace", b.ns, "--kubeconfig", b.kc); code != exitOK || !strings.Contains(out, "ClusterRole/circle-apply deleted") {
 		t.Fatalf("uninstall %s: exit %d\n%s%s", b.ns, code, out, errOut)
