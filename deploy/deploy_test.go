@@ -118,7 +118,9 @@ func TestSystemdUnit(t *testing.T) {
 	for _, want := range []string{"DynamicUser=yes", "StateDirectory=circle", "ProtectSystem=strict", "NoNewPrivileges=yes", "ExecStart=/usr/local/bin/circle serve",
 		// The API on loopback only; the storage keyring a credential (read-only, private to
 		// the service), not a file in the state directory beside what it opens.
-		"--listen 127.0.0.1:", "--storage-keyring %d/storage-keyring", "LoadCredential=storage-keyring:/etc/circle/"} {
+		"--listen 127.0.0.1:", "--storage-keyring %d/storage-keyring",
+		// The state store (history, revocations, signing keys) in the unit's own directory.
+		"--state-dir ${STATE_DIRECTORY}/state", "LoadCredential=storage-keyring:/etc/circle/"} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("circle.service lacks %s", want)
 		}
