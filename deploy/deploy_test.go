@@ -120,7 +120,7 @@ func TestSystemdUnit(t *testing.T) {
 		// the service), not a file in the state directory beside what it opens.
 		"--listen 127.0.0.1:", "--storage-keyring %d/storage-keyring",
 		// The state store (history, revocations, signing keys) in the unit's own directory.
-		"--state-dir ${STATE_DIRECTORY}/state", "LoadCredential=storage-keyring:/etc/circle/"} {
+		"--state-dir %S/circle/state", "LoadCredential=storage-keyring:/etc/circle/"} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("circle.service lacks %s", want)
 		}
