@@ -1,6 +1,7 @@
 // Package mirror makes a prefix of a store hold exactly the files of a local folder, as
 // `rclone sync DIR REMOTE:PREFIX` does, through the envelope format (encrypted, with
-// digests).
+// digests): Sync. Download is the way back, `rclone sync REMOTE:PREFIX DIR`: it reads the
+// same index to skip files that already hold their object's content.
 //
 // What makes a re-sync cheap is an index object, PREFIX/.circle-index.json (itself
 // written through the envelope, so encrypted), that records for each file the size and
