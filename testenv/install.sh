@@ -19,6 +19,7 @@ AZURITE_VERSION=3.37.0    # Azure Blob emulator (MIT, npm)
 SOPS_VERSION=v3.13.3      # the sops CLI, to encrypt test files the way users do (MPL-2.0)
 CUE_VERSION=v0.17.1       # the cue CLI, the baseline of the validate benchmark (Apache-2.0)
 KUSTOMIZE_VERSION=v5.8.2  # the kustomize CLI built on the kustomize/api in go.mod (v0.21.2): render's differential tests (Apache-2.0)
+LOCAL_KMS_VERSION=v0.0.0-20260228092603-2a5e92d09ab6  # AWS KMS emulator, for KMS-wrapped storage keyrings and sops' KMS keys (MIT); untagged, the newest the module proxy serves
 FLUX_SOURCE_VERSION=v1.9.6     # Flux's source-controller, for make bench-peers only (Apache-2.0)
 FLUX_KUSTOMIZE_VERSION=v1.9.6  # Flux's kustomize-controller, for make bench-peers only (v1.10 needs Go 1.27)
 
@@ -196,6 +197,7 @@ CIRCLE_TESTENV_CUE=$CACHE/cue-$CUE_VERSION/bin/cue
 CIRCLE_TESTENV_KUSTOMIZE=$CACHE/kustomize-$KUSTOMIZE_VERSION/bin/kustomize
 CIRCLE_TESTENV_RCLONE=/usr/bin/rclone
 CIRCLE_TESTENV_CHROMIUM=/usr/bin/chromium
+CIRCLE_TESTENV_LOCAL_KMS=$CACHE/local-kms-$LOCAL_KMS_VERSION/bin/local-kms
 ENV
 	# envtest (controller-runtime) wants both binaries in one folder.
 	mkdir -p "$CACHE/kubebuilder-$KUBE_VERSION"
@@ -221,4 +223,5 @@ install_kube_apiserver
 go_install sops "$SOPS_VERSION" github.com/getsops/sops/v3/cmd/sops
 go_install cue "$CUE_VERSION" cuelang.org/go/cmd/cue
 go_install kustomize "$KUSTOMIZE_VERSION" sigs.k8s.io/kustomize/kustomize/v5
+go_install local-kms "$LOCAL_KMS_VERSION" github.com/nsmithuk/local-kms # about 25 CPU-seconds cold
 log "ready in $(($(date +%s) - start))s; tools under $CACHE ($(du -sh "$CACHE" | cut -f1))"

@@ -33,6 +33,7 @@ const (
 	ToolKustomize      = "CIRCLE_TESTENV_KUSTOMIZE"
 	ToolRclone         = "CIRCLE_TESTENV_RCLONE"
 	ToolChromium       = "CIRCLE_TESTENV_CHROMIUM"
+	ToolLocalKMS       = "CIRCLE_TESTENV_LOCAL_KMS"
 	ToolKubebuilder    = "KUBEBUILDER_ASSETS"
 )
 

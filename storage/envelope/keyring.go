@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +34,9 @@ type Keyring struct {
 	aead    tink.AEAD
 	history []Event
 	now     func() time.Time
+	// kms is the URL of the KMS key the file's keyset is sealed under, or "" for a
+	// cleartext keyring. Marshal seals under it again, so a rotation stays sealed.
+	kms string
 }
 
 // Event is one change to a keyring, as the keyring file records it.
@@ -49,11 +53,16 @@ type KeyInfo struct {
 	Retired bool   `json:"retired"`
 }
 
-// keyringFile is the keyring on disk: Tink's JSON keyset (cleartext: seal the file with
-// SOPS, or keep it in a Secret) and the history Tink keysets have no place for.
+// keyringFile is the keyring on disk (doc.go, "Keyring files"): either Tink's JSON keyset
+// in the clear (seal the file with SOPS, or keep it in a Secret), or, with KMS set, Tink's
+// JSON encrypted keyset sealed under that KMS key; and the history Tink keysets have no
+// place for. A sealed file has no "keyset" field, so an older Circle refuses it as a
+// keyring with no keyset instead of misreading it.
 type keyringFile struct {
-	Keyset  json.RawMessage `json:"keyset"`
-	History []Event         `json:"history,omitempty"`
+	Keyset          json.RawMessage `json:"keyset,omitempty"`
+	KMS             string          `json:"kms,omitempty"`
+	EncryptedKeyset json.RawMessage `json:"encrypted_keyset,omitempty"`
+	History         []Event         `json:"history,omitempty"`
 }
 
 // NewKeyring makes a keyring with one fresh AES-256-GCM key, its primary.
@@ -71,27 +80,53 @@ func NewKeyring() (*Keyring, error) {
 }
 
 // ReadKeyring parses a keyring file (what Marshal writes). A file SOPS encrypted must be
-// decrypted first (package secrets).
+// decrypted first (package secrets). A KMS-sealed file is opened with one KMS Decrypt,
+// bounded by a minute; ReadKeyringContext takes the caller's context instead.
 func ReadKeyring(data []byte) (*Keyring, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), kmsTimeout)
+	defer cancel()
+	return ReadKeyringContext(ctx, data)
+}
+
+// ReadKeyringContext is ReadKeyring with the context of the KMS call a sealed file needs.
+// Its errors name the file's KMS key (without the URL's query) and never hold key
+// material.
+func ReadKeyringContext(ctx context.Context, data []byte) (*Keyring, error) {
 	var f keyringFile
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
-	if len(f.Keyset) == 0 {
+	var h *keyset.Handle
+	var err error
+	switch {
+	case f.KMS != "" && len(f.Keyset) != 0:
+		// A half-edited file: keys in the clear next to a KMS URL. Refuse rather than
+		// guess which one the operator meant.
+		return nil, fmt.Errorf("keyring: both a cleartext keyset and a KMS key (%s)", kmsKeyName(f.KMS))
+	case f.KMS != "":
+		if len(f.EncryptedKeyset) == 0 {
+			return nil, fmt.Errorf("keyring: KMS key %s but no encrypted_keyset", kmsKeyName(f.KMS))
+		}
+		if h, err = openKeyset(ctx, f.EncryptedKeyset, f.KMS); err != nil {
+			return nil, fmt.Errorf("keyring: %w", err)
+		}
+	case len(f.EncryptedKeyset) != 0:
+		return nil, errors.New("keyring: an encrypted_keyset but no kms URL to open it with")
+	case len(f.Keyset) == 0:
 		return nil, errors.New("keyring: no keyset")
+	default:
+		if h, err = insecurecleartextkeyset.Read(keyset.NewJSONReader(bytes.NewReader(f.Keyset))); err != nil {
+			return nil, fmt.Errorf("keyring: %w", err)
+		}
 	}
-	h, err := insecurecleartextkeyset.Read(keyset.NewJSONReader(bytes.NewReader(f.Keyset)))
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %w", err)
-	}
-	k := &Keyring{handle: h, history: f.History, now: time.Now}
+	k := &Keyring{handle: h, history: f.History, now: time.Now, kms: f.KMS}
 	if err := k.load(); err != nil {
 		return nil, err
 	}
 	return k, nil
 }
 
-// ReadKeyringFile reads a keyring file from disk.
+// ReadKeyringFile reads a keyring file from disk; see ReadKeyring.
 func ReadKeyringFile(path string) (*Keyring, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -118,14 +153,49 @@ func (k *Keyring) load() error {
 	return nil
 }
 
-// Marshal is the keyring file: keys in the clear, so seal it (SOPS) or keep it secret.
+// Marshal is the keyring file. Without a KMS key its keys are in the clear, so seal it
+// (SOPS) or keep it secret; with one (SetKMS, or a file read sealed) the keyset is sealed
+// again under that key, with one KMS Encrypt bounded by a minute (MarshalContext takes the
+// caller's context).
 func (k *Keyring) Marshal() ([]byte, error) {
-	var ks bytes.Buffer
-	if err := insecurecleartextkeyset.Write(k.handle, keyset.NewJSONWriter(&ks)); err != nil {
-		return nil, err
-	}
-	return json.MarshalIndent(keyringFile{Keyset: ks.Bytes(), History: k.history}, "", "  ")
+	ctx, cancel := context.WithTimeout(context.Background(), kmsTimeout)
+	defer cancel()
+	return k.MarshalContext(ctx)
 }
+
+// MarshalContext is Marshal with the context of the KMS call a sealed keyring needs.
+func (k *Keyring) MarshalContext(ctx context.Context) ([]byte, error) {
+	f := keyringFile{History: k.history}
+	if k.kms != "" {
+		sealed, err := sealKeyset(ctx, k.handle, k.kms)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: %w", err)
+		}
+		f.KMS, f.EncryptedKeyset = k.kms, sealed
+	} else {
+		var ks bytes.Buffer
+		if err := insecurecleartextkeyset.Write(k.handle, keyset.NewJSONWriter(&ks)); err != nil {
+			return nil, err
+		}
+		f.Keyset = ks.Bytes()
+	}
+	return json.MarshalIndent(f, "", "  ")
+}
+
+// SetKMS makes Marshal seal the keyset under the KMS key at keyURL (a gocloud.dev/secrets
+// URL: awskms://, gcpkms:// or azurekeyvault://; see doc.go) instead of writing it in the
+// clear. It checks the URL's form only; the first Marshal reaches the KMS.
+func (k *Keyring) SetKMS(keyURL string) error {
+	if err := checkKMSURL(keyURL); err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	k.kms = keyURL
+	return nil
+}
+
+// KMS is the URL of the KMS key the keyring file is sealed under, or "" when its keys are
+// written in the clear.
+func (k *Keyring) KMS() string { return k.kms }
 
 // Primary is the id of the key new objects are wrapped with.
 func (k *Keyring) Primary() uint32 { return k.handle.KeysetInfo().GetPrimaryKeyId() }
