@@ -50,6 +50,10 @@ type Options struct {
 	// Clusters are the cluster targets (apply.Applier), by their name in circle.yaml's
 	// targets; each gets the rendered manifests of the environments the target lists.
 	Clusters map[string]Cluster
+	// Events, when set, records Kubernetes Events for each cluster target that has a sink
+	// here, by the same name as in Clusters (apply.Recorder): applied, pruned, rolled back,
+	// apply failed, refused. A target without one records none.
+	Events map[string]EventSink
 	// Apply tunes every apply (inventory namespace, prune, health wait).
 	Apply apply.Options
 	// DriftInterval, when set, re-applies each cluster target's last applied manifests on

@@ -123,11 +123,13 @@ func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Sett
 		if j.err != nil {
 			msg := fmt.Sprintf("target %s: %v", j.target, j.err)
 			log.Error().Str("env", name).Str("target", j.target).Err(r.opts.Redactor.Error(j.err)).Msg("apply failed")
-			if to, ok := r.rollback(ctx, key, log); ok {
+			to, ok := r.rollback(ctx, key, log)
+			if ok {
 				e.refuse(ReasonRolledBack, r.opts.Redactor.String(msg+"; rolled back to "+to))
 			} else {
 				e.refuse(ReasonApplyFailed, r.opts.Redactor.String(msg))
 			}
+			r.failedEvent(ctx, j.target, name, revision, j.err, to, ok, log)
 			continue
 		}
 		r.appliedMu.Lock()
@@ -141,7 +143,9 @@ func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Sett
 			Objects: len(res.Created) + len(res.Configured) + len(res.Unchanged)}
 		log.Info().Str("env", name).Str("target", j.target).Int("created", len(res.Created)).
 			Int("configured", len(res.Configured)).Int("deleted", len(res.Deleted)).Msg("applied")
+		r.appliedEvents(ctx, j.target, name, revision, res, log)
 	}
+	r.refusedEvents(ctx, revision, s, envs, builds, log)
 }
 
 // rollback applies again what the target last took for the environment, when configured
