@@ -76,7 +76,8 @@ func (f *storageFlags) readKeyring(ctx context.Context) (*envelope.Keyring, erro
 			return nil, err
 		}
 	}
-	k, err := envelope.ReadKeyring(b)
+	// A KMS-sealed keyring costs one KMS Decrypt here, once per start.
+	k, err := envelope.ReadKeyringContext(ctx, b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.keyring, err)
 	}
@@ -489,18 +490,34 @@ func newStorageKeyringCmd() *cobra.Command {
 		return envelope.ReadKeyringFile(path)
 	}
 
+	var kmsURL string
 	initCmd := &cobra.Command{
 		Use:   "init FILE",
-		Short: "Make a keyring with one key (the file must not exist; keep it secret or seal it with SOPS)",
-		Args:  cobra.ExactArgs(1),
+		Short: "Make a keyring with one key (the file must not exist; keep it secret, seal it with SOPS, or give --kms)",
+		Example: `  circle storage keyring init keyring.json
+  circle storage keyring init keyring.json --kms 'awskms://1234abcd-12ab-34cd-56ef-1234567890ab?region=eu-west-1'
+  circle storage keyring init keyring.json --kms 'awskms:///alias/circle-storage?region=eu-west-1'`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			k, err := envelope.NewKeyring()
 			if err != nil {
 				return err
 			}
-			b, err := k.Marshal()
+			if kmsURL != "" {
+				if err := k.SetKMS(kmsURL); err != nil {
+					return err
+				}
+			}
+			b, err := k.MarshalContext(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if kmsURL != "" {
+				// Open it before writing it: a key that encrypts but may not decrypt (a key
+				// policy, a grant) would otherwise leave a keyring nothing can load.
+				if _, err := envelope.ReadKeyringContext(cmd.Context(), b); err != nil {
+					return fmt.Errorf("the new keyring does not open again, not written: %w", err)
+				}
 			}
 			fh, err := os.OpenFile(args[0], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 			if err != nil {
@@ -568,6 +585,8 @@ func newStorageKeyringCmd() *cobra.Command {
 			return show(cmd, k)
 		},
 	}
+	initCmd.Flags().StringVar(&kmsURL, "kms", "", "seal the keyring's keys under this KMS key (awskms://KEY-ID?region=R, gcpkms://…, azurekeyvault://…); "+
+		"loading it then costs one KMS Decrypt, rotate and retire seal it again under the same key")
 	for _, c := range []*cobra.Command{initCmd, rotateCmd, retireCmd, showCmd} {
 		out.register(c)
 		cmd.AddCommand(c)
