@@ -20,6 +20,7 @@ import (
 	"github.com/circlecore/circle/storage/envelope"
 	"github.com/circlecore/circle/storage/mirror"
 	"github.com/circlecore/circle/storage/publish"
+	"github.com/circlecore/circle/termsafe"
 )
 
 // storageFlags are what every storage command shares: the keyring and the output format.
@@ -274,51 +275,156 @@ func newStorageSyncCmd() *cobra.Command {
 	var (
 		f    storageFlags
 		opts mirror.Options
+		down mirror.DownloadOptions
 	)
 	cmd := &cobra.Command{
-		Use:   "sync DIR URL [PREFIX]",
-		Short: "Make PREFIX hold exactly DIR's files, uploading only what changed (like rclone sync)",
-		Long: `Sync uploads DIR's files under PREFIX, encrypted, in parallel, and deletes objects that
-have no file (unless --keep-extra). An encrypted index object (PREFIX/.circle-index.json)
-remembers each file's size, mtime and sha256, so a re-sync of unchanged files reads
-neither them nor the objects. Symlinks are not followed.`,
+		Use:   "sync (DIR URL [PREFIX] | URL [PREFIX] DIR)",
+		Short: "Make a store's PREFIX hold exactly DIR's files, or DIR hold PREFIX's objects (source first, like rclone sync)",
+		Long: `Sync copies one way, source first as in 'rclone sync SRC DST'. The argument with a scheme
+(s3://, file://, …) is the store, written URL [PREFIX]; the other is the local folder.
+
+Upload, DIR URL [PREFIX]: DIR's files go under PREFIX, encrypted, in parallel, and objects
+that have no file are deleted (unless --keep-extra). An encrypted index object
+(PREFIX/.circle-index.json) remembers each file's size, mtime and sha256, so a re-sync of
+unchanged files reads neither them nor the objects. Symlinks are not followed.
+
+Download, URL [PREFIX] DIR: every object under PREFIX is decrypted (--keyring) and checked
+against its recorded sha256 and size while it is written to a temporary file beside its
+target, which is renamed into place only then: a corrupt object fails naming its key and
+leaves the old file, or none. DIR is made if missing. A file that already has the object's
+content (by the index's sha256) is not fetched. Files in DIR that have no object are kept,
+as rclone copy keeps them; --delete removes them, as rclone sync does: only regular files
+inside DIR (emptied folders too), never through a symlink. A key that is not a path inside
+DIR ("..", an absolute path) stops the download before anything is written. New files get
+mode 0600, as 'get' writes them, and the upload's mtime; replaced files keep their mode.`,
+		Example: `  # upload ./site under the prefix site
+  circle storage sync ./site 's3://bucket?region=eu-west-1' site --keyring keyring.json
+  # download it back into ./site; files that have no object stay
+  circle storage sync 's3://bucket?region=eu-west-1' site ./site --keyring keyring.json
+  # what a download that also deletes would change
+  circle storage sync 's3://bucket?region=eu-west-1' site ./site --delete --dry-run --keyring keyring.json
+  # no prefix: the whole store
+  circle storage sync file:///srv/backup ./restore --keyring keyring.json`,
 		Args: cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := f.open(cmd.Context(), args[1], true)
+			a, err := parseSyncArgs(args)
+			if err != nil {
+				return err
+			}
+			// The two directions' defaults differ (rclone sync up, rclone copy down), so a
+			// flag of the other direction is a mistake about which way this copies.
+			if a.download && cmd.Flags().Changed("keep-extra") {
+				return errors.New("--keep-extra is for uploads (DIR URL [PREFIX]); a download keeps files that have no object unless --delete")
+			}
+			if !a.download && cmd.Flags().Changed("delete") {
+				return errors.New("--delete is for downloads (URL [PREFIX] DIR); an upload deletes objects that have no file unless --keep-extra")
+			}
+			s, err := f.open(cmd.Context(), a.url, !a.download)
 			if err != nil {
 				return err
 			}
 			defer s.Backend().Close()
-			prefix := ""
-			if len(args) == 3 {
-				prefix = strings.Trim(args[2], "/")
-			}
 			bar := progress(cmd, -1, "sync")
-			opts.Progress = func(p mirror.Progress) {
+			report := func(p mirror.Progress) {
 				if pb, ok := bar.(*progressbar.ProgressBar); ok {
 					pb.ChangeMax64(p.TotalBytes)
 					_ = pb.Set64(p.Bytes)
 				}
 			}
-			res, err := mirror.Sync(cmd.Context(), args[0], s, prefix, opts)
+			if a.download {
+				down.Concurrency, down.DryRun, down.Progress = opts.Concurrency, opts.DryRun, report
+				res, err := mirror.Download(cmd.Context(), s, a.prefix, a.dir, down)
+				if err != nil {
+					return &exitError{code: exitFailed, err: err}
+				}
+				return f.out.print(cmd.OutOrStdout(), res, func() string {
+					return changesText(res.Changes) + fmt.Sprintf("%d downloaded (%d bytes), %d unchanged, %d deleted\n", res.Downloaded, res.Bytes, res.Skipped, res.Deleted)
+				})
+			}
+			opts.Progress = report
+			res, err := mirror.Sync(cmd.Context(), a.dir, s, a.prefix, opts)
 			if err != nil {
 				return &exitError{code: exitFailed, err: err}
 			}
 			return f.out.print(cmd.OutOrStdout(), res, func() string {
-				var b strings.Builder
-				for _, c := range res.Changes {
-					fmt.Fprintln(&b, c)
-				}
-				fmt.Fprintf(&b, "%d uploaded (%d bytes), %d unchanged, %d deleted\n", res.Uploaded, res.Bytes, res.Skipped, res.Deleted)
-				return b.String()
+				return changesText(res.Changes) + fmt.Sprintf("%d uploaded (%d bytes), %d unchanged, %d deleted\n", res.Uploaded, res.Bytes, res.Skipped, res.Deleted)
 			})
 		},
 	}
-	intVar(cmd.Flags(), &opts.Concurrency, "concurrency", 0, 0, 256, "parallel uploads, up to 256 (0: 16)")
-	cmd.Flags().BoolVar(&opts.KeepExtra, "keep-extra", false, "keep objects that have no local file (rclone copy)")
+	intVar(cmd.Flags(), &opts.Concurrency, "concurrency", 0, 0, 256, "parallel uploads or downloads, up to 256 (0: 16)")
+	cmd.Flags().BoolVar(&opts.KeepExtra, "keep-extra", false, "upload: keep objects that have no local file (rclone copy)")
+	cmd.Flags().BoolVar(&down.Delete, "delete", false, "download: delete files in DIR that have no object (rclone sync; the default keeps them, as rclone copy)")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "print what would change; change nothing")
 	f.register(cmd, true)
 	return cmd
+}
+
+// syncArgs are sync's arguments sorted out: which is the store, which the folder, and so
+// which way the copy goes.
+type syncArgs struct {
+	dir, url, prefix string
+	download         bool
+}
+
+// parseSyncArgs tells the two forms apart by where the one store URL is: first, a
+// download (URL [PREFIX] DIR); second, an upload (DIR URL [PREFIX]), the form sync has
+// always had. Anything else is refused rather than guessed: a copy the wrong way round
+// would overwrite or delete the side meant as the source.
+func parseSyncArgs(args []string) (syncArgs, error) {
+	var at []int
+	for i, arg := range args {
+		if isStoreURL(arg) {
+			at = append(at, i)
+		}
+	}
+	const forms = "give DIR URL [PREFIX] to upload, URL [PREFIX] DIR to download"
+	switch {
+	case len(at) == 0:
+		return syncArgs{}, fmt.Errorf("no argument is a store URL (scheme://…): %s", forms)
+	case len(at) > 1:
+		return syncArgs{}, fmt.Errorf("%q and %q are both store URLs: sync copies between a store and a folder; %s", args[at[0]], args[at[1]], forms)
+	case at[0] == 0:
+		a := syncArgs{url: args[0], dir: args[len(args)-1], download: true}
+		if len(args) == 3 {
+			a.prefix = strings.Trim(args[1], "/")
+		}
+		return a, nil
+	case at[0] == 1:
+		a := syncArgs{dir: args[0], url: args[1]}
+		if len(args) == 3 {
+			a.prefix = strings.Trim(args[2], "/")
+		}
+		return a, nil
+	}
+	return syncArgs{}, fmt.Errorf("the store URL %q comes last: %s", args[at[0]], forms)
+}
+
+// isStoreURL says whether arg names a store rather than a folder: a URL scheme then "://",
+// which every store URL has and a local path has only if written so on purpose
+// (./x://y is a folder).
+func isStoreURL(arg string) bool {
+	scheme, _, ok := strings.Cut(arg, "://")
+	if !ok || scheme == "" {
+		return false
+	}
+	for i, r := range scheme {
+		letter := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		if !letter && (i == 0 || !(r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.')) {
+			return false
+		}
+	}
+	return true
+}
+
+// changesText is sync's list of changes, one a line. Each is escaped as a line of its own
+// (termsafe.Line): a key is whatever a bucket's writers chose, and one with a line break
+// could otherwise print a change that was not made.
+func changesText(changes []string) string {
+	var b strings.Builder
+	for _, c := range changes {
+		fmt.Fprintln(&b, termsafe.Line(c))
+	}
+	return b.String()
 }
 
 // objectResult is one object's outcome in verify and rewrap.

@@ -244,3 +244,104 @@ func TestStorage_S3(t *testing.T) {
 		t.Errorf("a failing URL with credentials: exit %d %q", code, errOut)
 	}
 }
+
+// The way back: `sync URL [PREFIX] DIR` downloads what `sync DIR URL [PREFIX]` uploaded,
+// byte for byte; a second download fetches nothing; --delete (and only it) removes files
+// that have no object; a tampered object fails naming its key and leaves no file; which way
+// a sync goes is read from where the store URL is, and the other direction's flags are
+// refused.
+func TestStorage_SyncDownload(t *testing.T) {
+	ring := newKeyringFile(t)
+	src := t.TempDir()
+	files := map[string]string{"a.yaml": "a: 1\n", "sub/b.json": `{"b": 2}`, "c.txt": "c"}
+	for name, content := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(src, name)), 0o755)
+		os.WriteFile(filepath.Join(src, name), []byte(content), 0o644)
+	}
+	store := t.TempDir()
+	url := "file://" + store
+	if code, out, errOut := run(t, "storage", "sync", src, url, "site", "--keyring", ring); code != exitOK || !strings.Contains(out, "3 uploaded") {
+		t.Fatalf("upload: exit %d\n%s%s", code, out, errOut)
+	}
+	same := func(dir string, want map[string]string) {
+		t.Helper()
+		n := 0
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				n++
+				rel, _ := filepath.Rel(dir, p)
+				if b, _ := os.ReadFile(p); string(b) != want[filepath.ToSlash(rel)] {
+					t.Errorf("%s = %q, want %q", rel, b, want[filepath.ToSlash(rel)])
+				}
+			}
+			return nil
+		})
+		if n != len(want) {
+			t.Errorf("%s has %d files, want %d", dir, n, len(want))
+		}
+	}
+
+	dst := filepath.Join(t.TempDir(), "dst")
+	code, out, errOut := run(t, "storage", "sync", url, "site", dst, "--keyring", ring)
+	if code != exitOK || !strings.Contains(out, "+sub/b.json\n") || !strings.Contains(out, "3 downloaded (14 bytes), 0 unchanged, 0 deleted") {
+		t.Fatalf("download: exit %d\n%s%s", code, out, errOut)
+	}
+	same(dst, files)
+	code, out, _ = run(t, "storage", "sync", url, "site/", dst, "--keyring", ring, "-o", "json")
+	var res struct{ Downloaded, Skipped, Deleted int }
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != exitOK || res.Downloaded != 0 || res.Skipped != 3 {
+		t.Errorf("second download: exit %d %v %+v\n%s", code, err, res, out)
+	}
+
+	// Without a prefix the whole store comes down, and Sync's index is not a file.
+	whole := t.TempDir()
+	if code, out, errOut := run(t, "storage", "sync", url, whole, "--keyring", ring); code != exitOK || !strings.Contains(out, "3 downloaded") {
+		t.Errorf("download of the whole store: exit %d\n%s%s", code, out, errOut)
+	}
+	same(whole, map[string]string{"site/a.yaml": "a: 1\n", "site/sub/b.json": `{"b": 2}`, "site/c.txt": "c"})
+
+	// Extra files stay unless --delete.
+	os.WriteFile(filepath.Join(dst, "extra.txt"), []byte("mine"), 0o644)
+	if code, out, _ := run(t, "storage", "sync", url, "site", dst, "--keyring", ring); code != exitOK || !strings.Contains(out, "0 deleted") {
+		t.Errorf("download without --delete: exit %d\n%s", code, out)
+	}
+	if code, out, _ := run(t, "storage", "sync", url, "site", dst, "--keyring", ring, "--delete", "--dry-run"); code != exitOK || out != "-extra.txt\n0 downloaded (0 bytes), 3 unchanged, 1 deleted\n" {
+		t.Errorf("download --delete --dry-run: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "extra.txt")); err != nil {
+		t.Errorf("a dry run deleted: %v", err)
+	}
+	if code, out, _ := run(t, "storage", "sync", url, "site", dst, "--keyring", ring, "--delete"); code != exitOK || !strings.Contains(out, "1 deleted") {
+		t.Errorf("download --delete: exit %d\n%s", code, out)
+	}
+	same(dst, files)
+
+	// A flipped byte in the stored object: exit 1 naming the key, and no file.
+	victim := filepath.Join(store, "site", "a.yaml")
+	b, _ := os.ReadFile(victim)
+	b[len(b)/2] ^= 1
+	os.WriteFile(victim, b, 0o644)
+	fresh := t.TempDir()
+	if code, _, errOut := run(t, "storage", "sync", url, "site", fresh, "--keyring", ring); code != exitFailed || !strings.Contains(errOut, "site/a.yaml") || !strings.Contains(errOut, "corrupt") {
+		t.Errorf("download of a corrupt object: exit %d %q", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(fresh, "a.yaml")); !os.IsNotExist(err) {
+		t.Errorf("a corrupt object left a file: %v", err)
+	}
+
+	// Which way: by where the store URL is; never a guess.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{src, dst}, "no argument is a store URL"},
+		{[]string{url, "mem://", dst}, "are both store URLs"},
+		{[]string{src, "site", url}, "comes last"},
+		{[]string{src, url, "site", "--delete"}, "--delete is for downloads"},
+		{[]string{url, "site", dst, "--keep-extra"}, "--keep-extra is for uploads"},
+	} {
+		if code, _, errOut := run(t, append(append([]string{"storage", "sync"}, c.args...), "--keyring", ring)...); code != exitUsage || !strings.Contains(errOut, c.want) {
+			t.Errorf("sync %v: exit %d %q, want %q", c.args, code, errOut, c.want)
+		}
+	}
+}

@@ -91,7 +91,8 @@ type downloader struct {
 // index Sync keeps (one small read for all objects) or, for an object the index does not
 // describe, from the object's metadata (one HEAD), and is compared with the file's when
 // the sizes agree. Downloaded files get the modification time the index recorded, so a
-// Sync of the folder back to the same prefix reads none of them.
+// Sync of the folder back to the same prefix reads none of them. Index objects, this
+// prefix's and those of syncs to prefixes below it, are bookkeeping and never become files.
 func Download(ctx context.Context, src *envelope.Store, prefix, dir string, opts DownloadOptions) (*DownloadResult, error) {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 16
@@ -111,8 +112,8 @@ func Download(ctx context.Context, src *envelope.Store, prefix, dir string, opts
 			return nil, fmt.Errorf("download: list %s: %w", listPrefix, err)
 		}
 		rel := strings.TrimPrefix(a.Key, listPrefix)
-		if rel == IndexName {
-			continue
+		if path.Base(rel) == IndexName {
+			continue // Sync's index, of this prefix or of a sync to a prefix below it: no file
 		}
 		if strings.HasSuffix(rel, "/") && a.Size == 0 && checkRel(strings.TrimSuffix(rel, "/")) == nil {
 			continue // a folder marker, as S3 consoles make: no file
