@@ -231,7 +231,7 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 			return err
 		}
 	}
-	clusters, err := o.openClusters()
+	clusters, events, err := o.openClusters(log)
 	if err != nil {
 		return err
 	}
@@ -255,7 +255,7 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	defer publishStore.Close()
 	where := publishStore.URL()
 	opts := reconciler.Options{Keyring: ring, Redactor: red, TrustedKeys: trusted,
-		Clusters: clusters, Apply: o.applyOpts, LicenseKeys: licKeys, State: store, DriftInterval: o.drift,
+		Clusters: clusters, Events: events, Apply: o.applyOpts, LicenseKeys: licKeys, State: store, DriftInterval: o.drift,
 		Poke: o.poke, RollbackOnFailure: o.rollback, Concurrency: o.parallel}
 	if target, err := o.openTarget(ctx, publishStore, log); err != nil {
 		return err
@@ -325,26 +325,35 @@ func envOr(name, def string) string {
 	return def
 }
 
-// openClusters connects to each --cluster NAME=KUBECONFIG[@CONTEXT].
-func (o *serveOptions) openClusters() (map[string]reconciler.Cluster, error) {
-	out := map[string]reconciler.Cluster{}
+// openClusters connects to each --cluster NAME=KUBECONFIG[@CONTEXT], with an event
+// recorder for each (Kubernetes Events on the inventory ConfigMaps; its events live as long
+// as the process, so nothing closes it).
+func (o *serveOptions) openClusters(log zerolog.Logger) (map[string]reconciler.Cluster, map[string]reconciler.EventSink, error) {
+	out, events := map[string]reconciler.Cluster{}, map[string]reconciler.EventSink{}
+	host, _ := os.Hostname() // in a pod, its name: the events' source
 	for _, c := range o.clusters {
 		name, where, ok := strings.Cut(c, "=")
 		if !ok || name == "" || where == "" {
-			return nil, fmt.Errorf("--cluster %q: want NAME=KUBECONFIG[@CONTEXT]", c)
+			return nil, nil, fmt.Errorf("--cluster %q: want NAME=KUBECONFIG[@CONTEXT]", c)
 		}
 		file, kctx, _ := strings.Cut(where, "@")
 		cfg, err := apply.RESTConfig(file, kctx)
 		if err != nil {
-			return nil, fmt.Errorf("--cluster %s: %w", name, err)
+			return nil, nil, fmt.Errorf("--cluster %s: %w", name, err)
 		}
 		a, err := apply.New(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("--cluster %s: %w", name, err)
+			return nil, nil, fmt.Errorf("--cluster %s: %w", name, err)
 		}
 		out[name] = a
+		rec, err := apply.NewRecorder(cfg, apply.RecorderOptions{InventoryNamespace: o.applyOpts.InventoryNamespace, Host: host,
+			Log: log.With().Str("target", name).Logger()})
+		if err != nil {
+			return nil, nil, fmt.Errorf("--cluster %s: %w", name, err)
+		}
+		events[name] = rec
 	}
-	return out, nil
+	return out, events, nil
 }
 
 // openTarget opens the publish target through the envelope, with the storage keyring.
