@@ -36,6 +36,9 @@ type Builds struct {
 	// reads) are the same at both revisions. Like the daemon, Build does not build them:
 	// the same files and the same clock build the same output.
 	Unchanged []string
+	// SecretsChanged are, per environment, the secrets files that differ between the
+	// revisions (for Options.SecretsChanged).
+	SecretsChanged map[string][]string
 }
 
 // Build runs base and head through the daemon's pipeline (pipeline.Run) for Compare: each
@@ -115,6 +118,9 @@ func Build(ctx context.Context, base, head fs.FS, opts BuildOptions) (*Builds, e
 		return nil, err
 	}
 	out.Base, out.Head = results[0], results[1]
+	if out.SecretsChanged, err = secretsChanged(base, head, bs, hs, envsOf(hs, opts.Load.Envs)); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

@@ -96,6 +96,9 @@ func (m *md) header(p *Plan) string {
 		title = fmt.Sprintf("🔄 %d of %d environment(s) change", s.Changed, s.Environments)
 	}
 	fmt.Fprintf(&b, "## Circle plan: %s\n\n", title)
+	if p.NotDecrypted {
+		b.WriteString("_Built without keys: the secrets' values, and what the schema computes from them, were not compared._\n\n")
+	}
 	fmt.Fprintf(&b, "**base** %s → **head** %s", code(short(p.Base)), code(short(p.Head)))
 	if s.Prunes > 0 {
 		fmt.Fprintf(&b, " · ⚠️ **%d prune(s)**", s.Prunes)
@@ -313,6 +316,12 @@ func (m *md) section(e *Env) *section {
 	}
 	if e.BaseError != "" {
 		add("", "\n_Base did not build:_ "+text(m.clip(e.BaseError, 500))+"\n")
+	}
+	for _, f := range e.Secrets {
+		add("\n#### Secrets files changed\n\nWhat changed in them is never shown.\n\n", "- 🔒 "+cell(f)+"\n")
+	}
+	if len(e.NotDecrypted) > 0 {
+		add("", "\n_Not compared without keys:_ "+cell(strings.Join(e.NotDecrypted, ", "))+"\n")
 	}
 	const cfgHead = "\n#### Configuration\n\n| Key | Change | Value | Set at |\n| --- | --- | --- | --- |\n"
 	for _, c := range e.Config {

@@ -66,6 +66,12 @@ type Options struct {
 	// Unchanged are environments whose inputs are the same at both revisions
 	// (Builds.Unchanged): they were not built, and are planned as unchanged.
 	Unchanged []string
+	// SecretsChanged are the secrets files that differ, per environment
+	// (Builds.SecretsChanged): Env.Secrets, named and never shown.
+	SecretsChanged map[string][]string
+	// NotDecrypted says both revisions were built without keys (repo.Options.NoDecrypt):
+	// the plan says what it could not compare.
+	NotDecrypted bool
 }
 
 // DefaultOptions returns the options `circle plan` starts from.
@@ -85,7 +91,10 @@ type Plan struct {
 	Problems []Problem `json:"problems"`
 	// BaseProblems counts the base revision's problems: a base that did not build is
 	// compared as if it held nothing.
-	BaseProblems int     `json:"baseProblems"`
+	BaseProblems int `json:"baseProblems"`
+	// NotDecrypted says both revisions were built without keys (circle plan --no-decrypt):
+	// the secrets' values, and what is computed from them, were not compared.
+	NotDecrypted bool    `json:"notDecrypted,omitempty"`
 	Environments []*Env  `json:"environments"`
 	Summary      Summary `json:"summary"`
 }
@@ -159,7 +168,13 @@ type Env struct {
 	Objects []ObjectChange `json:"objects"`
 	// Storage is sorted by path.
 	Storage []FileChange `json:"storage"`
-	Counts  Counts       `json:"counts"`
+	// Secrets are the secrets files that changed, sorted: named, never what changed in
+	// them.
+	Secrets []string `json:"secrets"`
+	// NotDecrypted are the configuration paths whose values the plan could not compare,
+	// built without keys (circle plan --no-decrypt); sorted.
+	NotDecrypted []string `json:"notDecrypted,omitempty"`
+	Counts       Counts   `json:"counts"`
 }
 
 // Counts are an environment's changes by section.
@@ -175,6 +190,7 @@ type Counts struct {
 	Replaced int `json:"replaced"`
 	Deleted  int `json:"deleted"`
 	Storage  int `json:"storage"`
+	Secrets  int `json:"secrets"`
 	// Errors counts head's problems naming the environment, plus one when it fails to
 	// build.
 	Errors int `json:"errors"`
@@ -185,7 +201,7 @@ func (c Counts) Objects() int { return c.Created + c.Changed + c.Replaced + c.De
 
 // Total is the number of changes (warnings and errors excluded).
 func (c Counts) Total() int {
-	return c.Config + c.Packages + c.Advisories + c.Licenses + c.Objects() + c.Storage
+	return c.Config + c.Packages + c.Advisories + c.Licenses + c.Objects() + c.Storage + c.Secrets
 }
 
 // Compare plans the move from base to head, both built with pipeline.Revision. It never
@@ -208,7 +224,7 @@ func Compare(ctx context.Context, base, head *pipeline.Result, opts Options) *Pl
 	}
 	c := &comparer{ctx: ctx, base: base, head: head, opts: opts, red: red}
 	p := &Plan{Schema: SchemaVersion, Base: opts.BaseRevision, Head: opts.HeadRevision, Problems: []Problem{}, Environments: []*Env{},
-		BaseProblems: len(base.Problems)}
+		BaseProblems: len(base.Problems), NotDecrypted: opts.NotDecrypted}
 	for _, pr := range head.Problems {
 		p.Problems = append(p.Problems, problemOf(pr))
 	}
@@ -323,7 +339,10 @@ func failure(r *pipeline.Result, env string) string {
 
 func (c *comparer) env(name string) *Env {
 	e := &Env{Name: name, Config: []ConfigChange{}, Packages: []PackageChange{}, Advisories: []Advisory{},
-		Licenses: []LicenseChange{}, Objects: []ObjectChange{}, Storage: []FileChange{}}
+		Licenses: []LicenseChange{}, Objects: []ObjectChange{}, Storage: []FileChange{}, Secrets: []string{}}
+	if changed := c.opts.SecretsChanged[name]; changed != nil {
+		e.Secrets = changed
+	}
 	if !inSettings(c.head, name) && c.head.Settings != nil {
 		e.Status = StatusRemoved
 		return e
@@ -349,6 +368,7 @@ func (c *comparer) env(name string) *Env {
 	}
 	if headEnv != nil {
 		e.Config = compareConfig(baseEnv, headEnv)
+		e.NotDecrypted = headEnv.NotDecrypted
 	}
 	e.Packages, e.Advisories = c.comparePackages(name)
 	e.Licenses = c.compareLicenses(name)
@@ -408,6 +428,7 @@ func (c *comparer) count(e *Env) {
 		}
 	}
 	n.Storage = len(e.Storage)
+	n.Secrets = len(e.Secrets)
 	for _, p := range c.head.Problems {
 		if len(p.Envs) == 0 || slices.Contains(p.Envs, e.Name) {
 			n.Errors++

@@ -33,6 +33,9 @@ const (
 func (p *Plan) WriteText(w io.Writer, color bool) error {
 	t := &textWriter{color: color}
 	t.line(0, t.paint(bold, "Circle plan: "+short(p.Base)+" → "+short(p.Head)))
+	if p.NotDecrypted {
+		t.line(0, "Built without keys: the secrets' values, and what the schema computes from them, were not compared.")
+	}
 	if len(p.Problems) > 0 {
 		t.line(0, "")
 		t.line(0, t.paint(bold+red, fmt.Sprintf("The head revision is invalid: %d problem(s)", len(p.Problems))))
@@ -152,6 +155,15 @@ func (t *textWriter) env(e *Env) {
 	}
 	if e.BaseError != "" {
 		t.line(1, "base did not build: "+e.BaseError)
+	}
+	if len(e.Secrets) > 0 {
+		t.line(1, "Secrets files changed (what changed in them is never shown):")
+		for _, f := range e.Secrets {
+			t.line(2, t.paint(yellow, "~ "+f))
+		}
+	}
+	if len(e.NotDecrypted) > 0 {
+		t.line(1, "Not compared without keys: "+strings.Join(e.NotDecrypted, ", "))
 	}
 	if len(e.Config) > 0 {
 		t.line(1, "Configuration:")

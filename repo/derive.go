@@ -176,6 +176,15 @@ func noString() ast.Expr {
 // call and only shares the leaves, so replacing a field's value here changes no other
 // caller's tree.
 func (e *Env) substitute(fixed map[string]bool, standIn func(ast.Expr) ast.Expr) (ast.Expr, int) {
+	return e.substituteIf(e.sensitive, fixed, standIn)
+}
+
+// substituteWhere is substitute for the leaves whose origin satisfies pick.
+func (e *Env) substituteWhere(pick func(layers.Origin) bool, standIn func(ast.Expr) ast.Expr) (ast.Expr, int) {
+	return e.substituteIf(pick, nil, standIn)
+}
+
+func (e *Env) substituteIf(pick func(layers.Origin) bool, fixed map[string]bool, standIn func(ast.Expr) ast.Expr) (ast.Expr, int) {
 	root := e.Merged.Expr()
 	n := 0
 	var walk func(st *ast.StructLit, prefix string)
@@ -191,7 +200,7 @@ func (e *Env) substitute(fixed map[string]bool, standIn func(ast.Expr) ast.Expr)
 			}
 			p := layers.Join(prefix, name)
 			if o, ok := e.Merged.Origin(p); ok {
-				if e.sensitive(o) {
+				if pick(o) {
 					f.Value = standIn(f.Value)
 					n++
 					if fixed != nil {

@@ -141,6 +141,10 @@ type Options struct {
 	// that read it first (the daemon's settings stage) does not have it parsed and validated
 	// again. It must come from the same fsys.
 	Settings *Settings
+	// NoDecrypt reviews without keys: secrets files are not decrypted but read for their
+	// key names and type tags, each value standing in as its type, and what depends on them
+	// is listed in Env.NotDecrypted instead of checked (see nodecrypt.go).
+	NoDecrypt bool
 }
 
 // Repo is a loaded repository.
@@ -181,6 +185,10 @@ type Env struct {
 	Kubernetes map[string]any
 	// kubernetes is that key's part of the merged layers, for its origins.
 	kubernetes *layers.Merged
+	// NotDecrypted are the configuration's paths whose values were not known in a review
+	// without keys (Options.NoDecrypt): the secrets, and what the schema computes from
+	// them. Their values in Config are schema.NotDecrypted.
+	NotDecrypted []string
 }
 
 // KubernetesKey is the top-level key of an environment's configuration that describes the
@@ -399,7 +407,12 @@ func Load(ctx context.Context, fsys fs.FS, opts Options) (*Repo, error) {
 						env = nil
 					}
 				}
-				if env != nil {
+				if env != nil && opts.NoDecrypt {
+					if issues := env.validateWithoutKeys(envSchema, def); issues != nil {
+						ec.add(name, issues...)
+						env = nil
+					}
+				} else if env != nil {
 					cfg, issues := envSchema.Validate(def, env.Merged.Expr())
 					if issues != nil {
 						ec.add(name, env.withhold(envSchema, def, issues)...)
@@ -602,7 +615,11 @@ func (c *collector) loadEnv(ctx context.Context, fsys fs.FS, s *Settings, env st
 		c.addErr(env, s.Paths.Secrets, err)
 	}
 	for _, f := range files {
-		l, err := decrypt(ctx, fsys, f, opts.Keyring)
+		read := decrypt
+		if opts.NoDecrypt {
+			read = readStandIns
+		}
+		l, err := read(ctx, fsys, f, opts.Keyring)
 		if err != nil {
 			c.addErr(env, f, err)
 			continue

@@ -563,3 +563,162 @@ func distance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// NotDecrypted stands in the result of ValidatePartial for a value that is not known: one
+// the data gives only as a type (a secret not decrypted), or one the schema computes from
+// such. It is a string, so the result still encodes as the configuration would.
+const NotDecrypted = "(not decrypted)"
+
+// ValidatePartial judges data in which some values are given only as their type (`string`,
+// `int`: secrets a review without keys cannot read). Every constraint that can be checked
+// is: a type or bound that conflicts, a field not allowed, a required field missing. What
+// is incomplete because of a value not given is not a problem: it is listed in unknown
+// (each a path of field names), and stands as NotDecrypted in the returned document, so the rest can be built
+// and checked.
+//
+// filled is the same data with each of those values given as any concrete value of its
+// type: a required field is missing when the data lacks it and even then it is not
+// concrete, which tells it from a field the schema computes from a value not given.
+func (s *Schema) ValidatePartial(def string, data, filled ast.Expr) (out any, unknown [][]string, issues Issues) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.bounded("validating", func() { out, unknown, issues = s.validatePartial(def, data, filled) })
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, unknown, issues
+}
+
+func (s *Schema) validatePartial(def string, data, filled ast.Expr) (any, [][]string, Issues) {
+	d, issues := s.definition(def)
+	if issues != nil {
+		return nil, nil, issues
+	}
+	v := s.ctx.BuildExpr(data)
+	if err := v.Err(); err != nil {
+		return nil, nil, s.issues(err, d)
+	}
+	u := v
+	if def != "" {
+		u = d.Unify(v)
+	}
+	if err := u.Validate(cue.Concrete(false)); err != nil {
+		issues := s.issues(err, d)
+		if def != "" {
+			issues = merge(issues, notAllowed(d, data, nil))
+		}
+		return nil, nil, issues
+	}
+	if def != "" {
+		// Concrete(false) says nothing of a required field the data lacks.
+		issues := notAllowed(d, data, nil)
+		if f := s.ctx.BuildExpr(filled); f.Err() == nil {
+			issues = merge(issues, missingIn(d, d.Unify(f), data, nil))
+		}
+		if issues != nil {
+			return nil, nil, issues
+		}
+	}
+	var unknown [][]string
+	out, err := known(u, nil, &unknown)
+	if err != nil {
+		return nil, nil, Issues{{Message: err.Error()}}
+	}
+	return out, unknown, nil
+}
+
+// known is v with each value that is not concrete (after defaults) replaced by NotDecrypted,
+// and its path recorded.
+func known(v cue.Value, path []string, unknown *[][]string) (any, error) {
+	if d, ok := v.Default(); ok {
+		v = d
+	}
+	switch v.IncompleteKind() {
+	case cue.StructKind:
+		it, err := v.Fields()
+		if err != nil {
+			return nil, err
+		}
+		m := map[string]any{}
+		for it.Next() {
+			p := append(path[:len(path):len(path)], it.Selector().Unquoted())
+			if m[it.Selector().Unquoted()], err = known(it.Value(), p, unknown); err != nil {
+				return nil, err
+			}
+		}
+		return m, nil
+	case cue.ListKind:
+		if !v.IsConcrete() {
+			break
+		}
+		it, err := v.List()
+		if err != nil {
+			return nil, err
+		}
+		var l []any
+		for i := 0; it.Next(); i++ {
+			x, err := known(it.Value(), append(path[:len(path):len(path)], fmt.Sprint(i)), unknown)
+			if err != nil {
+				return nil, err
+			}
+			l = append(l, x)
+		}
+		return l, nil
+	}
+	if !v.IsConcrete() {
+		*unknown = append(*unknown, path)
+		return NotDecrypted, nil
+	}
+	b, err := v.MarshalJSON()
+	if err != nil {
+		*unknown = append(*unknown, path)
+		return NotDecrypted, nil
+	}
+	return decodeJSON(b)
+}
+
+// missingIn reports each field of the definition def that the data lacks and that, in u
+// (def unified with the filled data), is still not concrete nor an error: required, and
+// given by nothing. The definition leads the walk: a struct with an error somewhere in it
+// has no kind of its own in u.
+func missingIn(def, u cue.Value, data ast.Expr, path []string) Issues {
+	if def.IncompleteKind() != cue.StructKind {
+		return nil
+	}
+	present := map[string]ast.Expr{}
+	if st, ok := data.(*ast.StructLit); ok {
+		for _, d := range st.Elts {
+			if f, ok := d.(*ast.Field); ok {
+				if name, _, err := ast.LabelName(f.Label); err == nil {
+					present[name] = f.Value
+				}
+			}
+		}
+	}
+	it, err := def.Fields()
+	if err != nil {
+		return nil
+	}
+	var out Issues
+	for it.Next() {
+		name := it.Selector().Unquoted()
+		fd := it.Value()
+		fu := u.LookupPath(cue.MakePath(cue.Str(name)))
+		p := append(path[:len(path):len(path)], name)
+		sub, given := present[name]
+		if fd.IncompleteKind() == cue.StructKind {
+			out = append(out, missingIn(fd, fu, sub, p)...)
+			continue
+		}
+		if given || fu.Err() != nil || fu.IsConcrete() {
+			continue
+		}
+		if _, ok := fu.Default(); ok {
+			continue
+		}
+		pos := fd.Pos().Position()
+		out = append(out, Issue{File: pos.Filename, Line: pos.Line, Column: pos.Column, Path: strings.Join(p, "."),
+			Message: fmt.Sprintf("required field is missing (%v)", fd)})
+	}
+	return out
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/circlecore/circle/plan"
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/repo"
+	"github.com/circlecore/circle/secrets"
 	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/git"
 )
@@ -38,6 +39,7 @@ type planOptions struct {
 	expiryDays int
 	date       string
 	full       bool
+	noDecrypt  bool
 	keys       keyFlags
 	caps       capFlags
 }
@@ -124,6 +126,8 @@ Exit codes:
 	intVar(f, &o.expiryDays, "expiry-days", 30, 0, 36500, "report accepted licenses that expire within this many days (0: none)")
 	f.StringVar(&o.date, "date", "", "judge licenses and advisories as of this time: YYYY-MM-DD, RFC 3339 or a duration from now (30d) (default now)")
 	f.BoolVar(&o.full, "full", false, "build every environment, even those whose inputs are unchanged")
+	f.BoolVar(&o.noDecrypt, "no-decrypt", false, "plan without keys (a pull request from a fork): secrets stand in as their types, "+
+		"and the plan says which secrets files changed and what it could not compare")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json", "markdown"}, cobra.ShellCompDirectiveNoFileComp))
 	o.keys.register(cmd)
 	o.caps.register(cmd)
@@ -154,16 +158,18 @@ func (o *planOptions) run(cmd *cobra.Command, path string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ring, err := o.keys.keyring(ctx)
-	if err != nil {
-		return 0, err
+	ring := &secrets.Keyring{}
+	if !o.noDecrypt { // no key is looked for: a fork's CI has none
+		if ring, err = o.keys.keyring(ctx); err != nil {
+			return 0, err
+		}
 	}
 	red, err := o.redactor()
 	if err != nil {
 		return 0, err
 	}
 	builds, err := plan.Build(ctx, base.FS, head.FS, plan.BuildOptions{
-		Load: repo.Options{Keyring: ring, Redactor: red, Envs: o.envs},
+		Load: repo.Options{Keyring: ring, Redactor: red, Envs: o.envs, NoDecrypt: o.noDecrypt},
 		Now:  now, Full: o.full,
 	})
 	if err != nil {
@@ -171,6 +177,7 @@ func (o *planOptions) run(cmd *cobra.Command, path string) (int, error) {
 	}
 	opts := plan.DefaultOptions()
 	opts.Envs, opts.Redactor, opts.Now, opts.Unchanged = o.envs, red, now, builds.Unchanged
+	opts.SecretsChanged, opts.NotDecrypted = builds.SecretsChanged, o.noDecrypt
 	opts.ExpiryWindow = time.Duration(o.expiryDays) * 24 * time.Hour
 	if o.expiryDays == 0 {
 		opts.ExpiryWindow = -1 // none; Compare reads zero as its default

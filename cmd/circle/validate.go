@@ -16,6 +16,7 @@ import (
 	"github.com/circlecore/circle/redact"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/schema"
+	"github.com/circlecore/circle/secrets"
 	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/dir"
 	"github.com/circlecore/circle/sources/git"
@@ -23,6 +24,7 @@ import (
 
 type validateOptions struct {
 	envs       []string
+	noDecrypt  bool
 	origins    bool
 	serverSide bool
 	kctx       string
@@ -42,11 +44,14 @@ type validateResult struct {
 }
 
 type envResult struct {
-	Name    string         `json:"name"`
-	Values  int            `json:"values"`
-	Secrets int            `json:"secrets"`
-	Objects int            `json:"objects,omitempty"`
-	Origins []originResult `json:"origins,omitempty"`
+	Name    string `json:"name"`
+	Values  int    `json:"values"`
+	Secrets int    `json:"secrets"`
+	Objects int    `json:"objects,omitempty"`
+	// NotDecrypted are the paths not checked in a review without keys (--no-decrypt): the
+	// secrets' values and what the schema computes from them.
+	NotDecrypted []string       `json:"notDecrypted,omitempty"`
+	Origins      []originResult `json:"origins,omitempty"`
 }
 
 type originResult struct {
@@ -107,6 +112,8 @@ Exit codes: 0 valid, 1 invalid, 2 usage or I/O error (a missing key file, say).`
 	}
 	cmd.Flags().StringSliceVar(&o.envs, "env", nil, "environments to validate (default all)")
 	cmd.Flags().BoolVar(&o.origins, "origins", false, "print every value with the file:line it came from")
+	cmd.Flags().BoolVar(&o.noDecrypt, "no-decrypt", false, "review without keys (a pull request from a fork): check everything but the secrets' values, "+
+		"each standing in as the type its SOPS tag names, and list what was not checked")
 	cmd.Flags().BoolVar(&o.serverSide, "server-side", false, "also dry-run every object against the cluster of --kubeconfig/--context")
 	cmd.Flags().StringVar(&o.kctx, "context", "", "kubeconfig context for --server-side (default: the current one)")
 	o.keys.register(cmd) // --kubeconfig serves --keys-secret and --server-side
@@ -149,15 +156,17 @@ func (o *validateOptions) run(cmd *cobra.Command, path string) error {
 	if err != nil {
 		return err
 	}
-	keys, err := o.keys.keyring(ctx)
-	if err != nil {
-		return err
+	keys := &secrets.Keyring{}
+	if !o.noDecrypt { // no key is even looked for: a fork's CI has none, and must not need one
+		if keys, err = o.keys.keyring(ctx); err != nil {
+			return err
+		}
 	}
 	red := redact.New()
 	// The daemon's pipeline, with masked secret values (the structure is what is checked;
 	// real values need never be rendered here) and origin annotations, so a manifest
 	// problem is placed in the file the object was written in.
-	res, err := pipeline.Run(ctx, snap.FS, pipeline.Options{Load: repo.Options{Keyring: keys, Redactor: red, Envs: o.envs},
+	res, err := pipeline.Run(ctx, snap.FS, pipeline.Options{Load: repo.Options{Keyring: keys, Redactor: red, Envs: o.envs, NoDecrypt: o.noDecrypt},
 		Masked: true, Origins: true})
 	if _, invalid := errors.AsType[*repo.Invalid](err); err != nil && !invalid {
 		return red.Error(err)
@@ -181,7 +190,7 @@ func (o *validateOptions) run(cmd *cobra.Command, path string) error {
 	}
 	out := validateResult{Valid: true, Notes: notes}
 	for _, e := range res.Repo.Envs {
-		er := envResult{Name: e.Name, Objects: res.Objects[e.Name]}
+		er := envResult{Name: e.Name, Objects: res.Objects[e.Name], NotDecrypted: e.NotDecrypted}
 		for _, or := range e.Merged.Origins() {
 			er.Values++
 			if e.Sensitive(or.Path) {
@@ -262,6 +271,10 @@ func validText(res validateResult) string {
 			fmt.Fprintf(&b, ", %d objects", e.Objects)
 		}
 		b.WriteString(")\n")
+		if len(e.NotDecrypted) > 0 {
+			fmt.Fprintf(&b, "  not checked without keys: the values of %s (and what the schema computes from them)\n",
+				strings.Join(e.NotDecrypted, ", "))
+		}
 		for _, o := range e.Origins {
 			fmt.Fprintf(&b, "  %s = %s  (%s)\n", o.Path, o.Value, o.From)
 		}
