@@ -100,6 +100,22 @@ func TestReconcile_EventsPerEnvironment(t *testing.T) {
 		}
 	}
 	d.noSecret(t)
+
+	// A revision the repository refuses whole (a schema problem) is refused on every
+	// environment of the target, each keeping its last good build.
+	write(t, root, "config/prod/db.yaml", "db:\n  port: \"x\"\n")
+	if st, err := d.Reconcile(context.Background(), snapshot(t, root)); err != nil || st.Reason != reconciler.ReasonInvalid {
+		t.Fatalf("an invalid revision: %+v %v", st, err)
+	}
+	refused := map[string]bool{}
+	for _, e := range sink.take() {
+		if e.reason == reconciler.EventRefused && strings.Contains(e.message, "refused (Invalid)") {
+			refused[e.env] = true
+		}
+	}
+	if !refused["dev"] || !refused["staging"] || !refused["prod"] {
+		t.Errorf("Refused events for an invalid revision: %v", refused)
+	}
 }
 
 // clusterEvents lists the events on env's inventory ConfigMap, by reason.

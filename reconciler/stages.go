@@ -57,13 +57,19 @@ func (r *Reconciler) stages(ctx context.Context, st *Status, snap *sources.Snaps
 	// what it built.
 	res, envs, err := r.runPipeline(ctx, st, snap, force, log)
 	if err != nil {
-		return r.refuseRevision(ctx, st, envs, err)
+		st, err := r.refuseRevision(ctx, st, envs, err)
+		// Each cluster target says, in an Event, that its environments keep their build.
+		if res.Settings != nil {
+			r.refusedEvents(ctx, snap.Revision, res.Settings, envs, nil, log)
+		}
+		return st, err
 	}
 
 	// Accept: the revision becomes each built (or unchanged) environment's last good.
 	builds := r.accept(envs, res, snap.Revision, log)
 	if res.Stopped {
 		log.Info().Msg("inputs unchanged in every environment: nothing built, published or applied")
+		r.refusedEvents(ctx, snap.Revision, res.Settings, envs, builds, log)
 		return r.finish(ctx, st)
 	}
 
