@@ -1,9 +1,11 @@
 package mirror_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/exec"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/circlecore/circle/storage/envelope"
 	"github.com/circlecore/circle/storage/mirror"
 	"github.com/circlecore/circle/testenv"
 )
@@ -20,6 +23,9 @@ import (
 // `circle storage sync` (mirror.Sync, encryption on) vs `rclone sync` (Debian's rclone,
 // no encryption), of 1 GiB in 1,000 files, then a re-sync of the unchanged data.
 // Ratios: circle/rclone ns/op, goals ≤ 1.0 (first sync) and ≤ 0.2 (re-sync).
+// The -download sub-benchmarks are issue 22's way back: `circle storage sync URL PREFIX
+// DIR` (mirror.Download) into an empty folder, each iteration checked byte for byte
+// against the set; a download that finds everything in place; rclone's, for scale.
 // CIRCLE_BENCH_SYNC_MB changes the total size (the file count stays 1,000).
 func BenchmarkSync(b *testing.B) {
 	rcloneBin, err := testenv.Tool(testenv.ToolRclone)
@@ -45,8 +51,8 @@ func BenchmarkSync(b *testing.B) {
 	}
 	total := int64(size) * files
 
-	rclone := func(b *testing.B, bucket string) {
-		cmd := exec.Command(rcloneBin, "sync", dir, "bench:"+bucket+"/site", "--transfers", "8", "--checkers", "8", "--s3-no-check-bucket")
+	rcloneRun := func(b *testing.B, from, to string) {
+		cmd := exec.Command(rcloneBin, "sync", from, to, "--transfers", "8", "--checkers", "8", "--s3-no-check-bucket")
 		cmd.Env = append(withoutCABundle(),
 			"RCLONE_CONFIG_BENCH_TYPE=s3", "RCLONE_CONFIG_BENCH_PROVIDER=Other",
 			"RCLONE_CONFIG_BENCH_ACCESS_KEY_ID="+srv.AccessKey, "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY="+srv.SecretKey,
@@ -56,6 +62,8 @@ func BenchmarkSync(b *testing.B) {
 			b.Fatalf("rclone: %v\n%s", err, out)
 		}
 	}
+	rclone := func(b *testing.B, bucket string) { rcloneRun(b, dir, "bench:"+bucket+"/site") }
+	rcloneDown := func(b *testing.B, bucket, dst string) { rcloneRun(b, "bench:"+bucket+"/site", dst) }
 	circle := func(b *testing.B, bucketURL string) *mirror.Result {
 		res, err := mirror.Sync(context.Background(), dir, newStore(b, bucketURL), "site", mirror.Options{Concurrency: benchConcurrency()})
 		if err != nil {
@@ -103,6 +111,119 @@ func BenchmarkSync(b *testing.B) {
 			rclone(b, bucket)
 		}
 	})
+
+	// The way back (issue 22): the uploaded set downloaded into an empty folder, decrypted
+	// and verified, then compared with the original file by file, outside the timer: the
+	// round trip must be byte-identical. Then a download into the same folder, which must
+	// fetch nothing; and rclone's plain download of the same set, for scale.
+	// One upload serves both circle downloads (1 GiB less to upload on a shared machine),
+	// and the re-download starts from the last download's folder; both live as long as
+	// the parent benchmark.
+	var (
+		downStore *envelope.Store
+		lastDst   string
+	)
+	uploaded := func() *envelope.Store {
+		if downStore == nil {
+			downStore = newStore(b, srv.NewBucket(b))
+			if _, err := mirror.Sync(context.Background(), dir, downStore, "site", mirror.Options{Concurrency: benchConcurrency()}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return downStore
+	}
+	parent := b.TempDir()
+	b.Run("circle-download", func(b *testing.B) {
+		store := uploaded()
+		b.SetBytes(total)
+		for b.Loop() {
+			b.StopTimer()
+			if lastDst != "" {
+				os.RemoveAll(lastDst)
+			}
+			dst, err := os.MkdirTemp(parent, "download")
+			if err != nil {
+				b.Fatal(err)
+			}
+			lastDst = dst
+			b.StartTimer()
+			res, err := mirror.Download(context.Background(), store, "site", dst, mirror.DownloadOptions{Concurrency: benchConcurrency()})
+			if err != nil || res.Downloaded != files || res.Bytes != total {
+				b.Fatalf("download: %+v %v", res, err)
+			}
+			b.StopTimer()
+			sameFiles(b, dst, dir)
+			b.StartTimer()
+		}
+	})
+	b.Run("circle-redownload", func(b *testing.B) {
+		store := uploaded()
+		if lastDst == "" {
+			lastDst = filepath.Join(parent, "redownload")
+			if _, err := mirror.Download(context.Background(), store, "site", lastDst, mirror.DownloadOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for b.Loop() {
+			res, err := mirror.Download(context.Background(), store, "site", lastDst, mirror.DownloadOptions{Concurrency: benchConcurrency()})
+			if err != nil || res.Downloaded != 0 {
+				b.Fatalf("re-download fetched %v, %v", res, err)
+			}
+		}
+	})
+	b.Run("rclone-download", func(b *testing.B) {
+		bucket := bucketOf(srv.NewBucket(b))
+		rclone(b, bucket)
+		b.SetBytes(total)
+		for b.Loop() {
+			b.StopTimer()
+			dst := b.TempDir()
+			b.StartTimer()
+			rcloneDown(b, bucket, dst)
+			b.StopTimer()
+			os.RemoveAll(dst)
+			b.StartTimer()
+		}
+	})
+}
+
+// sameFiles fails unless got holds exactly want's regular files, byte for byte, reading
+// one file of each at a time.
+func sameFiles(b *testing.B, got, want string) {
+	b.Helper()
+	n := 0
+	err := filepath.WalkDir(want, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		n++
+		rel, _ := filepath.Rel(want, p)
+		w, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		g, err := os.ReadFile(filepath.Join(got, rel))
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(g, w) {
+			return fmt.Errorf("%s differs after the round trip", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := 0
+	filepath.WalkDir(got, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			m++
+		}
+		return nil
+	})
+	if m != n {
+		b.Fatalf("%s has %d files, %s has %d", got, m, want, n)
+	}
 }
 
 // withoutCABundle is the environment less AWS_CA_BUNDLE: with it set (as on some build
