@@ -27,9 +27,52 @@ type Options struct {
 	// Environments are the environments circle.yaml defines. A manifest or
 	// environments.yaml naming another is an error. Nil accepts any name.
 	Environments []string
-	// Fetch, when set, reads an artifact stored at a URL so its digest and size are
-	// verified like a file's. Without it, URL artifacts are left "not fetched" with a note.
-	Fetch func(ctx context.Context, url string) (io.ReadCloser, error)
+	// Fetcher, when set, verifies the artifacts stored at URLs (registry/fetch is Circle's:
+	// it fetches only from the sources the operator allows). Without it, URL artifacts are
+	// left "not fetched" with a note, and nothing a manifest names is fetched.
+	Fetcher Fetcher
+}
+
+// Fetcher verifies the artifacts a manifest names by URL. It belongs to the operator, not
+// the repository: the repository only names URLs, and the Fetcher decides whether any of
+// them is fetched.
+type Fetcher interface {
+	// Fetch makes sure the bytes at a.URL are a.Size bytes whose SHA-256 is a.SHA256. It
+	// returns nil only when it read such bytes, from the URL or from a cache that holds
+	// them; an error wrapping ErrNotFetched when it did not look (offline and not cached),
+	// which leaves the artifact "not fetched" with a note; a *MismatchError when it read
+	// other bytes; and any other error when it could not or would not read them (a URL
+	// outside the allowed sources, not found, a timeout). It is called once per distinct
+	// artifact per Load, and may be called from one goroutine at a time.
+	Fetch(ctx context.Context, a Artifact) error
+}
+
+// ErrNotFetched is what a Fetcher wraps when it did not fetch an artifact and has no
+// verified copy of it: not a problem of the repository, a note.
+var ErrNotFetched = errors.New("not fetched")
+
+// MismatchError is an artifact whose bytes are not the ones its manifest names, so the
+// problem is reported at the field that differs: the size when the sizes differ, the
+// digest otherwise.
+type MismatchError struct {
+	// Size is the number of bytes the artifact has. When Truncated, reading stopped there,
+	// one byte past the manifest's size (or at the server's stated length): the artifact has
+	// at least that many.
+	Size      int64
+	Truncated bool
+	// SHA256 is the hex digest of the bytes, set when the sizes matched.
+	SHA256 string
+}
+
+func (e *MismatchError) Error() string {
+	switch {
+	case e.SHA256 != "":
+		return "sha256 " + e.SHA256 + " of the bytes read differs"
+	case e.Truncated:
+		return fmt.Sprintf("more than %d bytes", e.Size-1)
+	default:
+		return fmt.Sprintf("%d bytes", e.Size)
+	}
 }
 
 // DefaultOptions are the paths circle.yaml defaults to.
@@ -307,29 +350,17 @@ func versionList(ms []*Manifest) string {
 }
 
 // verifyArtifacts reads every artifact in the repository once and compares its size and
-// digest with what the manifests say; URL artifacts are fetched when a fetcher is set.
+// digest with what the manifests say; URL artifacts go to the fetcher when one is set.
 func (r *Registry) verifyArtifacts(ctx context.Context, fsys fs.FS) schema.Issues {
-	type result struct {
-		size int64
-		sum  string
-		err  error
-	}
-	cache := map[string]result{}
-	read := func(key string, open func() (io.ReadCloser, error)) result {
-		if res, ok := cache[key]; ok {
-			return res
+	// Each distinct artifact is read once: versions often ship the same file.
+	cache := map[string]error{}
+	once := func(key string, check func() error) error {
+		if err, ok := cache[key]; ok {
+			return err
 		}
-		var res result
-		f, err := open()
-		if err == nil {
-			h := sha256.New()
-			res.size, err = io.Copy(h, f)
-			f.Close()
-			res.sum = hex.EncodeToString(h.Sum(nil))
-		}
-		res.err = err
-		cache[key] = res
-		return res
+		err := check()
+		cache[key] = err
+		return err
 	}
 	var issues schema.Issues
 	for _, p := range r.Packages() {
@@ -340,34 +371,61 @@ func (r *Registry) verifyArtifacts(ctx context.Context, fsys fs.FS) schema.Issue
 				}
 				a := &m.Artifacts[i]
 				field := fmt.Sprintf("artifacts.%d", i)
-				var res result
+				var err error
 				switch {
 				case a.Path != "":
 					field += ".path"
-					res = read("path:"+a.Path, func() (io.ReadCloser, error) { return openFile(fsys, a.Path) })
-				case r.opts.Fetch == nil:
+					err = once(fmt.Sprintf("path:%s:%s:%d", a.Path, a.SHA256, a.Size), func() error { return verifyFile(fsys, *a) })
+				case r.opts.Fetcher == nil:
 					a.Status = ArtifactNotFetched
 					r.Notes = append(r.Notes, m.doc.issue(field+".url", true, "%s not fetched: storage artifacts are verified when fetched, and no fetcher is configured", a.URL))
 					continue
 				default:
 					field += ".url"
-					res = read("url:"+a.URL, func() (io.ReadCloser, error) { return r.opts.Fetch(ctx, a.URL) })
+					err = once(fmt.Sprintf("url:%s:%s:%d", a.URL, a.SHA256, a.Size), func() error { return r.opts.Fetcher.Fetch(ctx, *a) })
 				}
 				where := a.Path + a.URL
+				var mm *MismatchError
 				switch {
-				case res.err != nil:
-					issues = append(issues, m.doc.issue(field, true, "artifact %s: %v", where, res.err))
-				case res.size != a.Size:
-					issues = append(issues, m.doc.issue(fmt.Sprintf("artifacts.%d.size", i), true, "size %d does not match %s, which has %d bytes", a.Size, where, res.size))
-				case res.sum != a.SHA256:
-					issues = append(issues, m.doc.issue(fmt.Sprintf("artifacts.%d.sha256", i), true, "sha256 does not match the bytes of %s (sha256 %s)", where, res.sum))
-				default:
+				case err == nil:
 					a.Status = ArtifactVerified
+				case errors.Is(err, ErrNotFetched):
+					a.Status = ArtifactNotFetched
+					r.Notes = append(r.Notes, m.doc.issue(field, true, "%s %v", where, err))
+				case errors.As(err, &mm) && mm.SHA256 != "":
+					issues = append(issues, m.doc.issue(fmt.Sprintf("artifacts.%d.sha256", i), true, "sha256 does not match the bytes of %s (sha256 %s)", where, mm.SHA256))
+				case errors.As(err, &mm) && mm.Truncated:
+					issues = append(issues, m.doc.issue(fmt.Sprintf("artifacts.%d.size", i), true, "size %d does not match %s, which has more than %d bytes (reading stopped there)", a.Size, where, a.Size))
+				case errors.As(err, &mm):
+					issues = append(issues, m.doc.issue(fmt.Sprintf("artifacts.%d.size", i), true, "size %d does not match %s, which has %d bytes", a.Size, where, mm.Size))
+				default:
+					issues = append(issues, m.doc.issue(field, true, "artifact %s: %v", where, err))
 				}
 			}
 		}
 	}
 	return issues
+}
+
+// verifyFile compares a file of the snapshot with a's size and digest.
+func verifyFile(fsys fs.FS, a Artifact) error {
+	f, err := openFile(fsys, a.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return err
+	}
+	if n != a.Size {
+		return &MismatchError{Size: n}
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); sum != a.SHA256 {
+		return &MismatchError{Size: n, SHA256: sum}
+	}
+	return nil
 }
 
 // openFile opens a regular file of the snapshot.

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"testing"
@@ -244,14 +243,20 @@ func TestLoad_URLArtifacts(t *testing.T) {
 	}
 
 	fetched := 0
-	fetch := func(_ context.Context, url string) (io.ReadCloser, error) {
+	fetch := fetcherFunc(func(_ context.Context, a Artifact) error {
 		fetched++
-		if url != "s3://bucket/lib-1.0.0.tgz" {
-			return nil, fmt.Errorf("no object %s", url)
+		if a.URL != "s3://bucket/lib-1.0.0.tgz" {
+			return fmt.Errorf("no object %s", a.URL)
 		}
-		return io.NopCloser(strings.NewReader(body)), nil
-	}
-	r, err = Load(context.Background(), fsys, Options{Fetch: fetch})
+		if int64(len(body)) != a.Size {
+			return &MismatchError{Size: int64(len(body))}
+		}
+		if sum := digestOf(body); sum != a.SHA256 {
+			return &MismatchError{Size: a.Size, SHA256: sum}
+		}
+		return nil
+	})
+	r, err = Load(context.Background(), fsys, Options{Fetcher: fetch})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,16 +265,37 @@ func TestLoad_URLArtifacts(t *testing.T) {
 	}
 
 	body = "tampered"
-	_, err = Load(context.Background(), fsys, Options{Fetch: fetch})
-	if err == nil || !strings.Contains(err.Error(), "artifacts.0.size: size 12 does not match s3://bucket/lib-1.0.0.tgz, which has 8 bytes") {
+	_, err = Load(context.Background(), fsys, Options{Fetcher: fetch})
+	if err == nil || !strings.Contains(err.Error(), "packages/lib/1.0.0.yaml:7:11: artifacts.0.size: size 12 does not match s3://bucket/lib-1.0.0.tgz, which has 8 bytes") {
 		t.Errorf("tampered object: %v", err)
 	}
+	body = "remote bytez"
+	_, err = Load(context.Background(), fsys, Options{Fetcher: fetch})
+	if err == nil || !strings.Contains(err.Error(), "packages/lib/1.0.0.yaml:6:13: artifacts.0.sha256: sha256 does not match the bytes of s3://bucket/lib-1.0.0.tgz (sha256 "+digestOf(body)+")") {
+		t.Errorf("tampered object: %v", err)
+	}
+	over := fetcherFunc(func(_ context.Context, a Artifact) error { return &MismatchError{Size: a.Size + 1, Truncated: true} })
+	_, err = Load(context.Background(), fsys, Options{Fetcher: over})
+	if err == nil || !strings.Contains(err.Error(), "artifacts.0.size: size 12 does not match s3://bucket/lib-1.0.0.tgz, which has more than 12 bytes") {
+		t.Errorf("endless object: %v", err)
+	}
+	offline := fetcherFunc(func(_ context.Context, a Artifact) error { return fmt.Errorf("%w: not in the cache", ErrNotFetched) })
+	r, err = Load(context.Background(), fsys, Options{Fetcher: offline})
+	if err != nil || len(r.Notes) != 1 || !strings.Contains(r.Notes[0].String(), "artifacts.0.url: s3://bucket/lib-1.0.0.tgz not fetched: not in the cache") ||
+		r.Package("lib").Versions[0].Artifacts[0].Status != ArtifactNotFetched {
+		t.Errorf("offline: %v, %v", err, r.Notes)
+	}
 	fsys["packages/lib/1.0.0.yaml"].Data = []byte(strings.Replace(string(fsys["packages/lib/1.0.0.yaml"].Data), "bucket", "other", 1))
-	_, err = Load(context.Background(), fsys, Options{Fetch: fetch})
-	if err == nil || !strings.Contains(err.Error(), "artifacts.0.url: artifact s3://other/lib-1.0.0.tgz: no object") {
+	_, err = Load(context.Background(), fsys, Options{Fetcher: fetch})
+	if err == nil || !strings.Contains(err.Error(), "packages/lib/1.0.0.yaml:5:10: artifacts.0.url: artifact s3://other/lib-1.0.0.tgz: no object") {
 		t.Errorf("missing object: %v", err)
 	}
 }
+
+// fetcherFunc is a Fetcher made of a function.
+type fetcherFunc func(context.Context, Artifact) error
+
+func (f fetcherFunc) Fetch(ctx context.Context, a Artifact) error { return f(ctx, a) }
 
 func TestLoad_NoPackagesFolder(t *testing.T) {
 	r, err := Load(context.Background(), fstest.MapFS{"circle.yaml": {Data: []byte("x")}}, Options{})
