@@ -16,12 +16,14 @@ import (
 
 // Packages reads the repository's package registry (manifests, environments.yaml, locks,
 // advisories), checked. A repository without a packages folder has none. Problems in the
-// manifests are the repository's problems: the revision is invalid.
-func Packages(ctx context.Context, fsys fs.FS, s *repo.Settings) (*registry.Registry, []repo.Problem, error) {
+// manifests are the repository's problems: the revision is invalid. That includes an
+// artifact the fetcher (nil: none) refused or found different from its manifest, so every
+// environment keeps its last good revision.
+func Packages(ctx context.Context, fsys fs.FS, s *repo.Settings, fetcher registry.Fetcher) (*registry.Registry, []repo.Problem, error) {
 	if _, err := fs.Stat(fsys, s.Paths.Packages); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
 	}
-	reg, err := registry.Load(ctx, fsys, registry.Options{Packages: s.Paths.Packages, Advisories: s.Paths.Advisories, Environments: s.EnvNames()})
+	reg, err := registry.Load(ctx, fsys, registry.Options{Packages: s.Paths.Packages, Advisories: s.Paths.Advisories, Environments: s.EnvNames(), Fetcher: fetcher})
 	var issues schema.Issues
 	if errors.As(err, &issues) {
 		problems := make([]repo.Problem, len(issues))

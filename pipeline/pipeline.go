@@ -96,6 +96,11 @@ type Options struct {
 	// daemon keeps one in memory; never for output.
 	Cache *RenderCache
 
+	// Artifacts, when set, verifies the package artifacts stored at URLs (registry/fetch:
+	// only from the sources the operator allows, or from its cache only); without it they
+	// are "not fetched", as nothing a repository names is fetched unless the caller says so.
+	Artifacts registry.Fetcher
+
 	// Concurrency bounds the environments built at once (≤ 0: DefaultConcurrency).
 	Concurrency int
 	// Enter, when set, is called as each stage starts (env "") and as each environment's
@@ -268,7 +273,7 @@ func Run(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	}
 
 	enter(StagePackages)
-	reg, problems, err := Packages(ctx, fsys, settings)
+	reg, problems, err := Packages(ctx, fsys, settings, opts.Artifacts)
 	if problems != nil {
 		res.Problems = problems
 		return res, stageError(ctx, StagePackages, &repo.Invalid{Problems: problems})
