@@ -463,6 +463,12 @@ func (m *md) object(o ObjectChange) string {
 		return fmt.Sprintf("- **created** %s\n", code(o.ID))
 	}
 	title := fmt.Sprintf("- **%s** %s", o.Action, code(o.ID))
+	if o.Target != "" {
+		title += " on " + code(o.Target)
+	}
+	if o.Drifted {
+		title += " ⚠️ **drifted** (changed outside Circle)"
+	}
 	if o.PreviousName != "" {
 		title += " (replaces " + code(o.PreviousName) + ": its name carries a hash of its content)"
 	}
@@ -499,6 +505,9 @@ func (m *md) fieldLines(f FieldChange) []string {
 		return out
 	}
 	var out []string
+	if f.Drifted {
+		out = append(out, "# drifted: set outside Circle")
+	}
 	if f.From != "" {
 		out = append(out, "- "+f.Path+": "+m.clip(f.From, m.opts.MaxValue))
 	}

@@ -36,6 +36,13 @@ type ObjectChange struct {
 	Prune bool `json:"prune,omitempty"`
 	// Fields are the differences of a changed or replaced object, in document order.
 	Fields []FieldChange `json:"fields"`
+	// Target is the cluster target the object is on, in a plan against what is live
+	// (circle plan --live).
+	Target string `json:"target,omitempty"`
+	// Drifted marks, in a plan against what is live, an object that a field manager other
+	// than Circle changed (kubectl edit, another controller): at least one of Fields is
+	// Drifted. Applying the head puts those fields back.
+	Drifted bool `json:"drifted,omitempty"`
 }
 
 // FieldChange is one field that differs within an object.
@@ -53,6 +60,8 @@ type FieldChange struct {
 	// Diff is a line diff ("-old", "+new", " context" lines) instead of From and To, when
 	// both are strings and either spans several lines: a ConfigMap's config.json, say.
 	Diff string `json:"diff,omitempty"`
+	// Drifted marks a field that, live, a field manager other than Circle set (plan --live).
+	Drifted bool `json:"drifted,omitempty"`
 }
 
 // hashSuffix matches a name with kustomize's content-hash suffix (ten characters of its

@@ -213,6 +213,12 @@ func (t *textWriter) env(e *Env) {
 		for _, o := range e.Objects {
 			sign, col := mark(o.Action)
 			s := t.paint(col, sign+" "+o.ID)
+			if o.Target != "" {
+				s += "   (on " + o.Target + ")"
+			}
+			if o.Drifted {
+				s += "   " + t.paint(bold+yellow, "DRIFTED: changed outside Circle")
+			}
 			switch {
 			case o.Prune:
 				s += "   " + t.paint(bold+red, "PRUNE: deleted from the cluster")
@@ -236,8 +242,12 @@ func (t *textWriter) env(e *Env) {
 
 func (t *textWriter) field(f FieldChange) {
 	sign, col := mark(f.Action)
+	drift := ""
+	if f.Drifted {
+		drift = "   (drifted)"
+	}
 	if f.Diff == "" {
-		t.line(4, t.paint(col, sign+" "+f.Path+": "+valueChange(f.From, f.To)))
+		t.line(4, t.paint(col, sign+" "+f.Path+": "+valueChange(f.From, f.To))+drift)
 		return
 	}
 	t.line(4, t.paint(col, sign+" "+f.Path+":"))

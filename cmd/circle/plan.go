@@ -40,6 +40,7 @@ type planOptions struct {
 	date       string
 	full       bool
 	noDecrypt  bool
+	live       liveFlags
 	keys       keyFlags
 	caps       capFlags
 }
@@ -47,7 +48,7 @@ type planOptions struct {
 func newPlanCmd() *cobra.Command {
 	o := &planOptions{}
 	cmd := &cobra.Command{
-		Use:   "plan [path] --base REV [--head REV | --worktree]",
+		Use:   "plan [path] (--base REV | --live) [--head REV | --worktree]",
 		Short: "Show what a revision would change in each environment (exit 0 none, 1 invalid, 2 changes)",
 		Long: `Plan builds every environment at two revisions of the repository with the daemon's own
 stages (load and validate, decrypt, licenses, packages, render; no publish, no apply)
@@ -80,11 +81,22 @@ Masks are salted with a digest of the SOPS keys (--key-file, CIRCLE_KEY_FILES,
 CIRCLE_AGE_KEY), so two runs with the same keys print the same masks and a bot's
 comment only changes when the plan does; without such keys the salt is random.
 
+--live compares the head with what the targets hold now instead of a base revision:
+each --cluster target's live objects (through the inventory and a server-side dry run:
+objects created, changed field by field, pruned; a field that a manager other than Circle
+set, kubectl edit or scale or another controller, is flagged drifted) and the --publish
+target's current build of each environment (the files that would change). A target that
+cannot be read fails its environment. Configuration, packages and licenses are not
+compared: what is live has no revision of its own.
+
+--no-decrypt plans without keys (a pull request from a fork): each secret stands in as
+the type its SOPS tag names, the plan names the secrets files that changed, never what
+changed in them, and says which values it could not compare.
+
 Exit codes:
   0  no changes
   1  error, or the head revision is invalid or fails to build for an environment
-  2  changes (and a valid head)
---live (compare against what the clusters and storage hold) is not implemented.`,
+  2  changes (and a valid head)`,
 		Example: `  # this branch against main, as CI runs it
   circle plan --base origin/main --key-file keys/age.key -o markdown
 
@@ -92,7 +104,14 @@ Exit codes:
   circle plan examples --base HEAD --worktree --key-file examples/keys/age.example.key
 
   # one environment, as JSON
-  circle plan --base v1.4.0 --head v1.5.0 --env prod -o json`,
+  circle plan --base v1.4.0 --head v1.5.0 --env prod -o json
+
+  # the head against what the prod cluster and the bucket hold now
+  circle plan --live --cluster prod=$HOME/.kube/prod --inventory-namespace circle-system \
+    --publish s3://configs --storage-keyring keyring.json --key-file keys/age.key
+
+  # a pull request from a fork, without keys
+  circle plan --base origin/main --no-decrypt -o markdown`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if err := cobra.MaximumNArgs(1)(cmd, args); err != nil {
 				return &exitError{code: planFailed, err: err}
@@ -126,6 +145,12 @@ Exit codes:
 	intVar(f, &o.expiryDays, "expiry-days", 30, 0, 36500, "report accepted licenses that expire within this many days (0: none)")
 	f.StringVar(&o.date, "date", "", "judge licenses and advisories as of this time: YYYY-MM-DD, RFC 3339 or a duration from now (30d) (default now)")
 	f.BoolVar(&o.full, "full", false, "build every environment, even those whose inputs are unchanged")
+	f.BoolVar(&o.live.live, "live", false, "plan the head against what the targets hold now instead of --base: each --cluster's live objects "+
+		"(a server-side dry run; fields set outside Circle flagged as drifted) and the --publish target's current builds")
+	f.StringArrayVar(&o.live.clusters, "cluster", nil, "with --live: cluster target NAME=KUBECONFIG[@CONTEXT], as circle serve takes it; repeatable")
+	f.StringVar(&o.live.inventoryNS, "inventory-namespace", "default", "with --live: namespace of the inventory ConfigMaps (circle serve's)")
+	f.StringVar(&o.live.publish, "publish", "", "with --live: the storage URL builds are published to")
+	f.StringVar(&o.live.storageKeyring.keyring, "storage-keyring", "", "with --live: the keyring the builds at --publish open with")
 	f.BoolVar(&o.noDecrypt, "no-decrypt", false, "plan without keys (a pull request from a fork): secrets stand in as their types, "+
 		"and the plan says which secrets files changed and what it could not compare")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json", "markdown"}, cobra.ShellCompDirectiveNoFileComp))
@@ -137,9 +162,22 @@ Exit codes:
 // run plans and prints; its code is planNoChanges, planChanges or planFailed (invalid head).
 func (o *planOptions) run(cmd *cobra.Command, path string) (int, error) {
 	ctx := cmd.Context()
+	if o.live.live {
+		if o.base != "" || o.noDecrypt {
+			return 0, fmt.Errorf("--live compares with what the targets hold: no --base, and it needs the keys (no --no-decrypt)")
+		}
+		if len(o.live.clusters) == 0 && o.live.publish == "" {
+			return 0, fmt.Errorf("--live needs a target to read: --cluster NAME=KUBECONFIG or --publish URL")
+		}
+		p, err := o.runLive(ctx, path)
+		if err != nil {
+			return 0, err
+		}
+		return o.print(cmd, p)
+	}
 	switch {
 	case o.base == "":
-		return 0, fmt.Errorf("--base is required: the revision to compare against (main, origin/main, HEAD~1)")
+		return 0, fmt.Errorf("--base is required: the revision to compare against (main, origin/main, HEAD~1), or --live")
 	case o.worktree && o.head != "":
 		return 0, fmt.Errorf("--head and --worktree exclude each other")
 	}
@@ -183,8 +221,12 @@ func (o *planOptions) run(cmd *cobra.Command, path string) (int, error) {
 		opts.ExpiryWindow = -1 // none; Compare reads zero as its default
 	}
 	opts.BaseRevision, opts.HeadRevision = base.Revision, headName
-	p := plan.Compare(ctx, builds.Base, builds.Head, opts)
+	return o.print(cmd, plan.Compare(ctx, builds.Base, builds.Head, opts))
+}
 
+// print writes the plan in the chosen format and returns the exit code it means.
+func (o *planOptions) print(cmd *cobra.Command, p *plan.Plan) (int, error) {
+	var err error
 	w := cmd.OutOrStdout()
 	switch o.format {
 	case "json":
