@@ -184,7 +184,8 @@ func (r *Reconciler) accept(envs []EnvStatus, res *pipeline.Result, revision str
 				good.Secrets++
 			}
 		}
-		envs[i] = EnvStatus{Name: name, Ready: true, Reason: ReasonSucceeded, LastGood: good, Published: envs[i].Published, Applied: envs[i].Applied}
+		envs[i] = EnvStatus{Name: name, Ready: true, Reason: ReasonSucceeded, LastGood: good, Published: envs[i].Published, Applied: envs[i].Applied,
+			Packages: packageSet(out.Packages), Clusters: envs[i].Clusters}
 		if k, ok := r.pendingKeys[name]; ok {
 			r.repoKeys[name] = k
 		}
@@ -294,7 +295,8 @@ func (r *Reconciler) carryOver(s *repo.Settings) []EnvStatus {
 	for i, e := range s.Environments {
 		// Applied is a copy: the apply stage writes into it while the API may be serving
 		// the last status, which holds the old one.
-		out[i] = EnvStatus{Name: e.Name, LastGood: prev[e.Name].LastGood, Published: prev[e.Name].Published, Applied: maps.Clone(prev[e.Name].Applied)}
+		out[i] = EnvStatus{Name: e.Name, LastGood: prev[e.Name].LastGood, Published: prev[e.Name].Published, Applied: maps.Clone(prev[e.Name].Applied),
+			Packages: prev[e.Name].Packages, Clusters: maps.Clone(prev[e.Name].Clusters)}
 	}
 	return out
 }

@@ -67,6 +67,9 @@ type Status struct {
 	// Commit is the Git commit behind Revision (nil for a folder): author, date, message
 	// (redacted) and whether it is signed.
 	Commit *git.Commit `json:"commit,omitempty"`
+	// UpdatedAt is when the drift check last changed what this status says of the
+	// clusters (health, drift) after ReconciledAt; zero when it has not.
+	UpdatedAt time.Time `json:"updatedAt,omitzero"`
 	// Reconciling is the revision being reconciled now, if any. Only the HTTP API fills
 	// it in (status.json and the state store hold finished reconciles).
 	Reconciling *Reconciling `json:"reconciling,omitempty"`
@@ -121,6 +124,108 @@ type EnvStatus struct {
 	Published *Published `json:"published,omitempty"`
 	// Applied is the last apply to each cluster target, by target name.
 	Applied map[string]*Applied `json:"applied,omitempty"`
+	// Packages is the package set of the last build the environment accepted; nil when
+	// the repository has no packages.
+	Packages *PackageSet `json:"packages,omitempty"`
+	// Clusters is what each cluster target holds of the environment, by target name: its
+	// objects and their health, the last drift found, and the target's own error.
+	Clusters map[string]*ClusterState `json:"clusters,omitempty"`
+}
+
+// PackageSet is an environment's package index, summed up: the versions its build
+// resolved, each with its license and the advisories that hit it. Names, versions and
+// advisory ids are not secret.
+type PackageSet struct {
+	// Resolved reports whether the requirements resolved; Explanation says why not.
+	Resolved    bool   `json:"resolved"`
+	Explanation string `json:"explanation,omitempty"`
+	// Failed reports whether the scan fails the environment under its policies.
+	Failed   bool             `json:"failed,omitempty"`
+	Packages []PackageVersion `json:"packages,omitempty"`
+}
+
+// PackageVersion is one package at the version the build selected.
+type PackageVersion struct {
+	Name       string            `json:"name"`
+	Version    string            `json:"version"`
+	License    string            `json:"license,omitempty"`
+	Advisories []PackageAdvisory `json:"advisories,omitempty"`
+}
+
+// PackageAdvisory is an advisory that hits a selected version.
+type PackageAdvisory struct {
+	ID string `json:"id"`
+	// Severity is CVSS' rating word (LOW … CRITICAL, or UNKNOWN).
+	Severity string `json:"severity,omitempty"`
+	Summary  string `json:"summary,omitempty"`
+	// Fixed is the first version without it, when one is known.
+	Fixed string `json:"fixed,omitempty"`
+}
+
+// ClusterState is one cluster target of one environment beyond its last apply (Applied).
+type ClusterState struct {
+	// Revision is the revision Objects were applied from.
+	Revision string `json:"revision,omitempty"`
+	// Objects are the objects of that apply, by subject, with their health as last read:
+	// after the apply, then at every drift check.
+	Objects []ObjectState `json:"objects,omitempty"`
+	// HealthAt is when Objects' health was read; zero when it never was (a cluster
+	// connection that cannot read it).
+	HealthAt time.Time `json:"healthAt,omitzero"`
+	// Drift is the last drift the drift check found on this target. It stays (a later
+	// apply does not clear it): At and Revision say how old it is.
+	Drift *Drift `json:"drift,omitempty"`
+	// Error is this target's own last error (redacted), empty once it applies again;
+	// ErrorAt is when. With several targets failing, the environment's Message names
+	// only one: this names each.
+	Error   string    `json:"error,omitempty"`
+	ErrorAt time.Time `json:"errorAt,omitzero"`
+}
+
+// Object health words, kstatus' own (apply.ObjectHealth) plus Unknown for an object whose
+// health was not read.
+const (
+	HealthCurrent    = "Current"
+	HealthInProgress = "InProgress"
+	HealthFailed     = "Failed"
+	HealthUnknown    = "Unknown"
+)
+
+// ObjectState is one applied object and its health.
+type ObjectState struct {
+	// Subject is "Kind/namespace/name".
+	Subject string `json:"subject"`
+	// Health is one of the Health words, or another of kstatus' (Terminating, NotFound).
+	Health  string `json:"health"`
+	Message string `json:"message,omitempty"`
+}
+
+// Drift states: found and not put back (the correcting apply failed), or put back.
+const (
+	DriftDrifted   = "drifted"
+	DriftCorrected = "corrected"
+)
+
+// Drift is what one drift check found changed in the cluster since the last apply.
+type Drift struct {
+	At       time.Time `json:"at"`
+	Revision string    `json:"revision"`
+	// State is DriftDrifted or DriftCorrected.
+	State   string          `json:"state"`
+	Objects []DriftedObject `json:"objects"`
+	// FieldsKnown is false when the cluster connection could not tell fields (only which
+	// objects the correcting apply changed).
+	FieldsKnown bool `json:"fieldsKnown"`
+	// Error is why the correction failed (redacted), when State is DriftDrifted.
+	Error string `json:"error,omitempty"`
+}
+
+// DriftedObject is one drifted object: its subject and the paths of its fields that
+// differed, never their values.
+type DriftedObject struct {
+	Subject string   `json:"subject"`
+	Missing bool     `json:"missing,omitempty"`
+	Fields  []string `json:"fields,omitempty"`
 }
 
 // Applied is an apply the apply stage made to one cluster target.

@@ -71,6 +71,17 @@ func (r *Reconciler) driftCheck(ctx context.Context, b appliedBuild) {
 				Msg("drift check panicked (a bug in circle); trying again at the next interval")
 		}
 	}()
+	// Which fields drifted can be told only before the apply puts them back.
+	var drifted []apply.Drifted
+	fieldsKnown := false
+	if dr, ok := r.opts.Clusters[b.target].(DriftReader); ok {
+		var err error
+		if drifted, err = dr.Drift(ctx, b.env, b.manifests); err == nil {
+			fieldsKnown = true
+		} else {
+			log.Warn().Err(r.opts.Redactor.Error(err)).Msg("drifted fields unreadable; the drift is told by object")
+		}
+	}
 	res, err := r.opts.Clusters[b.target].Apply(ctx, b.env, b.manifests, r.opts.Apply)
 	switch {
 	case err != nil:
@@ -79,6 +90,7 @@ func (r *Reconciler) driftCheck(ctx context.Context, b appliedBuild) {
 		r.metrics.drift.WithLabelValues(b.env, b.target).Add(float64(len(res.Created) + len(res.Configured)))
 		log.Warn().Strs("corrected", append(res.Created, res.Configured...)).Msg("drift corrected")
 	}
+	r.noteDrift(ctx, b, drifted, fieldsKnown, res, err)
 }
 
 // applyAll runs the apply stage: every cluster target of circle.yaml that the daemon has
@@ -95,6 +107,7 @@ func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Sett
 		env    int
 		res    *apply.Result
 		err    error
+		health *ClusterState
 	}
 	var jobs []*job
 	for _, t := range s.Targets {
@@ -114,6 +127,7 @@ func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Sett
 			start := time.Now()
 			j.res, j.err = r.opts.Clusters[j.target].Apply(ctx, name, builds[name].Manifests, r.opts.Apply)
 			r.metrics.targets.WithLabelValues(name, j.target, result(j.err)).Observe(time.Since(start).Seconds())
+			j.health = r.readHealth(ctx, j.target, name, builds[name].Manifests, j.res, j.err) // before a rollback changes them
 		})
 	}
 	g.Wait()
@@ -129,6 +143,7 @@ func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Sett
 			} else {
 				e.refuse(ReasonApplyFailed, r.opts.Redactor.String(msg))
 			}
+			r.noteApplied(e, j.target, revision, j.health, r.opts.Redactor.String(j.err.Error()))
 			r.failedEvent(ctx, j.target, name, revision, j.err, to, ok, log)
 			continue
 		}
@@ -141,6 +156,7 @@ func (r *Reconciler) applyAll(ctx context.Context, revision string, s *repo.Sett
 		res := j.res
 		e.Applied[j.target] = &Applied{Revision: revision, At: r.now().UTC(), Changes: len(res.Created) + len(res.Configured) + len(res.Deleted),
 			Objects: len(res.Created) + len(res.Configured) + len(res.Unchanged)}
+		r.noteApplied(e, j.target, revision, j.health, "")
 		log.Info().Str("env", name).Str("target", j.target).Int("created", len(res.Created)).
 			Int("configured", len(res.Configured)).Int("deleted", len(res.Deleted)).Msg("applied")
 		r.appliedEvents(ctx, j.target, name, revision, res, log)
