@@ -75,6 +75,9 @@ func stamp(st *reconciler.Status) string {
 		return ""
 	}
 	s := st.ReconciledAt.UTC().Format(time.RFC3339Nano) + " " + st.Revision
+	if !st.UpdatedAt.IsZero() { // the drift check amended it: health or drift changed
+		s += " updated " + st.UpdatedAt.UTC().Format(time.RFC3339Nano)
+	}
 	if st.Reconciling != nil { // a reconcile starting or ending is news to an open page too
 		s += " reconciling " + st.Reconciling.Revision
 	}
@@ -227,11 +230,18 @@ func targets(e reconciler.EnvStatus) []target {
 	for n := range e.Applied {
 		names = append(names, n)
 	}
+	for n := range e.Clusters { // a target that failed before it ever applied has only this
+		if e.Applied[n] == nil && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
 	slices.Sort(names)
 	for _, n := range names {
+		t := target{name: n, kind: "cluster"}
 		if a := e.Applied[n]; a != nil {
-			ts = append(ts, target{name: n, kind: "cluster", revision: a.Revision, at: a.At})
+			t.revision, t.at = a.Revision, a.At
 		}
+		ts = append(ts, t)
 	}
 	return ts
 }
@@ -284,6 +294,13 @@ type targetView struct {
 	State    stateView
 	Revision revView
 	Since    timeView
+	// Error is the target's own last error, on one line; Message in full.
+	Error   string
+	Message string
+	// Health sums its objects' health up ("5 objects, 1 Failed"); Drift is its last
+	// drift's state, when it has one.
+	Health string
+	Drift  stateView
 }
 
 // entryView is one reconcile from the history.
@@ -321,8 +338,26 @@ func (h *handler) env(st *reconciler.Status, e reconciler.EnvStatus, hist []stat
 		if t.at.IsZero() {
 			t.at = acceptedAt(hist, t.revision)
 		}
-		v.Targets = append(v.Targets, targetView{Name: h.red(t.name), Kind: t.kind, State: targetState(st, e, t),
-			Revision: h.rev(t.revision), Since: h.when(t.at)})
+		tv := targetView{Name: h.red(t.name), Kind: t.kind, State: targetState(st, e, t), Revision: h.rev(t.revision), Since: h.when(t.at)}
+		if c := e.Clusters[t.name]; t.kind == "cluster" && c != nil {
+			tv.Error, tv.Message = h.red(oneLine(c.Error)), h.red(c.Error)
+			if c.Error != "" && tv.State == stateInSync { // the environment moved on, this target did not
+				tv.State = stateFailed
+			}
+			tv.Health = healthSummary(c.Objects)
+			if c.Drift != nil {
+				tv.Drift = driftState(c.Drift.State)
+			}
+		}
+		v.Targets = append(v.Targets, tv)
+	}
+	if p := e.Packages; p != nil {
+		if n := advisoryCount(p); n > 0 {
+			v.Warnings = append(v.Warnings, badge{Class: "warn", Text: fmt.Sprintf("%d package advisor%s", n, plural(n, "y", "ies"))})
+		}
+		if !p.Resolved {
+			v.Warnings = append(v.Warnings, badge{Class: "failed", Text: "packages unresolved"})
+		}
 	}
 	for _, l := range st.Licenses {
 		if slices.Contains(l.Environments, e.Name) {
@@ -478,6 +513,8 @@ type environmentView struct {
 	Good        *goodView
 	Published   *publishedView
 	Applied     []appliedView
+	Clusters    []clusterView
+	Packages    *packagesView
 	Problems    []problemView
 	Licenses    []licenseView
 	History     []entryView
@@ -509,6 +546,161 @@ type appliedView struct {
 	Objects  int
 }
 
+// clusterView is what the environment page shows of one cluster target beyond its last
+// apply: its own error, its last drift, and each object's health.
+type clusterView struct {
+	Target   string
+	Error    string
+	ErrorAt  timeView
+	Revision revView
+	HealthAt timeView
+	Health   string
+	Objects  []objectView
+	Drift    *driftView
+}
+
+type objectView struct {
+	Subject string
+	Health  stateView
+	Message string
+}
+
+// driftView is a target's last drift: when, at which revision, and what changed.
+type driftView struct {
+	State       stateView
+	At          timeView
+	Revision    revView
+	Objects     []reconciler.DriftedObject
+	FieldsKnown bool
+	Error       string
+}
+
+// packageView is one package of the environment's last accepted build.
+type packageView struct {
+	Name, Version, License string
+	Advisories             []advisoryView
+}
+
+type advisoryView struct {
+	ID, Summary, Fixed string
+	Severity           stateView
+}
+
+// packagesView is the environment's package set.
+type packagesView struct {
+	Resolved    bool
+	Explanation string
+	Failed      bool
+	Packages    []packageView
+	Advisories  int
+}
+
+// healthState is the state word of an object's kstatus: the colour follows, the word
+// stays kstatus' own.
+func healthState(h string) stateView {
+	switch h {
+	case reconciler.HealthCurrent:
+		return stateView{Class: "sync", Label: h}
+	case reconciler.HealthFailed:
+		return stateView{Class: "failed", Label: h}
+	case reconciler.HealthInProgress, "Terminating":
+		return stateView{Class: "progressing", Label: h}
+	case "NotFound":
+		return stateView{Class: "failed", Label: "Not found"}
+	}
+	return stateView{Class: "unknown", Label: cmp.Or(h, reconciler.HealthUnknown)}
+}
+
+// driftState is a drift's state word: drifted (found, not put back) or corrected.
+func driftState(s string) stateView {
+	if s == reconciler.DriftCorrected {
+		return stateView{Class: "warn", Label: "Corrected"}
+	}
+	return stateView{Class: "failed", Label: "Drifted"}
+}
+
+// healthSummary sums objects up: how many, and how many are not Current.
+func healthSummary(objs []reconciler.ObjectState) string {
+	if len(objs) == 0 {
+		return ""
+	}
+	counts := map[string]int{}
+	for _, o := range objs {
+		counts[o.Health]++
+	}
+	s := fmt.Sprintf("%d object%s", len(objs), plural(len(objs), "", "s"))
+	for _, h := range []string{reconciler.HealthFailed, reconciler.HealthInProgress, "Terminating", "NotFound", reconciler.HealthUnknown} {
+		if n := counts[h]; n > 0 {
+			s += fmt.Sprintf(", %d %s", n, healthState(h).Label)
+		}
+	}
+	if counts[reconciler.HealthCurrent] == len(objs) {
+		s += ", all Current"
+	}
+	return s
+}
+
+func advisoryCount(p *reconciler.PackageSet) int {
+	n := 0
+	for _, pv := range p.Packages {
+		n += len(pv.Advisories)
+	}
+	return n
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// severityState colours an advisory by its CVSS rating.
+func severityState(rating string) stateView {
+	switch rating {
+	case "CRITICAL", "HIGH":
+		return stateView{Class: "failed", Label: rating}
+	case "MEDIUM", "LOW":
+		return stateView{Class: "warn", Label: rating}
+	}
+	return stateView{Class: "unknown", Label: cmp.Or(rating, "UNKNOWN")}
+}
+
+func (h *handler) packages(p *reconciler.PackageSet) *packagesView {
+	if p == nil {
+		return nil
+	}
+	v := &packagesView{Resolved: p.Resolved, Explanation: h.red(p.Explanation), Failed: p.Failed, Advisories: advisoryCount(p)}
+	for _, pv := range p.Packages {
+		x := packageView{Name: h.red(pv.Name), Version: h.red(pv.Version), License: h.red(pv.License)}
+		for _, a := range pv.Advisories {
+			x.Advisories = append(x.Advisories, advisoryView{ID: h.red(a.ID), Summary: h.red(a.Summary), Fixed: h.red(a.Fixed), Severity: severityState(a.Severity)})
+		}
+		v.Packages = append(v.Packages, x)
+	}
+	return v
+}
+
+func (h *handler) cluster(name string, c *reconciler.ClusterState) clusterView {
+	v := clusterView{Target: h.red(name), Error: h.red(c.Error), ErrorAt: h.when(c.ErrorAt), Revision: h.rev(c.Revision),
+		HealthAt: h.when(c.HealthAt), Health: healthSummary(c.Objects)}
+	for _, o := range c.Objects {
+		v.Objects = append(v.Objects, objectView{Subject: h.red(o.Subject), Health: healthState(o.Health), Message: h.red(o.Message)})
+	}
+	if d := c.Drift; d != nil {
+		dv := &driftView{State: driftState(d.State), At: h.when(d.At), Revision: h.rev(d.Revision), FieldsKnown: d.FieldsKnown, Error: h.red(d.Error)}
+		for _, o := range d.Objects {
+			x := reconciler.DriftedObject{Subject: h.red(o.Subject), Missing: o.Missing}
+			for _, f := range o.Fields {
+				x.Fields = append(x.Fields, h.red(f))
+			}
+			dv.Objects = append(dv.Objects, x)
+		}
+		v.Drift = dv
+	}
+	return v
+}
+
 func (h *handler) environment(w http.ResponseWriter, r *http.Request) {
 	st, ok := h.status(w, r)
 	if !ok {
@@ -534,12 +726,18 @@ func (h *handler) environment(w http.ResponseWriter, r *http.Request) {
 		v.Published = &publishedView{Revision: h.rev(p.Revision), Seq: p.Seq, Files: p.Files, Uploaded: p.Uploaded}
 	}
 	for _, t := range targets(e) {
-		if t.kind == "cluster" {
-			a := e.Applied[t.name]
+		if t.kind != "cluster" {
+			continue
+		}
+		if a := e.Applied[t.name]; a != nil {
 			v.Applied = append(v.Applied, appliedView{Target: h.red(t.name), Revision: h.rev(a.Revision), At: h.when(a.At),
 				Changes: a.Changes, Objects: a.Objects})
 		}
+		if c := e.Clusters[t.name]; c != nil {
+			v.Clusters = append(v.Clusters, h.cluster(t.name, c))
+		}
 	}
+	v.Packages = h.packages(e.Packages)
 	for _, p := range st.Problems {
 		if len(p.Envs) == 0 || slices.Contains(p.Envs, e.Name) {
 			v.Problems = append(v.Problems, h.problem(p))
