@@ -385,6 +385,15 @@ func TestPlan_Worktree(t *testing.T) {
 // The CI examples are YAML their hosts can read, run validate and plan, and find their
 // comment by the marker plan writes.
 func TestPlan_CIExamples(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(examplesDir, "ci", "github-actions.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pull requests from forks are reviewed without keys, and never get the secret.
+	if !strings.Contains(string(b), "circle validate --no-decrypt") || !strings.Contains(string(b), "--no-decrypt -o markdown") ||
+		strings.Count(string(b), "secrets.CIRCLE_AGE_KEY") != 2 {
+		t.Error("github-actions.yml: the fork job must run --no-decrypt and only the keyed job may read CIRCLE_AGE_KEY")
+	}
 	for _, name := range []string{"github-actions.yml", "gitlab-ci.yml"} {
 		b, err := os.ReadFile(filepath.Join(examplesDir, "ci", name))
 		if err != nil {
