@@ -80,3 +80,63 @@ func TestLoad_NoDecryptProblems(t *testing.T) {
 		})
 	}
 }
+
+// Every type tag stands in as its type: a bool where the schema wants a string is a
+// conflict at the secret's line; an int, a float and a list are accepted as what the
+// schema allows and listed as not decrypted.
+func TestLoad_NoDecryptTypes(t *testing.T) {
+	fsys := examples(t)
+	fsys["schema/extra.cue"] = &fstest.MapFile{Data: []byte("package circle\n#Config: {limits?: {n: int, ratio: number, on: bool, hosts: [...string]}}\n")}
+	fsys["secrets/dev.sops.yaml"] = &fstest.MapFile{Data: encryptCanary(t, "db:\n  password: pw\nlimits:\n  n: 3\n  ratio: 0.25\n  on: true\n  hosts: [a, b]\n")}
+	r, inv := load(t, fsys, repo.Options{NoDecrypt: true, Envs: []string{"dev"}})
+	if inv != nil {
+		t.Fatalf("problems: %v", inv.Problems)
+	}
+	got := strings.Join(r.Env("dev").NotDecrypted, ",")
+	for _, p := range []string{"limits.n", "limits.ratio", "limits.on", "limits.hosts", "db.password"} {
+		if !strings.Contains(got, p) {
+			t.Errorf("NotDecrypted %s lacks %s", got, p)
+		}
+	}
+	fsys["secrets/dev.sops.yaml"] = &fstest.MapFile{Data: encryptCanary(t, "db:\n  password: true\n")}
+	if _, inv := load(t, fsys, repo.Options{NoDecrypt: true, Envs: []string{"dev"}}); inv == nil ||
+		!strings.Contains(inv.Problems[0].String(), "secrets/dev.sops.yaml:2:") {
+		t.Errorf("a bool for a string: %v", inv)
+	}
+	// A file that is not SOPS under secrets/ is refused without keys too.
+	fsys["secrets/dev.sops.yaml"] = &fstest.MapFile{Data: []byte("db:\n  password: plain\n")}
+	if _, inv := load(t, fsys, repo.Options{NoDecrypt: true, Envs: []string{"dev"}}); inv == nil || !strings.Contains(inv.Error(), "not encrypted with SOPS") {
+		t.Errorf("a plaintext secrets file: %v", inv)
+	}
+}
+
+// The configuration's kubernetes key is judged by Circle's schema and kept apart: its
+// values and their origins on the environment, none of it in Config; one from a SOPS file
+// is refused.
+func TestLoad_KubernetesKey(t *testing.T) {
+	fsys := examples(t)
+	fsys["config/base/kubernetes.yaml"] = &fstest.MapFile{Data: []byte("kubernetes:\n  volumes:\n    data: {size: 2Gi}\n")}
+	r, inv := load(t, fsys, repo.Options{Keyring: exampleKeys(t), Envs: []string{"dev"}})
+	if inv != nil {
+		t.Fatalf("problems: %v", inv.Problems)
+	}
+	dev := r.Env("dev")
+	if _, ok := dev.Config["kubernetes"]; ok || dev.Kubernetes["volumes"] == nil {
+		t.Errorf("Config %v, Kubernetes %v", dev.Config, dev.Kubernetes)
+	}
+	if o, ok := dev.KubernetesOrigin("volumes.data.size"); !ok || o.File != "config/base/kubernetes.yaml" || o.Line != 3 {
+		t.Errorf("origin %+v %v", o, ok)
+	}
+	if _, ok := r.Env("dev").KubernetesOrigin("volumes.none"); ok {
+		t.Error("an origin for nothing")
+	}
+	fsys["config/base/kubernetes.yaml"] = &fstest.MapFile{Data: []byte("kubernetes:\n  volumes:\n    data: {size: 2Gi, sise: 3}\n")}
+	if _, inv := load(t, fsys, repo.Options{Keyring: exampleKeys(t), Envs: []string{"dev"}}); inv == nil || !strings.Contains(inv.Error(), "kubernetes.volumes.data.sise") {
+		t.Errorf("a misspelt key: %v", inv)
+	}
+	delete(fsys, "config/base/kubernetes.yaml")
+	fsys["secrets/dev.sops.yaml"] = &fstest.MapFile{Data: encryptCanary(t, "kubernetes:\n  volumes:\n    data: {size: 2Gi}\n")}
+	if _, inv := load(t, fsys, repo.Options{Keyring: exampleKeys(t), Envs: []string{"dev"}}); inv == nil || !strings.Contains(inv.Error(), "cannot come from a SOPS file") {
+		t.Errorf("from SOPS: %v", inv)
+	}
+}
