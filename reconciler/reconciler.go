@@ -28,6 +28,7 @@ import (
 	"github.com/circlecore/circle/license"
 	"github.com/circlecore/circle/pipeline"
 	"github.com/circlecore/circle/redact"
+	"github.com/circlecore/circle/registry"
 	"github.com/circlecore/circle/secrets"
 	"github.com/circlecore/circle/sources"
 	"github.com/circlecore/circle/sources/signature"
@@ -80,6 +81,9 @@ type Options struct {
 	// RollbackOnFailure applies a target's last good build again when applying a new one
 	// fails or does not become healthy.
 	RollbackOnFailure bool
+	// Artifacts, when set, verifies the package artifacts stored at URLs
+	// (pipeline.Options.Artifacts); nil leaves them "not fetched".
+	Artifacts registry.Fetcher
 }
 
 // Reconciler turns snapshots into published state.

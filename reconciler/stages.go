@@ -112,6 +112,7 @@ func (r *Reconciler) runPipeline(ctx context.Context, st *Status, snap *sources.
 		},
 		StopUnchanged: true,
 		Cache:         r.renders,
+		Artifacts:     r.opts.Artifacts,
 		Concurrency:   r.opts.Concurrency,
 		Enter: func(stage, env string) {
 			if env == "" {

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,9 +16,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/circlecore/circle/registry"
+	"github.com/circlecore/circle/registry/fetch"
 	"github.com/circlecore/circle/registry/solver"
 	"github.com/circlecore/circle/repo"
 	"github.com/circlecore/circle/schema"
+	"github.com/circlecore/circle/sources/dir"
 )
 
 func newPackageCmd() *cobra.Command {
@@ -41,15 +45,137 @@ a stale lock with --check), 2 usage or I/O error.`,
 
 // packageFlags are the flags every package subcommand has.
 type packageFlags struct {
-	envs []string
-	caps capFlags
-	out  outputFlag
+	envs      []string
+	caps      capFlags
+	out       outputFlag
+	artifacts artifactFlags
 }
 
 func (f *packageFlags) register(cmd *cobra.Command, envHelp string) {
 	cmd.Flags().StringSliceVar(&f.envs, "env", nil, envHelp)
 	f.caps.register(cmd)
 	f.out.register(cmd)
+	f.artifacts.register(cmd, false)
+}
+
+// artifactFlags say whether url: artifacts are fetched, from where and within what: the
+// operator's settings (flags, the daemon's configuration), never the repository's. A
+// command fetches only with --fetch and only under an --artifact-source; without --fetch
+// it uses the cache (verified bytes are verified whatever URL names them) and leaves the
+// rest "not fetched". The daemon fetches when it has a source.
+type artifactFlags struct {
+	fetch   bool
+	sources []string
+	cache   string
+	maxSize dir.Size
+	timeout time.Duration
+	caFile  string
+}
+
+func (a *artifactFlags) register(cmd *cobra.Command, daemon bool) {
+	if !daemon {
+		cmd.Flags().BoolVar(&a.fetch, "fetch", false,
+			"fetch url: artifacts missing from the cache, from the --artifact-source prefixes only (default: the cache only; nothing is requested)")
+	}
+	cacheHelp := "folder of verified artifacts, by sha256 (default: the user cache folder's circle/artifacts)"
+	if daemon {
+		cacheHelp = "folder of verified artifacts, by sha256 (default: <state-dir>/artifacts; without --state-dir, a temporary folder)"
+	}
+	cmd.Flags().StringArrayVar(&a.sources, "artifact-source", nil,
+		"prefix url: artifacts may be fetched from (repeatable): https://HOST/PATH/, s3://BUCKET/PREFIX/?region=R[&endpoint=E],\n"+
+			"gs://BUCKET/PREFIX/, azblob://CONTAINER/PREFIX/, file:///FOLDER/; none: nothing is fetched. Credentials come from the environment")
+	cmd.Flags().StringVar(&a.cache, "artifact-cache", "", cacheHelp)
+	cmd.Flags().StringVar(&a.caFile, "artifact-ca-file", "", "PEM certificates https artifact sources are checked against, instead of the system's (a private CA)")
+	a.maxSize = fetch.DefaultMaxSize
+	cmd.Flags().Var(&a.maxSize, "artifact-max-size", "largest artifact fetched (bytes, or with Ki, Mi, Gi); a manifest naming a larger one is refused before any request")
+	durationVar(cmd.Flags(), &a.timeout, "artifact-timeout", fetch.DefaultTimeout, time.Second, 24*time.Hour, "how long one artifact's fetch may take (1s to 24h)")
+}
+
+// daemonFetcher builds the daemon's fetcher: none without an --artifact-source, so a
+// repository naming URLs makes the daemon fetch nothing. The cache is --artifact-cache,
+// else <state-dir>/artifacts, else a temporary folder that cleanup removes (artifacts are
+// then fetched again after a restart).
+func (a *artifactFlags) daemonFetcher(stateDir string) (f *fetch.Fetcher, cleanup func(), err error) {
+	cleanup = func() {}
+	if len(a.sources) == 0 {
+		return nil, cleanup, nil
+	}
+	cache := a.cache
+	switch {
+	case cache != "":
+	case stateDir != "":
+		cache = filepath.Join(stateDir, "artifacts")
+	default:
+		if cache, err = os.MkdirTemp("", "circle-artifacts-"); err != nil {
+			return nil, cleanup, fmt.Errorf("artifact cache: %w", err)
+		}
+		cleanup = func() { os.RemoveAll(cache) }
+	}
+	opts, err := a.options()
+	if err == nil {
+		opts.Cache = cache
+		f, err = fetch.New(opts)
+	}
+	if err != nil {
+		cleanup()
+		return nil, func() {}, err
+	}
+	return f, func() { f.Close(); cleanup() }, nil
+}
+
+// options are the fetch options the flags give, but the cache folder and the mode.
+func (a *artifactFlags) options() (fetch.Options, error) {
+	opts := fetch.Options{Sources: a.sources, MaxSize: int64(a.maxSize), Timeout: a.timeout}
+	if a.caFile != "" {
+		pem, err := os.ReadFile(a.caFile)
+		if err != nil {
+			return opts, fmt.Errorf("--artifact-ca-file: %w", err)
+		}
+		opts.RootCAs = x509.NewCertPool()
+		if !opts.RootCAs.AppendCertsFromPEM(pem) {
+			return opts, fmt.Errorf("--artifact-ca-file %s: no PEM certificate", a.caFile)
+		}
+	}
+	return opts, nil
+}
+
+// sourceNames are f's sources as the log shows them, without store options.
+func sourceNames(f *fetch.Fetcher) []string {
+	var out []string
+	for _, s := range f.Sources() {
+		out = append(out, s.String())
+	}
+	return out
+}
+
+// fetcher builds the command's fetcher: online with --fetch, else over the cache only.
+// Nil when there is no cache folder to use offline, which leaves url: artifacts "not
+// fetched".
+func (a *artifactFlags) fetcher() (*fetch.Fetcher, error) {
+	if a.fetch && len(a.sources) == 0 {
+		return nil, &exitError{code: exitUsage, err: errors.New("--fetch needs an --artifact-source: nothing is fetched from a place the operator did not name")}
+	}
+	cache := a.cache
+	if cache == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			if a.fetch {
+				return nil, fmt.Errorf("--fetch: no cache folder (%v): give --artifact-cache", err)
+			}
+			return nil, nil
+		}
+		cache = filepath.Join(base, "circle", "artifacts")
+	}
+	opts, err := a.options()
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	opts.Cache, opts.Offline = cache, !a.fetch
+	f, err := fetch.New(opts)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	return f, nil
 }
 
 // pkgRepo is a repository's settings and registry.
@@ -87,15 +213,26 @@ func (f *packageFlags) loadRegistry(cmd *cobra.Command, path string) (*pkgRepo, 
 		}
 		envs = f.envs
 	}
-	reg, err := registry.Load(ctx, snap.FS, registry.Options{
-		Packages: settings.Paths.Packages, Advisories: settings.Paths.Advisories, Environments: all,
-	})
+	fetcher, err := f.artifacts.fetcher()
+	if err != nil {
+		return nil, err
+	}
+	opts := registry.Options{Packages: settings.Paths.Packages, Advisories: settings.Paths.Advisories, Environments: all}
+	if fetcher != nil {
+		defer fetcher.Close()
+		opts.Fetcher = fetcher
+	}
+	reg, err := registry.Load(ctx, snap.FS, opts)
 	var issues schema.Issues
 	if errors.As(err, &issues) {
 		return nil, f.problems(cmd, path, issues)
 	}
 	if err != nil {
 		return nil, err
+	}
+	// What was not checked goes to stderr: stdout is the command's result (or its JSON).
+	for _, n := range reg.Notes {
+		fmt.Fprintf(cmd.ErrOrStderr(), "note: %s\n", n)
 	}
 	return &pkgRepo{path: path, settings: settings, reg: reg, envs: envs}, nil
 }
@@ -250,6 +387,7 @@ func newPackageShowCmd() *cobra.Command {
 		},
 	}
 	f.out.register(cmd)
+	f.artifacts.register(cmd, false)
 	date.register(cmd)
 	return cmd
 }

@@ -77,6 +77,8 @@ type serveOptions struct {
 	// caps bound what a snapshot of either source reads: the daemon's limits, which the
 	// repository cannot move.
 	caps capFlags
+	// artifacts are where url: artifacts may be fetched from (none: nowhere).
+	artifacts artifactFlags
 }
 
 func newServeCmd() *cobra.Command {
@@ -168,6 +170,7 @@ CIRCLE_SOURCE__URL, CIRCLE_APPLY__WAIT, CIRCLE_STATE_DIR); a flag overrides both
 	cmd.Flags().StringVar(&o.knownHosts, "known-hosts", "", "known_hosts file for ssh remotes (unknown host keys are refused)")
 	durationVar(cmd.Flags(), &o.interval, "interval", time.Minute, 100*time.Millisecond, 24*time.Hour, "how often to poll a Git remote (100ms to 24h)")
 	o.caps.register(cmd)
+	o.artifacts.register(cmd, true)
 	cmd.Flags().StringVar(&o.hookAddr, "webhook-addr", "", "listen address for push webhooks, e.g. :9292 (secret from CIRCLE_WEBHOOK_SECRET)")
 	enumVarP(cmd.Flags(), &o.hookKind, "webhook-provider", "", "github", "webhook provider", []string{"github", "gitlab", "gitea", "bitbucket", "generic"},
 		"webhook dialect: github, gitlab, gitea, bitbucket or generic")
@@ -242,6 +245,11 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 		}
 		defer store.Close()
 	}
+	artifacts, closeArtifacts, err := o.artifacts.daemonFetcher(o.stateDir)
+	if err != nil {
+		return err
+	}
+	defer closeArtifacts()
 	src, err := o.openSource(ctx, log)
 	if err != nil {
 		return err
@@ -257,6 +265,10 @@ func (o *serveOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	opts := reconciler.Options{Keyring: ring, Redactor: red, TrustedKeys: trusted,
 		Clusters: clusters, Events: events, Apply: o.applyOpts, LicenseKeys: licKeys, State: store, DriftInterval: o.drift,
 		Poke: o.poke, RollbackOnFailure: o.rollback, Concurrency: o.parallel}
+	if artifacts != nil {
+		opts.Artifacts = artifacts // never a nil *fetch.Fetcher in the interface
+		log.Info().Strs("sources", sourceNames(artifacts)).Str("cache", artifacts.Cache().Dir()).Msg("url: artifacts are fetched from these prefixes only")
+	}
 	if target, err := o.openTarget(ctx, publishStore, log); err != nil {
 		return err
 	} else if target != nil {
