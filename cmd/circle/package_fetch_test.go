@@ -82,3 +82,44 @@ func TestServe_ArtifactSourceChecked(t *testing.T) {
 		}
 	}
 }
+
+// circle validate is offline by default, as the package commands: the cache or "not
+// fetched"; --fetch fetches from the allowed sources, and a mismatch is a problem.
+func TestValidate_FetchArtifacts(t *testing.T) {
+	const art = "tool 1.0.0\n"
+	served := art
+	var hits atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		fmt.Fprint(w, served)
+	}))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := testenv.CopyTree(t, "../../examples")
+	sum := sha256.Sum256([]byte(art))
+	url := srv.URL + "/a/tool.tgz"
+	testenv.WriteFile(t, dir, "packages/tool/1.0.0.yaml", fmt.Sprintf("name: tool\nversion: 1.0.0\nlicense: MIT\nartifacts:\n  - url: %s\n    sha256: %s\n    size: %d\n",
+		url, hex.EncodeToString(sum[:]), len(art)))
+	validate := func(cache string, args ...string) (int, string, string) {
+		return run(t, append([]string{"validate", dir, "--env", "dev", "--key-file", filepath.Join(dir, "keys/age.example.key"),
+			"--artifact-cache", cache, "--artifact-ca-file", ca}, args...)...)
+	}
+	cache := t.TempDir()
+	if code, out, errOut := validate(cache); code != exitOK || !strings.Contains(out, "note: packages/tool/1.0.0.yaml:5:10: artifacts.0.url: "+url+" not fetched") || hits.Load() != 0 {
+		t.Fatalf("offline: exit %d, %d requests\n%s\n%s", code, hits.Load(), out, errOut)
+	}
+	if code, out, errOut := validate(cache, "--fetch", "--artifact-source", srv.URL+"/a/"); code != exitOK || strings.Contains(out, "not fetched") || hits.Load() != 1 {
+		t.Errorf("--fetch: exit %d, %d requests\n%s\n%s", code, hits.Load(), out, errOut)
+	}
+	if code, out, _ := validate(cache); code != exitOK || strings.Contains(out, "not fetched") || hits.Load() != 1 {
+		t.Errorf("cached: exit %d, %d requests\n%s", code, hits.Load(), out)
+	}
+	served = strings.ToUpper(art)
+	code, out, _ := validate(t.TempDir(), "--fetch", "--artifact-source", srv.URL+"/a/")
+	if code != exitFailed || !strings.Contains(out, "packages/tool/1.0.0.yaml:6:13: artifacts.0.sha256: sha256 does not match the bytes of "+url) {
+		t.Errorf("tampered: exit %d\n%s", code, out)
+	}
+}

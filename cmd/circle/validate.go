@@ -31,6 +31,7 @@ type validateOptions struct {
 	keys       keyFlags
 	caps       capFlags
 	out        outputFlag
+	artifacts  artifactFlags
 }
 
 // validateResult is what `circle validate -o json` prints.
@@ -119,6 +120,7 @@ Exit codes: 0 valid, 1 invalid, 2 usage or I/O error (a missing key file, say).`
 	o.keys.register(cmd) // --kubeconfig serves --keys-secret and --server-side
 	o.caps.register(cmd)
 	o.out.register(cmd)
+	o.artifacts.register(cmd, false)
 	return cmd
 }
 
@@ -166,13 +168,26 @@ func (o *validateOptions) run(cmd *cobra.Command, path string) error {
 	// The daemon's pipeline, with masked secret values (the structure is what is checked;
 	// real values need never be rendered here) and origin annotations, so a manifest
 	// problem is placed in the file the object was written in.
-	res, err := pipeline.Run(ctx, snap.FS, pipeline.Options{Load: repo.Options{Keyring: keys, Redactor: red, Envs: o.envs, NoDecrypt: o.noDecrypt},
-		Masked: true, Origins: true})
+	// url: artifacts from the cache, or fetched with --fetch from the allowed sources only.
+	popts := pipeline.Options{Load: repo.Options{Keyring: keys, Redactor: red, Envs: o.envs, NoDecrypt: o.noDecrypt},
+		Masked: true, Origins: true}
+	if fetcher, err := o.artifacts.fetcher(); err != nil {
+		return err
+	} else if fetcher != nil {
+		defer fetcher.Close()
+		popts.Artifacts = fetcher
+	}
+	res, err := pipeline.Run(ctx, snap.FS, popts)
 	if _, invalid := errors.AsType[*repo.Invalid](err); err != nil && !invalid {
 		return red.Error(err)
 	}
 	problems := append(res.Problems, failures(res)...)
 	notes := res.Notes
+	if res.Registry != nil { // url: artifacts not fetched
+		for _, n := range res.Registry.Notes {
+			notes = append(notes, repo.Problem{Issue: n})
+		}
+	}
 	if len(problems) == 0 && o.serverSide {
 		var refused, untried repo.ProblemSet
 		if err := o.dryRun(ctx, res.Outputs, red, &refused, &untried); err != nil {
