@@ -38,6 +38,12 @@
 //     it: a severity threshold and an allow list with expiry dates.
 //   - A license policy is an allow list and a deny list of SPDX identifiers
 //     (registry/spdx); an unknown identifier is always an error.
+//   - An artifact is a file a version ships, with the size and SHA-256 its bytes must have:
+//     a path in the repository, read on every load, or a url in an artifact store. A url is
+//     verified only through Options.Fetcher (registry/fetch), which fetches from the
+//     sources the operator allows and nowhere else; without one, or offline with nothing
+//     cached, it is "not fetched", a note. A url the fetcher refuses, or bytes that differ,
+//     is a problem at the artifact's line like a path's.
 //   - The index is what is published per environment: the resolution, its lock, every
 //     package with its versions, digests, licenses and advisories (Index).
 //

@@ -371,3 +371,27 @@ func TestFetch_S3(t *testing.T) {
 		t.Errorf("wrong size: %q", problems)
 	}
 }
+
+// A digest names a file only when it is one: the schema already refuses anything else,
+// and the cache does not rely on it.
+func TestCache_DigestNamesOnly(t *testing.T) {
+	c, err := fetch.OpenCache(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sum := range []string{"../../etc/passwd", strings.Repeat("A", 64), strings.Repeat("a", 63), ""} {
+		a := registry.Artifact{URL: "https://h/x", SHA256: sum, Size: 1}
+		if _, err := c.Has(a); err == nil {
+			t.Errorf("Has(%q) did not refuse", sum)
+		}
+		if err := c.Put(a, strings.NewReader("x")); err == nil {
+			t.Errorf("Put(%q) did not refuse", sum)
+		}
+	}
+	if _, err := fetch.OpenCache(""); err == nil {
+		t.Error("OpenCache(\"\") did not refuse")
+	}
+	if entries, _ := os.ReadDir(c.Dir()); len(entries) != 0 {
+		t.Errorf("cache holds %v", entries)
+	}
+}
