@@ -45,6 +45,17 @@ func sampleClusters() *reconciler.Status {
 			Drift: &reconciler.Drift{At: now.Add(-10 * time.Second), Revision: revNew, State: reconciler.DriftDrifted,
 				Objects: []reconciler.DriftedObject{{Subject: "Deployment/shop/api"}}, Error: "conflict with kubectl"}},
 	}
+	dev.LastChange = &reconciler.LastChange{From: revOld, To: revNew, At: now.Add(-2 * time.Minute),
+		Objects: []reconciler.ChangedObject{
+			{ID: "ConfigMap/shop/circle-config-hgdm8bbhcc", Action: "replaced", PreviousName: "circle-config-55496k4g56",
+				Fields: []reconciler.ChangedField{{Path: `data."config.json"`, Action: "changed"}}},
+			{ID: "Deployment/shop/api", Action: "changed", Fields: []reconciler.ChangedField{
+				{Path: "spec.template.spec.volumes[name=config].projected.sources[0].configMap.name", Action: "changed"},
+				{Path: "spec.replicas", Action: "changed"}}},
+			{ID: "Service/shop/old", Action: "deleted"},
+		},
+		Files: []reconciler.ChangedFile{{Path: "config.json", Action: "changed"}, {Path: "manifests.yaml", Action: "changed"}}}
+	staging.LastChange = &reconciler.LastChange{To: revNew, At: now.Add(-2 * time.Minute), FirstSinceStart: true}
 	st.UpdatedAt = now.Add(-10 * time.Second)
 	return st
 }
@@ -63,7 +74,17 @@ func TestEnvironment_PackagesObjectsDrift(t *testing.T) {
 		`<span class="state progressing">InProgress</span>`, "Job has reached the specified backoff limit",
 		`<span class="state warn">Corrected</span> drift found`, `<code class="field">data.config\.json</code>, <code class="field">metadata.labels.tier</code>`,
 		"<code>Service/shop/api</code>: deleted from the cluster")
+	// The last change: both revisions, each object with its action and field paths, the files.
+	mustContain(t, page, `id="lastchange-h"`, "3 objects, 2 files changed",
+		"<code>ConfigMap/shop/circle-config-hgdm8bbhcc</code> <span class=\"note\">(was circle-config-55496k4g56)</span>",
+		`<span class="state warn">replaced</span>`, `<code class="field">data.&#34;config.json&#34;</code> changed`,
+		`<code class="field">spec.template.spec.volumes[name=config].projected.sources[0].configMap.name</code> changed, <code class="field">spec.replicas</code> changed`,
+		`<code>Service/shop/old</code>`, `<span class="state failed">deleted</span>`, "<li><code>manifests.yaml</code> changed</li>")
+	if !strings.Contains(page, "<code>"+revOld[:12]+"</code></a> → <a href=\"/ui/revisions/"+revNew+"\"") {
+		t.Errorf("the last change does not read \"from → to\"")
+	}
 	_, page = get(t, h, "/ui/environments/staging")
+	mustContain(t, page, "first build since start")
 	mustContain(t, page, `data-target="east"`, `aria-label="Error of target east"`, "invalid value **redacted:",
 		`aria-label="Error of target west"`, "timeout waiting for Deployment/shop/api",
 		`<span class="state failed">Drifted</span>`, "this cluster connection tells drifted objects, not fields", "conflict with kubectl")
@@ -110,6 +131,7 @@ func TestEnvironment_InBrowser(t *testing.T) {
 		`section[data-target="west"] .drift`:   `data.config\.json`,
 		`section[data-target="west"] .objects`: "Job has reached the specified backoff limit",
 		`section[data-target="west"] caption`:  "3 objects, 1 Failed, 1 InProgress",
+		`table.changes`:                        "projected.sources[0].configMap.name",
 	} {
 		if got := browserText(t, browser, css); !strings.Contains(got, want) {
 			t.Errorf("%s: %q lacks %q", css, got, want)

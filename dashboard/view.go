@@ -515,6 +515,7 @@ type environmentView struct {
 	Applied     []appliedView
 	Clusters    []clusterView
 	Packages    *packagesView
+	LastChange  *lastChangeView
 	Problems    []problemView
 	Licenses    []licenseView
 	History     []entryView
@@ -573,6 +574,54 @@ type driftView struct {
 	Objects     []reconciler.DriftedObject
 	FieldsKnown bool
 	Error       string
+}
+
+// lastChangeView is what the environment's last accepted build changed: revisions,
+// objects with the paths of their changed fields, storage files. The status holds no
+// values, so neither does this.
+type lastChangeView struct {
+	From, To        revView
+	At              timeView
+	FirstSinceStart bool
+	Objects         []changedObjectView
+	Files           []reconciler.ChangedFile
+	Error           string
+}
+
+type changedObjectView struct {
+	ID, PreviousName string
+	Action           stateView
+	Fields           []reconciler.ChangedField
+}
+
+// changeState colours a plan action as the plan does: created green, deleted red, the
+// rest (changed, replaced) amber.
+func changeState(action string) stateView {
+	switch action {
+	case "created", "added":
+		return stateView{Class: "sync", Label: action}
+	case "deleted", "removed":
+		return stateView{Class: "failed", Label: action}
+	}
+	return stateView{Class: "warn", Label: action}
+}
+
+func (h *handler) lastChange(c *reconciler.LastChange) *lastChangeView {
+	if c == nil {
+		return nil
+	}
+	v := &lastChangeView{From: h.rev(c.From), To: h.rev(c.To), At: h.when(c.At), FirstSinceStart: c.FirstSinceStart, Error: h.red(c.Error)}
+	for _, o := range c.Objects {
+		x := changedObjectView{ID: h.red(o.ID), PreviousName: h.red(o.PreviousName), Action: changeState(o.Action)}
+		for _, f := range o.Fields {
+			x.Fields = append(x.Fields, reconciler.ChangedField{Path: h.red(f.Path), Action: f.Action})
+		}
+		v.Objects = append(v.Objects, x)
+	}
+	for _, f := range c.Files {
+		v.Files = append(v.Files, reconciler.ChangedFile{Path: h.red(f.Path), Action: f.Action})
+	}
+	return v
 }
 
 // packageView is one package of the environment's last accepted build.
@@ -738,6 +787,7 @@ func (h *handler) environment(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	v.Packages = h.packages(e.Packages)
+	v.LastChange = h.lastChange(e.LastChange)
 	for _, p := range st.Problems {
 		if len(p.Envs) == 0 || slices.Contains(p.Envs, e.Name) {
 			v.Problems = append(v.Problems, h.problem(p))

@@ -122,6 +122,10 @@ type Reconciler struct {
 	// from: a forced reconcile (trigger, retry) of inputs already built checks, publishes
 	// and applies them again without paying kustomize again.
 	renders *pipeline.RenderCache
+	// prevBuilds is each environment's last accepted build, by name, and its revision: the
+	// next one accepted is compared with it for the status' LastChange (lastchange.go).
+	// Memory only, as renders: builds hold secrets.
+	prevBuilds map[string]prevBuild
 	// runCtx and lastSnap let a trigger reconcile the current revision again.
 	runCtx   context.Context
 	lastSnap *sources.Snapshot

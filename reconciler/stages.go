@@ -186,7 +186,7 @@ func (r *Reconciler) accept(envs []EnvStatus, res *pipeline.Result, revision str
 			}
 		}
 		envs[i] = EnvStatus{Name: name, Ready: true, Reason: ReasonSucceeded, LastGood: good, Published: envs[i].Published, Applied: envs[i].Applied,
-			Packages: packageSet(out.Packages), Clusters: envs[i].Clusters}
+			Packages: packageSet(out.Packages), Clusters: envs[i].Clusters, LastChange: r.lastChange(name, revision, at, out, envs[i].LastChange)}
 		if k, ok := r.pendingKeys[name]; ok {
 			r.repoKeys[name] = k
 		}
@@ -297,7 +297,7 @@ func (r *Reconciler) carryOver(s *repo.Settings) []EnvStatus {
 		// Applied is a copy: the apply stage writes into it while the API may be serving
 		// the last status, which holds the old one.
 		out[i] = EnvStatus{Name: e.Name, LastGood: prev[e.Name].LastGood, Published: prev[e.Name].Published, Applied: maps.Clone(prev[e.Name].Applied),
-			Packages: prev[e.Name].Packages, Clusters: maps.Clone(prev[e.Name].Clusters)}
+			Packages: prev[e.Name].Packages, Clusters: maps.Clone(prev[e.Name].Clusters), LastChange: prev[e.Name].LastChange}
 	}
 	return out
 }

@@ -130,6 +130,10 @@ type EnvStatus struct {
 	// Clusters is what each cluster target holds of the environment, by target name: its
 	// objects and their health, the last drift found, and the target's own error.
 	Clusters map[string]*ClusterState `json:"clusters,omitempty"`
+	// LastChange is what the last build the environment accepted changed against the one
+	// before (objects and their field paths, storage files; never values). A rebuild of
+	// the same revision, or an unchanged environment, keeps it.
+	LastChange *LastChange `json:"lastChange,omitempty"`
 }
 
 // PackageSet is an environment's package index, summed up: the versions its build
