@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/circlecore/circle/pipeline"
+	"github.com/circlecore/circle/registry"
 	"github.com/circlecore/circle/repo"
 )
 
@@ -27,6 +28,9 @@ type BuildOptions struct {
 	// Full builds every environment at both revisions, even those whose inputs are the
 	// same.
 	Full bool
+	// Artifacts verifies url: artifacts at both revisions (from its cache, or fetched from
+	// the allowed sources); nil leaves them "not fetched".
+	Artifacts registry.Fetcher
 }
 
 // Builds are two revisions built for a plan.
@@ -98,7 +102,7 @@ func Build(ctx context.Context, base, head fs.FS, opts BuildOptions) (*Builds, e
 		s    *repo.Settings
 	}{{base, bs}, {head, hs}} {
 		wg.Go(func() {
-			po := pipeline.Options{Load: opts.Load, Licenses: opts.Licenses, Now: opts.Now, Settings: side.s,
+			po := pipeline.Options{Load: opts.Load, Licenses: opts.Licenses, Now: opts.Now, Settings: side.s, Artifacts: opts.Artifacts,
 				SkipMissingEnvs: true, LoadBuilt: i == 0, Concurrency: runtime.GOMAXPROCS(0),
 			}
 			if len(skip) > 0 {

@@ -41,6 +41,7 @@ type planOptions struct {
 	full       bool
 	noDecrypt  bool
 	live       liveFlags
+	artifacts  artifactFlags
 	keys       keyFlags
 	caps       capFlags
 }
@@ -154,6 +155,7 @@ Exit codes:
 	f.BoolVar(&o.noDecrypt, "no-decrypt", false, "plan without keys (a pull request from a fork): secrets stand in as their types, "+
 		"and the plan says which secrets files changed and what it could not compare")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json", "markdown"}, cobra.ShellCompDirectiveNoFileComp))
+	o.artifacts.register(cmd, false)
 	o.keys.register(cmd)
 	o.caps.register(cmd)
 	return cmd
@@ -206,10 +208,17 @@ func (o *planOptions) run(cmd *cobra.Command, path string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	builds, err := plan.Build(ctx, base.FS, head.FS, plan.BuildOptions{
-		Load: repo.Options{Keyring: ring, Redactor: red, Envs: o.envs, NoDecrypt: o.noDecrypt},
-		Now:  now, Full: o.full,
-	})
+	// url: artifacts from the cache, or fetched with --fetch from the allowed sources only.
+	fetcher, err := o.artifacts.fetcher()
+	if err != nil {
+		return 0, err
+	}
+	bo := plan.BuildOptions{Load: repo.Options{Keyring: ring, Redactor: red, Envs: o.envs, NoDecrypt: o.noDecrypt}, Now: now, Full: o.full}
+	if fetcher != nil {
+		defer fetcher.Close()
+		bo.Artifacts = fetcher
+	}
+	builds, err := plan.Build(ctx, base.FS, head.FS, bo)
 	if err != nil {
 		return 0, err
 	}
