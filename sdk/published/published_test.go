@@ -340,9 +340,27 @@ func TestOpen_Errors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer env.Close()
+	if env.Name() != "prod" {
+		t.Errorf("Name() = %q", env.Name())
+	}
 	_, err = config.New(config.Remote(env.Config()))
 	if !errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), "env prod") {
 		t.Errorf("New on an environment never published = %v, want ErrNotFound naming env prod", err)
+	}
+	// An Env over a store the caller holds leaves it open; one Open made closes it.
+	store, err := storage.Open(ctx, "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := published.New(envelope.New(store, ring, "test"), "/p/", "dev")
+	if err := shared.Close(); err != nil {
+		t.Errorf("Close of a caller's store: %v", err)
+	}
+	if _, err := store.List(ctx, storage.ListOptions{}); err != nil {
+		t.Errorf("the caller's store was closed: %v", err)
+	}
+	if err := env.Close(); err != nil {
+		t.Errorf("Close of an opened store: %v", err)
 	}
 }
 
