@@ -172,8 +172,10 @@ func TestRun_RecordsDrift(t *testing.T) {
 	defer cancel()
 	red := redact.New()
 	red.Add(canary)
+	sink := &fakeSink{}
 	d := newDaemon(t, staticSource{snap: snapshot(t, root)}, bucket, reconciler.Options{Keyring: exampleKeys(t), Redactor: red,
-		Clusters: map[string]reconciler.Cluster{"east": east, "plain": plain}, DriftInterval: 20 * time.Millisecond})
+		Clusters: map[string]reconciler.Cluster{"east": east, "plain": plain}, DriftInterval: 20 * time.Millisecond,
+		Events: map[string]reconciler.EventSink{"plain": sink}})
 	go func() { _ = d.Run(ctx) }()
 	first := waitStatus(t, ctx, bucket, func(st *reconciler.Status) bool { return envByName(st, "staging").Clusters["east"] != nil })
 
@@ -192,6 +194,17 @@ func TestRun_RecordsDrift(t *testing.T) {
 	}
 	if pd := envByName(st, "staging").Clusters["plain"].Drift; pd.FieldsKnown || len(pd.Objects) != 1 || pd.Objects[0].Subject != "ConfigMap/shop/a" || pd.State != reconciler.DriftCorrected {
 		t.Errorf("plain's drift (objects only): %+v", pd)
+	}
+	// The correction is a Warning event on the target, naming the object.
+	var corrected []string
+	for _, e := range sink.take() {
+		if e.reason == reconciler.EventDriftCorrected {
+			corrected = append(corrected, e.typ+" "+e.message)
+		}
+	}
+	if len(corrected) == 0 || !strings.HasPrefix(corrected[0], apply.EventWarning+" Put back 1 object(s) changed outside Git") ||
+		!strings.Contains(corrected[0], "ConfigMap/shop/a") {
+		t.Errorf("DriftCorrected events: %v", corrected)
 	}
 
 	// A correction that fails leaves the drift standing, with why.

@@ -39,6 +39,10 @@ const (
 	// EventRefused is a revision an environment refused before it reached the target
 	// (Warning): the status reason (BuildFailed, SignatureRefused…) is in the message.
 	EventRefused = "Refused"
+	// EventDriftCorrected is objects the drift check found changed outside Git and put
+	// back (Warning: someone or something edits what Circle owns), named up to
+	// maxEventSubjects.
+	EventDriftCorrected = "DriftCorrected"
 )
 
 // maxEventSubjects is how many pruned objects a Pruned event names; the log names all.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -88,7 +89,11 @@ func (r *Reconciler) driftCheck(ctx context.Context, b appliedBuild) {
 		log.Warn().Err(r.opts.Redactor.Error(err)).Msg("drift check failed")
 	case len(res.Created)+len(res.Configured) > 0:
 		r.metrics.drift.WithLabelValues(b.env, b.target).Add(float64(len(res.Created) + len(res.Configured)))
-		log.Warn().Strs("corrected", append(res.Created, res.Configured...)).Msg("drift corrected")
+		corrected := append(res.Created, res.Configured...)
+		log.Warn().Strs("corrected", corrected).Msg("drift corrected")
+		named := corrected[:min(len(corrected), maxEventSubjects)]
+		r.event(ctx, b.target, b.env, apply.EventWarning, EventDriftCorrected, fmt.Sprintf("Put back %d object(s) changed outside Git, to revision %s: %s",
+			len(corrected), b.revision, strings.Join(named, ", ")), log)
 	}
 	r.noteDrift(ctx, b, drifted, fieldsKnown, res, err)
 }
