@@ -179,3 +179,30 @@ func TestDaemonConfig_KMSAllow(t *testing.T) {
 		t.Errorf("an age key in kms_allow: %v", err)
 	}
 }
+
+// The artifact sources are the operator's, in the daemon's file as on the command line; a
+// source the schema refuses (http) is refused at its line before the daemon starts.
+func TestDaemonConfig_Artifacts(t *testing.T) {
+	file := writeConfig(t, `artifacts:
+  sources:
+    - https://artifacts.example.com/packages/
+    - s3://artifacts/packages/
+  cache: /var/cache/circle
+  max_size: 64Mi
+  timeout: 30s
+`)
+	got, err := serveFlags(t, file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := got.get("artifact-source"); v != "[https://artifacts.example.com/packages/,s3://artifacts/packages/]" {
+		t.Errorf("--artifact-source = %q", v)
+	}
+	if got.get("artifact-cache") != "/var/cache/circle" || got.get("artifact-timeout") != "30s" || got.get("artifact-max-size") != "64MiB" {
+		t.Errorf("cache %q, timeout %q, max size %q", got.get("artifact-cache"), got.get("artifact-timeout"), got.get("artifact-max-size"))
+	}
+	_, err = serveFlags(t, writeConfig(t, "artifacts:\n  sources: [\"http://artifacts.example.com/\"]\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), ":2: artifacts.sources") {
+		t.Errorf("an http source: %v", err)
+	}
+}
