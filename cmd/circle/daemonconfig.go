@@ -54,6 +54,7 @@ var daemonSettings = map[string]string{
 	"apply.prune":               "prune",
 	"apply.wait":                "wait",
 	"apply.rollback_on_failure": "rollback-on-failure",
+	"apply.max_delete_fraction": "max-delete-fraction",
 	"concurrency":               "concurrency",
 	"drift_interval":            "drift-interval",
 	"listen":                    "listen",

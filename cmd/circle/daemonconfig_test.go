@@ -206,3 +206,14 @@ func TestDaemonConfig_Artifacts(t *testing.T) {
 		t.Errorf("an http source: %v", err)
 	}
 }
+
+// The prune guard is the operator's to set, in the file or with the flag, and checked.
+func TestDaemonConfig_MaxDeleteFraction(t *testing.T) {
+	got, err := serveFlags(t, writeConfig(t, "apply:\n  max_delete_fraction: 0.9\n"), nil)
+	if err != nil || got.get("max-delete-fraction") != "0.9" {
+		t.Errorf("from the file: %q %v", got.get("max-delete-fraction"), err)
+	}
+	if _, err := serveFlags(t, writeConfig(t, "apply:\n  max_delete_fraction: 2\n"), nil); err == nil || !strings.Contains(err.Error(), ":2: apply.max_delete_fraction") {
+		t.Errorf("2: %v", err)
+	}
+}

@@ -194,6 +194,8 @@ CIRCLE_SOURCE__URL, CIRCLE_APPLY__WAIT, CIRCLE_STATE_DIR); a flag overrides both
 			"manifests, server-side applied and pruned (repeatable)")
 	cmd.Flags().StringVar(&o.applyOpts.InventoryNamespace, "inventory-namespace", "default", "namespace of the inventory ConfigMaps (circle-inventory-<env>)")
 	cmd.Flags().BoolVar(&o.applyOpts.Prune, "prune", true, "delete objects an environment's manifests no longer hold")
+	fractionVar(cmd.Flags(), &o.applyOpts.MaxDeleteFraction, "max-delete-fraction",
+		"refuse a prune of more than this fraction of an environment's inventory, 0 to 1 (default 0.5; 1 disables): a revision that drops most objects is more often a mistake")
 	durationVar(cmd.Flags(), &o.applyOpts.Wait, "wait", 0, 0, 24*time.Hour, "wait this long for applied objects to become healthy (0: do not wait; at most 24h)")
 	cmd.Flags().StringVar(&o.storage.keyring, "storage-keyring", os.Getenv("CIRCLE_STORAGE_KEYRING"),
 		"keyring that encrypts published builds (made with 'circle storage keyring init'; a missing file is an error; may be SOPS-sealed).\n"+
