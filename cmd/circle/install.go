@@ -254,9 +254,10 @@ func (f *installFlags) render() ([]*unstructured.Unstructured, error) {
 		}
 	}
 	if f.namespace != shippedNamespace {
-		// The config file names the namespace in two values; the variables override them.
+		// The config file names the namespace in three values; the variables override them.
 		env["CIRCLE_KEYS__SOPS_SECRET"] = f.namespace + "/" + keysSecretName
 		env["CIRCLE_LEADER_ELECTION__NAMESPACE"] = f.namespace
+		env["CIRCLE_APPLY__INVENTORY_NAMESPACE"] = f.namespace
 	}
 	found := map[string]bool{}
 	var labels map[string]string // the common labels, for the objects install adds

@@ -226,7 +226,8 @@ func checkInstalled(t *testing.T, cs *kubernetes.Clientset, f *installFixture) {
 		t.Fatal(err)
 	}
 	for k, v := range map[string]string{"CIRCLE_SOURCE__URL": "https://git.example.org/acme/config.git", "CIRCLE_SOURCE__BRANCH": "release",
-		"CIRCLE_PUBLISH": "file:///var/lib/circle/storage/acme", "CIRCLE_KEYS__SOPS_SECRET": ns + "/circle-keys", "CIRCLE_LEADER_ELECTION__NAMESPACE": ns} {
+		"CIRCLE_PUBLISH": "file:///var/lib/circle/storage/acme", "CIRCLE_KEYS__SOPS_SECRET": ns + "/circle-keys", "CIRCLE_LEADER_ELECTION__NAMESPACE": ns,
+		"CIRCLE_APPLY__INVENTORY_NAMESPACE": ns} {
 		if env.Data[k] != v {
 			t.Errorf("circle-env %s = %q, want %q", k, env.Data[k], v)
 		}
