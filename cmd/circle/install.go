@@ -573,6 +573,17 @@ func (f *installFlags) install(cmd *cobra.Command, objects []*unstructured.Unstr
 		return err
 	}
 	objects = withKeys(objects, f.namespace, keys)
+	// A RoleBinding into a namespace that does not exist fails half-way through the apply;
+	// say so first, by the flag, with nothing applied.
+	for _, ns := range f.targets {
+		var n corev1.Namespace
+		if err := c.Get(ctx, client.ObjectKey{Name: ns}, &n); err != nil {
+			if apierrors.IsNotFound(err) {
+				return &exitError{code: exitUsage, err: fmt.Errorf("--target-namespace %s: no such namespace on %s; create it first (kubectl create namespace %s)", ns, cfg.Host, ns)}
+			}
+			return fmt.Errorf("--target-namespace %s: %w", ns, err)
+		}
+	}
 	a, err := apply.New(cfg)
 	if err != nil {
 		return err

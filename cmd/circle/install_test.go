@@ -360,6 +360,8 @@ func TestInstall_BadInput(t *testing.T) {
 		{"no key file", []string{"--storage-keyring", f.ring}, []string{"--key-file", "required"}},
 		{"no keyring", []string{"--key-file", exampleKey}, []string{"--storage-keyring", "required"}},
 		{"bad namespace", []string{"--key-file", exampleKey, "--storage-keyring", f.ring, "--namespace", "Not_A_Name"}, []string{"--namespace", "Not_A_Name"}},
+		{"missing target namespace", []string{"--key-file", exampleKey, "--storage-keyring", f.ring, "--target-namespace", "no-such-ns"},
+			[]string{"--target-namespace no-such-ns", "no such namespace"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := run(t, append(slices.Clone(base), tc.args...)...)
