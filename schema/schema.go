@@ -339,12 +339,8 @@ func notAllowed(def cue.Value, data ast.Expr, path []string) Issues {
 	return out
 }
 
-// missing reports each regular field of the definition that the data lacks and the schema
-// gives no default for: the other half of what CUE leaves out once a struct has an error.
-func (s *Schema) missing(def cue.Value, data ast.Expr, path []string) Issues {
-	if def.IncompleteKind() != cue.StructKind {
-		return nil
-	}
+// fieldsOf is data's fields by name, when it is a struct.
+func fieldsOf(data ast.Expr) map[string]ast.Expr {
 	present := map[string]ast.Expr{}
 	if st, ok := data.(*ast.StructLit); ok {
 		for _, d := range st.Elts {
@@ -355,6 +351,16 @@ func (s *Schema) missing(def cue.Value, data ast.Expr, path []string) Issues {
 			}
 		}
 	}
+	return present
+}
+
+// missing reports each regular field of the definition that the data lacks and the schema
+// gives no default for: the other half of what CUE leaves out once a struct has an error.
+func (s *Schema) missing(def cue.Value, data ast.Expr, path []string) Issues {
+	if def.IncompleteKind() != cue.StructKind {
+		return nil
+	}
+	present := fieldsOf(data)
 	it, err := def.Fields()
 	if err != nil {
 		return nil
@@ -685,16 +691,7 @@ func missingIn(def, u cue.Value, data ast.Expr, path []string) Issues {
 	if def.IncompleteKind() != cue.StructKind {
 		return nil
 	}
-	present := map[string]ast.Expr{}
-	if st, ok := data.(*ast.StructLit); ok {
-		for _, d := range st.Elts {
-			if f, ok := d.(*ast.Field); ok {
-				if name, _, err := ast.LabelName(f.Label); err == nil {
-					present[name] = f.Value
-				}
-			}
-		}
-	}
+	present := fieldsOf(data)
 	it, err := def.Fields()
 	if err != nil {
 		return nil
