@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -53,7 +54,7 @@ func CompareLive(ctx context.Context, head *pipeline.Result, live map[string]*Li
 		names = head.Settings.EnvNames()
 	}
 	for _, name := range names {
-		if len(opts.Envs) > 0 && !contains(opts.Envs, name) {
+		if len(opts.Envs) > 0 && !slices.Contains(opts.Envs, name) {
 			continue
 		}
 		e := &Env{Name: name, Config: []ConfigChange{}, Packages: []PackageChange{}, Advisories: []Advisory{},
@@ -87,15 +88,6 @@ func CompareLive(ctx context.Context, head *pipeline.Result, live map[string]*Li
 	c.summarize(p)
 	redactAll(p, red)
 	return p
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // liveChanges are one cluster target's objects as plan changes: created, deleted (a

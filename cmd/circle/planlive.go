@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/circlecore/circle/apply"
 	"github.com/circlecore/circle/pipeline"
@@ -45,14 +44,9 @@ func (o *planOptions) runLive(ctx context.Context, path string) (*plan.Plan, err
 	}
 	clusters := map[string]*apply.Applier{}
 	for _, c := range o.live.clusters {
-		name, where, ok := strings.Cut(c, "=")
-		if !ok || name == "" || where == "" {
-			return nil, fmt.Errorf("--cluster %q: want NAME=KUBECONFIG[@CONTEXT]", c)
-		}
-		file, kctx, _ := strings.Cut(where, "@")
-		cfg, err := apply.RESTConfig(file, kctx)
+		name, cfg, err := clusterConfig(c)
 		if err != nil {
-			return nil, fmt.Errorf("--cluster %s: %w", name, err)
+			return nil, err
 		}
 		if clusters[name], err = apply.New(cfg); err != nil {
 			return nil, fmt.Errorf("--cluster %s: %w", name, err)

@@ -21,6 +21,7 @@ import (
 	_ "gocloud.dev/blob/fileblob" // file:// publish targets
 	_ "gocloud.dev/blob/memblob"  // mem:// publish targets, for trying things out
 	"golang.org/x/term"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
 	"github.com/circlecore/circle/apply"
@@ -346,14 +347,9 @@ func (o *serveOptions) openClusters(log zerolog.Logger) (map[string]reconciler.C
 	out, events := map[string]reconciler.Cluster{}, map[string]reconciler.EventSink{}
 	host, _ := os.Hostname() // in a pod, its name: the events' source
 	for _, c := range o.clusters {
-		name, where, ok := strings.Cut(c, "=")
-		if !ok || name == "" || where == "" {
-			return nil, nil, fmt.Errorf("--cluster %q: want NAME=KUBECONFIG[@CONTEXT]", c)
-		}
-		file, kctx, _ := strings.Cut(where, "@")
-		cfg, err := apply.RESTConfig(file, kctx)
+		name, cfg, err := clusterConfig(c)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--cluster %s: %w", name, err)
+			return nil, nil, err
 		}
 		a, err := apply.New(cfg)
 		if err != nil {
@@ -368,6 +364,21 @@ func (o *serveOptions) openClusters(log zerolog.Logger) (map[string]reconciler.C
 		events[name] = rec
 	}
 	return out, events, nil
+}
+
+// clusterConfig reads one --cluster NAME=KUBECONFIG[@CONTEXT]: the target's name and its
+// connection.
+func clusterConfig(c string) (string, *rest.Config, error) {
+	name, where, ok := strings.Cut(c, "=")
+	if !ok || name == "" || where == "" {
+		return "", nil, fmt.Errorf("--cluster %q: want NAME=KUBECONFIG[@CONTEXT]", c)
+	}
+	file, kctx, _ := strings.Cut(where, "@")
+	cfg, err := apply.RESTConfig(file, kctx)
+	if err != nil {
+		return "", nil, fmt.Errorf("--cluster %s: %w", name, err)
+	}
+	return name, cfg, nil
 }
 
 // openTarget opens the publish target through the envelope, with the storage keyring.
