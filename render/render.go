@@ -160,13 +160,14 @@ func Render(in Input) ([]byte, error) {
 	users := user.Resources()
 	docs := make([][]byte, len(users))
 	var referrers []byte
-	refers := make([]bool, len(users))
+	refers, nRefs := make([]bool, len(users)), 0
 	for i, r := range users {
 		if docs[i], err = r.AsYAML(); err != nil {
 			return nil, fmt.Errorf("render %s: %w", in.Env, err)
 		}
 		if namesGenerated(docs[i]) {
 			refers[i] = true
+			nRefs++
 			referrers = append(append(referrers, "---\n"...), docs[i]...)
 		}
 	}
@@ -213,7 +214,7 @@ func Render(in Input) ([]byte, error) {
 	// The stream: the generated objects (the join's first, in FIFO order), then every
 	// user object in the overlay's order, a referrer as the join rewrote it.
 	joined := m.Resources()
-	nGen := len(joined) - countTrue(refers)
+	nGen := len(joined) - nRefs
 	// A claim or Ingress of the kubernetes key must not stand in for one the overlay has:
 	// kustomize only catches the clash among the objects it joined.
 	ids := make(map[string]bool, len(users))
@@ -267,16 +268,6 @@ func namesGenerated(doc []byte) bool {
 		}
 	}
 	return false
-}
-
-func countTrue(bs []bool) int {
-	n := 0
-	for _, b := range bs {
-		if b {
-			n++
-		}
-	}
-	return n
 }
 
 // objectsDir is the folder, in the generated one, of the kustomization that generates
